@@ -1,0 +1,197 @@
+"""Reading and writing the course's JSONL files, with errors that name file and line.
+
+Every file the course reads is JSONL: one JSON object a line. Query files need
+``"text"``; gold files also need ``"label"`` (one of the 13 labels); chat files
+(distillation data) need ``"messages"``. Extra keys are kept. Anything else is
+refused with a :class:`DataError` whose message is one line,
+``path:line: what is wrong``, so that a command line can print it as it is.
+
+Writes go to a temporary file that is renamed into place, so a finished file is
+never left half-written, whatever kills the process.
+
+Example
+-------
+>>> import tempfile, pathlib
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "gold.jsonl"
+>>> write_jsonl(p, [{"text": "Guten Morgen, wie geht es?", "label": "de"}])
+>>> read_gold(p)[0]["label"]
+'de'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .labels import LABELS
+
+MAX_LINE_BYTES = 1_000_000
+"""Lines longer than this are refused: no query is a megabyte long, a broken file is."""
+
+
+class DataError(ValueError):
+    """A data file, or a setting, that cannot be used; the message is one line."""
+
+
+def _open_checked(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a JSONL file")
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    return path
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line of a JSONL file.
+
+    Raises :class:`DataError` naming the file and line for invalid UTF-8, a line
+    over :data:`MAX_LINE_BYTES`, malformed JSON, or a value that is not an object.
+    """
+    path = _open_checked(path)
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{path}:{number}: line is {len(raw):,} bytes, over the 1 MB limit")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{number}: invalid UTF-8 at byte {e.start}") from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{number}: malformed JSON ({e.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+            yield number, obj
+
+
+def _require_text(path, number, obj) -> None:
+    text = obj.get("text")
+    if not isinstance(text, str):
+        raise DataError(f"{path}:{number}: missing \"text\" (a string)")
+
+
+def read_queries(path: str | os.PathLike, allow_empty_text: bool = False) -> list[dict[str, Any]]:
+    """Read a query file: objects with a string ``"text"``; returns the objects.
+
+    Empty or whitespace-only texts are refused unless ``allow_empty_text`` (the
+    generator counts and skips them instead). An empty file is an error.
+    """
+    rows = []
+    for number, obj in iter_jsonl(path):
+        _require_text(path, number, obj)
+        if not allow_empty_text and not obj["text"].strip():
+            raise DataError(f"{path}:{number}: empty \"text\"")
+        if "label" in obj and obj["label"] is not None and obj["label"] not in LABELS:
+            raise DataError(f"{path}:{number}: unknown label {obj['label']!r}")
+        rows.append(obj)
+    if not rows:
+        raise DataError(f"{path}: no rows (empty file)")
+    return rows
+
+
+def read_gold(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a gold-labelled file: ``"text"`` and ``"label"`` in the 13 labels."""
+    rows = []
+    for number, obj in iter_jsonl(path):
+        _require_text(path, number, obj)
+        if not obj["text"].strip():
+            raise DataError(f"{path}:{number}: empty \"text\"")
+        if "label" not in obj:
+            raise DataError(f"{path}:{number}: missing \"label\"")
+        if obj["label"] not in LABELS:
+            raise DataError(
+                f"{path}:{number}: unknown label {obj['label']!r}; expected one of {' '.join(LABELS)}"
+            )
+        rows.append(obj)
+    if not rows:
+        raise DataError(f"{path}: no rows (empty file)")
+    return rows
+
+
+def read_conversations(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read distillation data in the chat format: ``{"messages": [...]}`` per line.
+
+    Each conversation needs a user turn followed by an assistant turn whose
+    content is one of the 13 labels.
+    """
+    rows = []
+    for number, obj in iter_jsonl(path):
+        messages = obj.get("messages")
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise DataError(f"{path}:{number}: missing \"messages\" (a list of objects)")
+        roles = [m.get("role") for m in messages]
+        if "user" not in roles or "assistant" not in roles or roles.index("user") > roles.index("assistant"):
+            raise DataError(f"{path}:{number}: needs a user turn followed by an assistant turn")
+        for m in messages:
+            if not isinstance(m.get("content"), str):
+                raise DataError(f"{path}:{number}: message content must be a string")
+        answer = [m for m in messages if m["role"] == "assistant"][-1]["content"].strip()
+        if answer not in LABELS:
+            raise DataError(f"{path}:{number}: assistant answer {answer!r} is not one of the 13 labels")
+        rows.append(obj)
+    if not rows:
+        raise DataError(f"{path}: no rows (empty file)")
+    return rows
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    """One JSONL line (no newline): UTF-8 kept readable, key order kept."""
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Write rows as JSONL atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    check_writable(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (temporary file, then rename)."""
+    path = Path(path)
+    check_writable(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Make the parent folder of ``path`` and check a file can be written there.
+
+    Raises :class:`DataError` with a one-line reason otherwise.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{path}: cannot create folder {path.parent} ({e.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise DataError(f"{path}: folder {path.parent} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DataError(f"{path}: file is not writable")
+    return path
