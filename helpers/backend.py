@@ -1,0 +1,126 @@
+"""Choosing and connecting to a backend: real Tinker, or the local in-process one.
+
+``connect()`` returns a service client with Tinker's interface. With
+``TINKER_API_KEY`` set it is the real ``tinker.ServiceClient`` (server from
+``base_url`` or ``TINKER_BASE_URL``); without, the local backend
+(:mod:`helpers.local`). ``PD_BACKEND=local|tinker`` overrides the automatic
+choice, for example to run offline with a key in the environment. The key
+itself is never printed, logged or stored.
+
+Example
+-------
+>>> service = connect("local")
+>>> service.backend
+'local'
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from urllib.parse import urlparse
+
+from .dataio import DataError
+
+BACKENDS = ("local", "tinker")
+CONNECT_TIMEOUT = 20.0
+
+
+class BackendError(RuntimeError):
+    """The backend cannot be used; the message says what to check."""
+
+
+def choose_backend(backend: str | None = None) -> tuple[str, str]:
+    """(backend, why): the explicit choice, else ``PD_BACKEND``, else Tinker if a key is set."""
+    if backend is not None:
+        if backend not in BACKENDS:
+            raise DataError(f"setting: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        return backend, "asked for"
+    env = os.environ.get("PD_BACKEND")
+    if env:
+        if env not in BACKENDS:
+            raise DataError(f"setting: PD_BACKEND must be one of {', '.join(BACKENDS)}, got {env!r}")
+        return env, "PD_BACKEND is set"
+    if os.environ.get("TINKER_API_KEY"):
+        return "tinker", "TINKER_API_KEY is set"
+    return "local", "no TINKER_API_KEY in the environment"
+
+
+def tinker_base_url(base_url: str | None = None) -> str:
+    from tinker.lib.base_url import resolve_base_url
+
+    return resolve_base_url(base_url)
+
+
+def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Open a TCP connection to the server, or raise :class:`BackendError` within ``timeout``."""
+    parsed = urlparse(base_url)
+    host = parsed.hostname
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if not host:
+        raise BackendError(f"TINKER_BASE_URL {base_url!r} is not a URL like https://host/path")
+    deadline = time.monotonic() + timeout
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.create_connection(infos[0][4][:2], timeout=max(0.1, deadline - time.monotonic())):
+            pass
+    except OSError as e:
+        raise BackendError(
+            f"cannot reach the Tinker server at {base_url} ({e.__class__.__name__}: {e}); "
+            "check your network, TINKER_BASE_URL, or run offline with PD_BACKEND=local"
+        ) from None
+
+
+def connect(backend: str | None = None, base_url: str | None = None, store=None, verbose: bool = False):
+    """A service client for ``backend`` ("local", "tinker", or None to choose).
+
+    Parameters
+    ----------
+    backend : "local", "tinker", or None (``PD_BACKEND``, else Tinker when a key is set).
+    base_url : a Tinker-compatible server (default ``TINKER_BASE_URL``, else Tinker's own).
+    store : folder for local checkpoints (local backend only).
+    verbose : print which backend was chosen and why (never the key).
+    """
+    name, why = choose_backend(backend)
+    if verbose:
+        print(f"backend: {name} ({why})", file=sys.stderr)
+    if name == "local":
+        from .local import LocalServiceClient
+
+        return LocalServiceClient(store=store)
+    if not os.environ.get("TINKER_API_KEY"):
+        raise BackendError(
+            "backend 'tinker' needs an API key: set TINKER_API_KEY in the environment "
+            "(export TINKER_API_KEY=...), or use the offline backend with PD_BACKEND=local"
+        )
+    url = tinker_base_url(base_url)
+    check_reachable(url)
+    import tinker
+
+    client = tinker.ServiceClient(base_url=url)
+    client.backend = "tinker"
+    return client
+
+
+def supported_models(service) -> list[str]:
+    """Names of the models the server (or the local backend) offers."""
+    if getattr(service, "backend", None) == "local":
+        caps = service.get_server_capabilities()
+    else:
+        caps = service.create_rest_client().get_server_capabilities().result()
+    return [m.model_name for m in caps.supported_models if m.model_name]
+
+
+def check_model(service, model: str) -> str:
+    """Return ``model`` if the server lists it, else raise naming the ones it does list.
+
+    A local folder holding a Hugging Face model is accepted by the local backend as is.
+    """
+    if getattr(service, "backend", None) == "local" and os.path.isdir(os.path.expanduser(model)):
+        return model
+    names = supported_models(service)
+    if model not in names:
+        raise BackendError(f"model {model!r} is not offered by this server; it offers: {', '.join(sorted(names))}")
+    return model

@@ -1,0 +1,119 @@
+"""Chat rendering: the one place where a conversation becomes tokens.
+
+A training example and a sampling prompt must be rendered the same way, or the
+student learns a format it never sees when it is asked (the most common way
+distillation fails without an error). So both go through the model's own chat
+template here, and :func:`render_example` checks, for any tokenizer, that the
+tokens of the generation prompt are exactly the prefix of the training tokens.
+
+Weights: 0 on the prompt, 1 on the answer and on its end-of-turn token, so the
+student learns to stop. Thinking-capable templates (Qwen3) are rendered with
+thinking disabled.
+
+Example
+-------
+>>> from helpers.local.model import load_tokenizer
+>>> tok = load_tokenizer()
+>>> ex = render_example(tok, [{"role": "user", "content": "Hallo zusammen"},
+...                           {"role": "assistant", "content": "de"}])
+>>> tok.decode(ex.completion_tokens)
+'de<|im_end|>'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinker import types
+
+
+class RenderMismatchError(ValueError):
+    """The chat template renders a conversation differently for training and for sampling."""
+
+
+def _template(tokenizer, messages, add_generation_prompt: bool) -> str:
+    kwargs = {"tokenize": False, "add_generation_prompt": add_generation_prompt}
+    try:  # Qwen3-style templates: answer directly, no <think> block
+        return tokenizer.apply_chat_template(messages, enable_thinking=False, **kwargs)
+    except TypeError:
+        return tokenizer.apply_chat_template(messages, **kwargs)
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def end_of_turn_id(tokenizer) -> int:
+    """The token that ends an assistant turn (``<|im_end|>`` for ChatML models)."""
+    for name in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
+        tid = tokenizer.convert_tokens_to_ids(name)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid is not None and tid >= 0:
+            return tid
+    return tokenizer.eos_token_id
+
+
+def prompt_tokens(tokenizer, messages: list[dict]) -> list[int]:
+    """Tokens of the generation prompt for ``messages`` (which end with the user's turn)."""
+    return _encode(tokenizer, _template(tokenizer, messages, add_generation_prompt=True))
+
+
+def model_input(tokenizer, messages: list[dict]) -> types.ModelInput:
+    """The generation prompt as a ``tinker.types.ModelInput``, ready for ``sample``."""
+    return types.ModelInput.from_ints(prompt_tokens(tokenizer, messages))
+
+
+@dataclass
+class RenderedExample:
+    """A conversation as tokens: the prompt part and the completion the student learns."""
+
+    prompt_tokens: list[int]
+    completion_tokens: list[int]
+
+    @property
+    def tokens(self) -> list[int]:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def weights(self) -> list[float]:
+        return [0.0] * len(self.prompt_tokens) + [1.0] * len(self.completion_tokens)
+
+    def to_datum(self, weight: float = 1.0) -> types.Datum:
+        """Shift by one for next-token prediction: input ``tokens[:-1]``, targets ``tokens[1:]``."""
+        tokens, weights = self.tokens, self.weights
+        return types.Datum(
+            model_input=types.ModelInput.from_ints(tokens[:-1]),
+            loss_fn_inputs={
+                "target_tokens": types.TensorData(data=tokens[1:], dtype="int64", shape=[len(tokens) - 1]),
+                "weights": types.TensorData(data=[w * weight for w in weights[1:]], dtype="float32", shape=[len(tokens) - 1]),
+            },
+        )
+
+
+def render_example(tokenizer, messages: list[dict]) -> RenderedExample:
+    """Render a conversation ending in an assistant turn, checking the prefix property.
+
+    Raises :class:`RenderMismatchError` when the template's rendering of the whole
+    conversation does not begin with its generation prompt for the conversation
+    minus the answer: training on it would teach a format sampling never shows.
+    """
+    if not messages or messages[-1].get("role") != "assistant":
+        raise ValueError("a training conversation must end with an assistant turn")
+    prompt = prompt_tokens(tokenizer, messages[:-1])
+    full = _encode(tokenizer, _template(tokenizer, messages, add_generation_prompt=False))
+    if full[: len(prompt)] != prompt:
+        at = next((i for i, (a, b) in enumerate(zip(full, prompt, strict=False)) if a != b), min(len(full), len(prompt)))
+        raise RenderMismatchError(
+            f"chat template mismatch at token {at}: sampling prompt continues "
+            f"{tokenizer.decode(prompt[at:at + 8])!r} but the training text has "
+            f"{tokenizer.decode(full[at:at + 8])!r}"
+        )
+    rest = full[len(prompt) :]
+    eot = end_of_turn_id(tokenizer)
+    if eot not in rest:
+        raise RenderMismatchError("the rendered answer has no end-of-turn token")
+    return RenderedExample(prompt, rest[: rest.index(eot) + 1])
+
+
+def conversation(query: str, answer: str) -> list[dict]:
+    """The student's training conversation: the bare query, the teacher's label."""
+    return [{"role": "user", "content": query}, {"role": "assistant", "content": answer}]

@@ -1,0 +1,307 @@
+"""Step 2 of prompt distillation: fine-tune the student on the teacher's answers, prompt left out.
+
+:func:`train` drives any Tinker-compatible service client (real Tinker, or the
+local backend) through the same calls: ``create_lora_training_client``,
+``forward_backward``, ``optim_step``, ``save_state`` and
+``save_weights_and_get_sampling_client``. As Tinker recommends, the next batch's
+``forward_backward`` and ``optim_step`` are submitted before the previous result
+is awaited, so the server never waits for the client.
+
+Checkpoints (``save_state``) are written every ``save_every`` steps and at the
+end, and ``progress.json`` in ``out_dir`` records them: running :func:`train`
+again with the same data, settings and ``out_dir`` resumes from the last one and
+ends with the same weights as an uninterrupted run (batches are shuffled from the
+seed, so the order is the same).
+
+Example
+-------
+>>> from helpers import connect
+>>> from helpers.train import TrainConfig, train
+>>> rows = [{"messages": [{"role": "user", "content": "Guten Morgen zusammen"},
+...                       {"role": "assistant", "content": "de"}]}] * 8
+>>> result = train(connect("local"), rows, TrainConfig(epochs=1, batch_size=4, val_fraction=0))
+>>> len(result.history) == 2
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinker import types
+
+from .dataio import DataError, write_text
+from .labels import LABELS, parse_answer
+from .render import conversation, model_input, render_example
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a student run. ``for_backend`` gives the course's defaults for each backend."""
+
+    base_model: str = "local/tiny"
+    rank: int = 32
+    learning_rate: float = 3e-3
+    lr_schedule: str = "linear"
+    warmup_steps: int = 10
+    epochs: int = 6
+    batch_size: int = 32
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    grad_clip_norm: float = 1.0
+    val_fraction: float = 0.05
+    eval_every: int = 0  # steps; 0 = only at the end
+    val_samples: int = 100  # validation examples sampled for accuracy
+    save_every: int = 100
+    seed: int = 0
+
+    @classmethod
+    def for_backend(cls, backend: str, **overrides) -> TrainConfig:
+        """The recipe's defaults on Tinker (LoRA rank 32, lr 1e-4 linear, 4 epochs, batch 128);
+        settings that reach the course's quality bar in minutes on 2 CPU cores locally."""
+        if backend == "tinker":
+            base = cls(base_model="Qwen/Qwen3-30B-A3B", rank=32, learning_rate=1e-4, lr_schedule="linear",
+                       warmup_steps=0, epochs=4, batch_size=128, grad_clip_norm=0.0, eps=1e-12)
+        else:
+            base = cls()
+        return cls(**{**asdict(base), **overrides})
+
+    def validate(self) -> None:
+        """Raise ``DataError`` naming the first setting out of range."""
+        checks = [
+            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (self.rank >= 1, f"rank must be >= 1, got {self.rank}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}"),
+            (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
+            (self.save_every >= 1, f"save_every must be >= 1, got {self.save_every}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DataError(f"setting: {message}")
+
+
+def learning_rate_at(step: int, total: int, config: TrainConfig) -> float:
+    """The learning rate of ``step`` (0-based) of ``total``: warm-up, then the schedule."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, total - config.warmup_steps)
+    if config.lr_schedule == "linear":
+        return config.learning_rate * max(0.0, 1.0 - progress)
+    if config.lr_schedule == "cosine":
+        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return config.learning_rate
+
+
+def split(rows: Sequence[Any], val_fraction: float, seed: int) -> tuple[list, list]:
+    """A seeded train/validation split (the same rows each time for the same seed)."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_val = int(round(len(rows) * val_fraction))
+    val = [rows[i] for i in sorted(order[:n_val])]
+    train_rows = [rows[i] for i in sorted(order[n_val:])]
+    return train_rows, val
+
+
+def epoch_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """One epoch of batches: shuffled, then sorted by length within windows of 8 batches.
+
+    Examples of similar length share a batch, so little compute goes to padding,
+    while the batch order and contents stay random from epoch to epoch.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 8
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _check_rows(rows: Sequence[dict]) -> list[tuple[str, str, float]]:
+    """(query, answer, weight) of every row, or a clear error for the first bad one."""
+    if not rows:
+        raise DataError("training data: no examples (empty data set)")
+    out = []
+    for i, row in enumerate(rows, start=1):
+        messages = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(messages, list):
+            raise DataError(f"training data: example {i} has no \"messages\"")
+        user = [m.get("content") for m in messages if m.get("role") == "user"]
+        answer = [m.get("content") for m in messages if m.get("role") == "assistant"]
+        if not user or not answer:
+            raise DataError(f"training data: example {i} needs a user turn and an assistant turn")
+        if answer[-1] not in LABELS:
+            raise DataError(f"training data: example {i} answer {answer[-1]!r} is not one of the 13 labels")
+        out.append((user[-1], answer[-1], float(row.get("weight", 1.0))))
+    return out
+
+
+@dataclass
+class TrainResult:
+    """What a run leaves: per-step metrics, validation points, checkpoint paths, the student."""
+
+    history: list[dict]
+    validation: list[dict]
+    checkpoints: list[str]
+    sampler_path: str | None
+    sampling_client: Any = field(repr=False, default=None)
+    config: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def accuracy_by_sampling(sampling_client, tokenizer, examples: Sequence[tuple[str, str, float]]) -> float:
+    """Share of ``(query, answer)`` examples the model answers exactly, greedy, without a prompt."""
+    if not examples:
+        return float("nan")
+    params = types.SamplingParams(max_tokens=8, temperature=0.0)
+    futures = [sampling_client.sample(model_input(tokenizer, [{"role": "user", "content": q}]), 1, params) for q, _, _ in examples]
+    right = 0
+    for fut, (_, answer, _) in zip(futures, examples, strict=True):
+        seq = fut.result().sequences[0]
+        right += parse_answer(tokenizer.decode(seq.tokens, skip_special_tokens=True)) == answer
+    return right / len(examples)
+
+
+def train(
+    service,
+    rows: Sequence[dict],
+    config: TrainConfig | None = None,
+    out_dir: str | Path | None = None,
+    callbacks: Sequence[Callable[[dict], None]] = (),
+    training_client=None,
+) -> TrainResult:
+    """Fine-tune ``config.base_model`` on chat rows ``{"messages": [user, assistant]}``.
+
+    Parameters
+    ----------
+    service : a service client from :func:`helpers.connect` (Tinker or local).
+    rows : distillation data; a row may carry ``"weight"`` (soft labels use it).
+    config : :class:`TrainConfig`; defaults to ``TrainConfig()``.
+    out_dir : where ``progress.json`` and ``checkpoint.json`` go; enables resuming.
+    callbacks : called with every metrics dict (steps and validations), e.g. a live plot.
+    training_client : use this client instead of creating one (no resuming then).
+    """
+    config = config or TrainConfig()
+    config.validate()
+    examples = _check_rows(rows)
+    train_ex, val_ex = split(examples, config.val_fraction, config.seed)
+    if not train_ex:
+        raise DataError("training data: no examples left for training after the validation split")
+    out = Path(out_dir) if out_dir is not None else None
+    progress_file = out / "progress.json" if out else None
+    fingerprint = {"config": asdict(config), "n": len(examples), "first": examples[0][:2], "last": examples[-1][:2]}
+    start_step, history, validation, checkpoints = 0, [], [], []
+    resume_path = None
+    if progress_file and progress_file.exists():
+        saved = json.loads(progress_file.read_text())
+        if saved.get("fingerprint") == json.loads(json.dumps(fingerprint)) and saved.get("checkpoints"):
+            start_step, history, validation = saved["step"], saved["history"], saved["validation"]
+            checkpoints = saved["checkpoints"]
+            resume_path = checkpoints[-1]
+    started = time.time()
+    if training_client is None:
+        if resume_path:
+            training_client = service.create_training_client_from_state_with_optimizer(resume_path).result()
+        else:
+            training_client = service.create_lora_training_client(config.base_model, rank=config.rank, seed=config.seed).result()
+    tokenizer = training_client.get_tokenizer()
+
+    def datum(q, a, w):
+        return render_example(tokenizer, conversation(q, a)).to_datum(w)
+
+    train_data = [datum(*ex) for ex in train_ex]
+    answer_tokens = [sum(d.loss_fn_inputs["weights"].to_numpy() > 0) for d in train_data]
+    val_data = [datum(*ex) for ex in val_ex]
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    lengths = [d.model_input.length for d in train_data]
+    batches = []
+    for epoch in range(config.epochs):
+        batches += epoch_batches(lengths, config.batch_size, random.Random(config.seed * 1000 + epoch))
+
+    def record(info: dict) -> None:
+        for cb in callbacks:
+            cb(info)
+
+    def save_progress(step: int) -> None:
+        if progress_file:
+            path = training_client.save_state(f"step-{step:06d}").result().path
+            checkpoints.append(path)
+            state = {"fingerprint": fingerprint, "step": step, "history": history, "validation": validation, "checkpoints": checkpoints}
+            write_text(progress_file, json.dumps(state))
+
+    def validate(step: int) -> None:
+        if not val_data:
+            return
+        fwd = training_client.forward(val_data, "cross_entropy").result()
+        tokens = sum(float(d.loss_fn_inputs["weights"].to_numpy().sum()) for d in val_data)
+        sampler = training_client.save_weights_and_get_sampling_client().result()
+        acc = accuracy_by_sampling(sampler, tokenizer, val_ex[: config.val_samples])
+        point = {"step": step, "val_loss": fwd.metrics["loss:sum"] / max(tokens, 1e-9), "val_accuracy": acc}
+        validation.append(point)
+        record({"kind": "validation", **point})
+
+    pending = None  # the previous step's futures, resolved after the next step is submitted
+    tick = time.time()
+    for step in range(start_step, total):
+        batch = batches[step]
+        lr = learning_rate_at(step, total, config)
+        fb = training_client.forward_backward([train_data[i] for i in batch], "cross_entropy")
+        opt = training_client.optim_step(types.AdamParams(
+            learning_rate=lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
+            weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm))
+        if pending is not None:
+            _finish(pending, history, record)
+        n_tokens = sum(len(train_data[i].model_input.to_ints()) for i in batch)
+        pending = (step, lr, fb, opt, sum(answer_tokens[i] for i in batch), n_tokens, tick)
+        tick = time.time()
+        done = step + 1
+        if config.eval_every and done % config.eval_every == 0 and done < total:
+            _finish(pending, history, record)
+            pending = None
+            validate(done)
+        if done % config.save_every == 0 and done < total:
+            if pending is not None:
+                _finish(pending, history, record)
+                pending = None
+            save_progress(done)
+    if pending is not None:
+        _finish(pending, history, record)
+    if not validation or validation[-1]["step"] != total:
+        validate(total)
+    sampler_path = None
+    if out is not None:
+        if not checkpoints or not checkpoints[-1].endswith(f"step-{total:06d}"):
+            save_progress(total)
+        sampler_path = training_client.save_weights_for_sampler("final").result().path
+        info = {"base_model": config.base_model, "sampler_path": sampler_path, "state_path": checkpoints[-1], "config": asdict(config),
+                "steps": total, "examples": len(train_ex), "validation": validation[-1] if validation else None}
+        write_text(out / "checkpoint.json", json.dumps(info, indent=1))
+    sampling_client = training_client.save_weights_and_get_sampling_client().result()
+    return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config), time.time() - started)
+
+
+def _finish(pending, history: list, record) -> None:
+    step, lr, fb, opt, answer_tokens, n_tokens, tick = pending
+    out = fb.result()
+    opt.result()
+    seconds = max(time.time() - tick, 1e-9)
+    info = {"kind": "step", "step": step + 1, "loss": out.metrics["loss:sum"] / max(answer_tokens, 1), "learning_rate": lr,
+            "tokens_per_second": n_tokens / seconds}
+    history.append(info)
+    record(info)
