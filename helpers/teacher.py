@@ -73,9 +73,10 @@ _OTHER_SCRIPTS = (
 _URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|app|info|edu|gov|[a-z]{2})/\S*", re.I)
 _DOMAIN = re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|app|info|edu|gov|co\.uk|de|fr|es|ru|cn|tr|vn|gr|in|pk)\b", re.I)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_HANDLE = re.compile(r"(?<!\w)[@#][\w_]+")
+_HANDLE = re.compile(r"(?<!\w)[@#][\w.]*\w")
 _EMOTICON = re.compile(r"(?<!\w)(?:[:;=xX8][-']?[)(DPpOo/\\|*]+|<3|\^_\^|xD)(?!\w)")
 _NUMBER = re.compile(r"[$€£¥₹]?\d[\d.,:/'’%-]*(?:\s?(?:km|kg|cm|mm|ml|m|g|l|h|min|s|gb|mb|tb|kb|ghz|mhz|°c|°f|€|\$|%)\b)?", re.I)
+_CODE_TOKEN = re.compile(r"\b\w*_\w*\b|\b(?=[a-z]*\d)(?=\d*[a-z])[a-z\d]{3,}\b", re.I)  # user_name, dark99
 _ARABIZI = re.compile(r"\b(?=[a-z]*[2-9][a-z])[a-z]*[2-9][a-z]+\b|\b[a-z]+[2-9][a-z]*\b", re.I)
 _ORDINAL = re.compile(r"^\d+(st|nd|rd|th|er|e|ème|º|ª|\.)$", re.I)
 _WORD = regex.compile(r"[\p{L}\p{M}]+(?:['’-][\p{L}\p{M}]+)*")
@@ -156,6 +157,7 @@ def strip_noise(text: str) -> str:
     text = _HANDLE.sub(" ", text)
     text = _EMOTICON.sub(" ", text)
     text = "".join(" " if unicodedata.category(c) in ("So", "Sk", "Cs", "Co") or c in "\u200d\ufe0f" else c for c in text)
+    text = _CODE_TOKEN.sub(" ", text)
     text = _NUMBER.sub(" ", text)
     return re.sub(r"\s+", " ", text).strip()
 
@@ -213,7 +215,7 @@ def count_words(text: str) -> int:
     n = 0
     for w in _WORD.findall(text):
         dense = sum(1 for c in w if script_of(c) in ("han", "kana", "thai"))
-        n += max(1, dense // 2) if dense else 1
+        n += (dense + 1) // 2 if dense else 1
     return n
 
 
@@ -298,6 +300,29 @@ def _romanized(text: str, latin_letters: int, total_letters: int) -> str | None:
 
 
 _VIETNAMESE = re.compile("[ơưđảẻỉỏủỷẩẳểổởửẫẵễỗỡữ]", re.I)
+_SURNAMES = set("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤")
+# Given names common in Arabic-script and Devanagari text, where no capital letter marks a name.
+_NAMES = set("محمد أحمد علي عمر خالد يوسف حسن حسين فاطمة عائشة مريم زينب سارة ليلى نور إبراهيم عبد الله "
+             "عمران عثمان بلال حمزہ عائشہ فاطمہ "
+             "राहुल प्रिया अमित सुनीता अनिल पूजा रवि नेहा संजय कुमार शर्मा सिंह वर्मा गुप्ता".split())
+# Everyday words that make a two- or three-word phrase unmistakable in one language.
+_COMMON = {
+    "en": set("good morning night evening afternoon thank thanks very much happy birthday get well soon done see later "
+              "how are what's up please sorry welcome excuse me love i miss take care have nice day all best wishes".split()),
+    "de": set("gute guten morgen nacht abend tag vielen dank danke schön bis bald später morgen mach's gut alles liebe "
+              "wie geht's gehts herzlichen glückwunsch entschuldigung bitte sehr tschüss gute besserung schönes "
+              "wochenende frohe frohes weihnachten neues jahr".split()),
+    "es": set("buenos buenas días noches tardes muchas gracias hasta luego mañana pronto no pasa nada feliz cumpleaños "
+              "por favor lo siento qué tal cómo estás te quiero mucho bienvenido bienvenida no".split()),
+    "ru": set("доброе утро спокойной ночи спасибо большое до свидания с днём рождения как дела всего хорошего привет "
+              "всем удачи пожалуйста извините".split()),
+    "fr": set("bonjour bonsoir bonne nuit journée soirée merci beaucoup à bientôt demain plus tard s'il vous plaît te "
+              "je t'aime bon anniversaire courage appétit ça va désolé bienvenue salut tout le monde".split()),
+    "tr": set("günaydın iyi geceler akşamlar günler teşekkür ederim çok sağ ol olun görüşürüz görüşmek üzere "
+              "hoş geldiniz geldin doğum günün kutlu olsun nasılsın seni seviyorum geçmiş olsun lütfen".split()),
+    "vi": set("chào buổi sáng tối chúc ngủ ngon cảm ơn bạn rất nhiều hẹn gặp lại may mắn mừng sinh nhật xin lỗi "
+              "anh yêu em khỏe không tạm biệt".split()),
+}
 _HINDI_CUES = set("है हैं था थी थे का की के में नहीं क्या तुम हम आप गया गई रहा रही रहे को से भी और".split())
 _MARATHI_CUES = set("आहे आहेत आहोत होते होता होती मी तू नाही काय आणि हे ते हा ही मध्ये आम्ही तुम्ही झाला झाली खूप".split())
 _HINDI_ENDINGS = ("गा", "गी", "गे", "ूँ", "ें", "िए", "ाएँ")
@@ -367,12 +392,18 @@ def decide(text: str, rules=ALL_RULES) -> Decision:
         if best == "ot" and _VIETNAMESE.search(considered):
             best = "vi"  # letters with horn or hook above are Vietnamese only
     if "short" in rules and words < 4:
-        latin_words = _WORD.findall(considered) if script == "latin" else []
-        title_case = bool(latin_words) and all(w[0].isupper() for w in latin_words)
-        function = any(w.lower() in _FUNCTION_WORDS for w in latin_words)
+        tokens = _WORD.findall(considered)
+        lowered = [w.lower() for w in tokens]
+        phrase = next((lab for lab, common in _COMMON.items() if all(w in common for w in lowered)), None)
+        cased = script in ("latin", "cyrillic", "greek")
+        title_case = cased and bool(tokens) and all(w[0].isupper() for w in tokens)
+        function = any(w in _FUNCTION_WORDS for w in lowered)
         if words < 2:
             return _decided("ot", conf, "short", "a single word or name", considered)
-        if title_case and not function and words <= 3 and best_value < 0.7:
+        if phrase and len(tokens) >= 2:
+            return _decided(phrase, conf, "short", f"a common {LABEL_NAMES[phrase]} phrase", considered)
+        if (title_case and not function) or (script == "han" and len(considered.strip()) <= 3 and considered.strip()[0] in _SURNAMES) \
+                or any(w in _NAMES for w in tokens):
             return _decided("ot", conf, "short", "looks like a name", considered)
         if script == "latin" and best_value < 0.2:
             return _decided("ot", conf, "short", "too short to be sure", considered)
@@ -385,12 +416,17 @@ def decide(text: str, rules=ALL_RULES) -> Decision:
     return _decided(best, conf, rule, f"{LABEL_NAMES[best]} words and letters", considered)
 
 
+_CLAUSE = re.compile(r"(?<=[.!?;:,。！？،؟۔])\s+|\s+[-–—]\s+")
+
+
 def _dominant_share(text: str) -> float | None:
     """Share of the words in the most common language, or None when the text is not mixed.
 
-    Words in different scripts are counted by script. Latin-script text is cut into
-    segments by the detector, restricted to the six Latin-script labels so that one
-    language is not split into itself and its neighbours. A second language needs at
+    Words in different scripts are counted by script. Otherwise the text is cut into
+    clauses at punctuation, each clause of three or more words is identified on its
+    own, and words are counted per language; clauses in no clear label language go
+    to the text's main language. Without punctuation the detector's own segmentation,
+    restricted to the Latin-script labels, is used. A second language needs at
     least three words to count.
     """
     by_script: dict[str, int] = {}
@@ -400,16 +436,31 @@ def _dominant_share(text: str) -> float | None:
     top = sorted(by_script.values(), reverse=True)
     if len(top) >= 2 and top[1] >= 3:
         return top[0] / sum(top)
-    if max(by_script, key=by_script.get, default=None) != "latin":
+    main = max(by_script, key=by_script.get, default=None)
+    if main not in ("latin", "arabic"):
         return None
+    clauses = [c for c in _CLAUSE.split(text) if c.strip()]
+    if len(clauses) >= 2:
+        pieces = clauses
+    elif main == "latin":
+        latin = tuple(sorted(_LABEL_LANGS[k] for k in LATIN_LABELS))
+        pieces = [text[s.start_index : s.end_index] for s in _detector(latin).detect_multiple_languages_of(text)]
+    else:
+        return None
+    found: list[tuple[str | None, int]] = []
+    for piece in pieces:
+        n = count_words(piece)
+        lab, value, _ = label_confidences(piece, detector_languages(ALL_RULES, main))
+        if main == "arabic" and lab == "ar" and len(re.findall("[ٹڈڑںے]", piece)) >= 2:
+            lab = "ur"
+        found.append((lab if n >= 3 and lab != "ot" and value >= 0.05 else None, n))
+    counted = [lab for lab, _ in found if lab]
+    if not counted:
+        return None
+    majority = max(set(counted), key=lambda lab: sum(n for x, n in found if x == lab))
     words_by_label: dict[str, int] = {}
-    latin = tuple(sorted(_LABEL_LANGS[k] for k in LATIN_LABELS))
-    for seg in _detector(latin).detect_multiple_languages_of(text):
-        chunk = text[seg.start_index : seg.end_index]
-        # The segmenter often splits one language in two; a segment counts as another
-        # language only when the detector, asked about it alone, agrees.
-        lab, _, _ = label_confidences(chunk, detector_languages(ALL_RULES, "latin"))
-        words_by_label[lab] = words_by_label.get(lab, 0) + count_words(chunk)
+    for lab, n in found:
+        words_by_label[lab or majority] = words_by_label.get(lab or majority, 0) + n
     top = sorted(words_by_label.values(), reverse=True)
     if len(top) < 2 or top[1] < 3:
         return None

@@ -96,6 +96,46 @@ def augment(sentence: str, label: str, rng: random.Random) -> list[dict]:
     ]
 
 
+INSERTS = {
+    "en": ["meeting", "deadline", "okay", "weekend", "by the way", "no problem", "sorry"],
+    "de": ["bitte", "genau", "na ja", "Feierabend"],
+    "es": ["vale", "gracias", "por favor", "¡vamos!"],
+    "fr": ["merci", "voilà", "bon courage", "c'est la vie"],
+    "tr": ["yani", "tamam", "inşallah"],
+}
+
+
+def mixed_rows(pool_natural: dict[str, list[str]], rng: random.Random, n_balanced: int, n_dominant: int) -> list[dict]:
+    """Synthetic mixed-language rows from pool sentences only.
+
+    Balanced: two sentences of different languages and similar length side by side,
+    so neither has two thirds of the words (`ot`). Dominant: a sentence of ten or more
+    words with one short phrase of another language inserted (keeps its label).
+    """
+    def n_words(t):
+        return len(t.split())
+
+    rows = []
+    langs = sorted(pool_natural)
+    spaced = [lang for lang in langs if lang != "zh"]  # word counts need spaces
+    while len([r for r in rows if r["label"] == "ot"]) < n_balanced:
+        a, b = rng.sample(spaced, 2)
+        s1, s2 = rng.choice(pool_natural[a]), rng.choice(pool_natural[b])
+        if 4 <= n_words(s1) <= 14 and 0.8 <= n_words(s1) / n_words(s2) <= 1.25:
+            rows.append({"text": f"{s1} {s2}", "label": "ot", "kind": "edge:mixed", "source": f"augment:mixed:{a}+{b}"})
+    while len(rows) < n_balanced + n_dominant:
+        a = rng.choice(spaced)
+        s = rng.choice(pool_natural[a])
+        words = s.split()
+        if len(words) < 10:
+            continue
+        other = rng.choice([k for k in INSERTS if k != a])
+        at = rng.randint(1, len(words) - 1)
+        text = " ".join(words[:at] + [rng.choice(INSERTS[other])] + words[at:])
+        rows.append({"text": text, "label": a, "kind": "edge:mixed", "source": f"augment:mixed:{a}<{other}"})
+    return rows
+
+
 def nothing_natural(rng: random.Random) -> dict:
     """A row with numbers, links, handles or symbols and no words: always `ot`."""
     parts = rng.sample(
@@ -120,6 +160,13 @@ def build() -> dict[str, list[dict]]:
             for r in part[: max(3, len(part) // 6)]:
                 for a in augment(r["text"], label, rng):
                     splits[split].append({**a, "source": f"augment:{r['source']}"})
+    pool_natural: dict[str, list[str]] = {}
+    for r in splits["pool"]:
+        if r["kind"] == "natural":
+            pool_natural.setdefault(r["label"], []).append(r["text"])
+    splits["pool"].extend(mixed_rows(pool_natural, random.Random(7), n_balanced=250, n_dominant=250))
+    for path in sorted((SRC / "other_pool").glob("*.txt")):  # extra sentences for the pool only
+        splits["pool"].extend({"text": t, "label": "ot", "kind": "other", "source": f"other:{path.stem}"} for t in _read_lines(path))
     for path in sorted((SRC / "other").glob("*.txt")):
         rows = [{"text": t, "label": "ot", "kind": "other", "source": f"other:{path.stem}"} for t in _read_lines(path)]
         for split, part in _split_counts(rows, OTHER_SPLIT).items():
