@@ -49,6 +49,8 @@ class TinyConfig:
     num_heads: int = 4
     intermediate_size: int = 384
     max_context: int = 512  # tokens; the longest course query is well under 300
+    arch: str = "llama"  # "llama" (RoPE, SwiGLU) or "gpt2" (learned positions)
+    dropout: float = 0.0  # a few thousand examples overfit fast; dropout helps them generalise
     seed: int = 0
 
 
@@ -117,6 +119,21 @@ def build_model(config: TinyConfig, vocab_size: int):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = load_tokenizer()
+    if config.arch == "gpt2":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        hf_config = GPT2Config(
+            vocab_size=vocab_size, n_positions=config.max_context, n_embd=config.hidden_size,
+            n_layer=config.num_layers, n_head=config.num_heads, n_inner=config.intermediate_size,
+            resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
+            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+            tie_word_embeddings=True,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            model = GPT2LMHeadModel(hf_config)
+        model.config.tiny_config = asdict(config)
+        return model
     hf_config = LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=config.hidden_size,
@@ -129,6 +146,7 @@ def build_model(config: TinyConfig, vocab_size: int):
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
+        attention_dropout=config.dropout,
         attn_implementation="sdpa",
     )
     with torch.random.fork_rng(devices=[]):
