@@ -1,0 +1,844 @@
+"""Step 1 of prompt distillation: the teacher labels queries, the pairs become training data.
+
+The teacher reads the long prompt plus one query and answers; the pair
+(query, label), *without* the prompt, is one row of the student's data, in the
+chat format tinker-cookbook's conversation loader reads. :func:`generate` does
+this for a whole query file against any sampling client with Tinker's
+interface (a Tinker model, or the offline stand-in ``local/policy-teacher``):
+
+* **Concurrent.** Requests run on asyncio, at most ``concurrency`` in flight,
+  with a ``tqdm`` progress bar (rate, ETA) in terminals and notebooks alike.
+* **Resumable.** Every result is appended to ``<out>.partial`` (one complete
+  JSON line, flushed) the moment it arrives, keyed by a content hash of
+  (teacher model, prompt, sampling settings, query). Running the same command
+  again after Ctrl-C, a dead kernel or ``kill -9`` skips what is done; the
+  final ``<out>`` is written atomically at the end, in the queries' order, and
+  is byte-identical to what an uninterrupted run writes. (Lines are flushed to
+  the operating system, not fsynced: they survive a killed process, not a
+  power cut.)
+* **Honest about failures.** Transient errors (rate limits, timeouts, server
+  errors) are retried with exponential backoff and full jitter, a bounded
+  number of times. Unparseable answers, low-agreement votes and requests that
+  finally fail go to ``<out>.rejects.jsonl`` with their reason, and every count
+  is in ``<out>.summary.json``: nothing is dropped silently.
+* **Voting.** ``num_samples=K`` asks for K answers per query; the majority
+  label wins (ties go to the label listed first in :data:`helpers.labels.LABELS`)
+  and its vote share is stored as ``confidence``. Rows under ``min_agreement``
+  are dropped and counted.
+
+Duplicate queries are labelled once and written once; empty queries are
+skipped; both are counted. An existing ``<out>`` that this function did not
+write with the same teacher, prompt, settings and queries is never replaced
+unless ``overwrite=True``.
+
+Example
+-------
+>>> import tempfile, pathlib
+>>> from helpers import connect
+>>> from helpers.generate import GenerateConfig, generate
+>>> teacher = connect("local").create_sampling_client(base_model="local/policy-teacher").result()
+>>> out = pathlib.Path(tempfile.mkdtemp()) / "distill.jsonl"
+>>> queries = ["Guten Morgen, wie geht es dir heute?", "Guten Morgen, wie geht es dir heute?", "  "]
+>>> summary = generate(teacher, queries, out, config=GenerateConfig(concurrency=4), progress=False)
+>>> summary.rows, summary.duplicates, summary.empty
+(1, 1, 1)
+>>> out.read_text().count('"role": "assistant", "content": "de"')
+1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import hashlib
+import inspect
+import json
+import math
+import os
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tinker import types
+
+from .dataio import DataError, check_writable, dumps, read_queries, write_jsonl, write_text
+from .labels import LABELS, parse_answer
+from .prompt import DEFAULT_PROMPT, teacher_messages
+from .render import conversation, model_input
+
+TINKER_TEACHER = "Qwen/Qwen3-30B-A3B"
+"""The teacher on Tinker unless told otherwise."""
+
+LOCAL_TEACHER = "local/policy-teacher"
+"""The offline stand-in teacher (``helpers.local.TEACHER_MODEL``)."""
+
+REJECT_REASONS: tuple[str, ...] = ("unparsed", "low_agreement", "error", "retries_exhausted")
+"""Why a query has no row: no sample named a label; the vote share was under
+``min_agreement``; the request failed with a permanent error; transient errors
+outlasted ``max_retries``."""
+
+FORMAT_VERSION = 1  # part of every key: bump it when the journal or the rows change meaning
+
+
+class TransientError(RuntimeError):
+    """An error worth retrying. Raise it from a wrapper or a test teacher."""
+
+
+def _transient_types() -> tuple[type[BaseException], ...]:
+    import tinker
+
+    names = ("RateLimitError", "APITimeoutError", "APIConnectionError", "InternalServerError")
+    return (TransientError, TimeoutError, ConnectionError) + tuple(getattr(tinker, n) for n in names if hasattr(tinker, n))
+
+
+TRANSIENT_ERRORS = _transient_types()
+"""Errors retried with backoff; every other exception is permanent for that query."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for rate limits, timeouts, lost connections and server errors (see :data:`TRANSIENT_ERRORS`)."""
+    return isinstance(error, TRANSIENT_ERRORS)
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """``"ClassName: message"`` on one line, at most ``limit`` characters."""
+    message = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass
+class GenerateConfig:
+    """Settings of a generation run.
+
+    Parameters
+    ----------
+    teacher_model : model name the CLI samples from; None is the backend's default
+        (see :func:`default_teacher`). Also the name recorded in the data when
+        ``generate`` is not told one.
+    temperature : sampling temperature; 0 is greedy.
+    num_samples : K answers per query, combined by majority vote.
+    top_p : nucleus sampling threshold.
+    max_tokens : longest answer, in tokens.
+    seed : base seed; each query samples with a seed derived from it and the query,
+        so results do not depend on the order requests happen to run in.
+    min_agreement : rows whose winning vote share is below this are dropped (rejects).
+    concurrency : requests in flight at once.
+    max_retries : retries of a request after transient errors (attempts = 1 + max_retries).
+    backoff_base, backoff_max : retry ``n`` waits a random time in
+        ``[0, min(backoff_max, backoff_base * 2**(n-1))]`` seconds ("full jitter").
+    """
+
+    teacher_model: str | None = None
+    temperature: float = 0.0
+    num_samples: int = 1
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int = 0
+    min_agreement: float = 0.0
+    concurrency: int = 32
+    max_retries: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+
+    def validate(self) -> None:
+        """Raise ``DataError("setting: ...")`` naming the first setting out of range."""
+
+        def whole(x) -> bool:
+            return isinstance(x, int) and not isinstance(x, bool)
+
+        def number(x) -> bool:
+            return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+        checks = [
+            (self.teacher_model is None or (isinstance(self.teacher_model, str) and self.teacher_model.strip() != ""),
+             f"teacher_model must be a model name or None, got {self.teacher_model!r}"),
+            (number(self.temperature) and self.temperature >= 0, f"temperature must be >= 0, got {self.temperature!r}"),
+            (whole(self.num_samples) and self.num_samples >= 1, f"num_samples must be a whole number >= 1, got {self.num_samples!r}"),
+            (number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}"),
+            (whole(self.max_tokens) and self.max_tokens >= 1, f"max_tokens must be a whole number >= 1, got {self.max_tokens!r}"),
+            (whole(self.seed) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}"),
+            (number(self.min_agreement) and 0 <= self.min_agreement <= 1, f"min_agreement must be in [0, 1], got {self.min_agreement!r}"),
+            (whole(self.concurrency) and self.concurrency >= 1, f"concurrency must be a whole number >= 1, got {self.concurrency!r}"),
+            (whole(self.max_retries) and self.max_retries >= 0, f"max_retries must be a whole number >= 0, got {self.max_retries!r}"),
+            (number(self.backoff_base) and self.backoff_base >= 0, f"backoff_base must be >= 0 seconds, got {self.backoff_base!r}"),
+            (number(self.backoff_max) and self.backoff_max >= 0, f"backoff_max must be >= 0 seconds, got {self.backoff_max!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DataError(f"setting: {message}")
+
+    def sampling(self) -> dict[str, Any]:
+        """The settings that change the teacher's answers (part of every result's key)."""
+        return {"temperature": float(self.temperature), "top_p": float(self.top_p), "max_tokens": self.max_tokens,
+                "num_samples": self.num_samples, "seed": self.seed}
+
+
+def default_teacher(service) -> str:
+    """The teacher model for a service client: the stand-in offline, Qwen3-30B-A3B on Tinker."""
+    return LOCAL_TEACHER if getattr(service, "backend", None) == "local" else TINKER_TEACHER
+
+
+def teacher_model_name(teacher, teacher_name: str | None = None, config: GenerateConfig | None = None) -> str:
+    """The name recorded for ``teacher``: ``teacher_name``, else ``config.teacher_model``, else
+    the client's ``model_path`` or ``get_base_model()``.
+
+    Pass ``teacher_name`` for a fine-tuned teacher on Tinker: its client only knows the base model.
+    """
+    name = teacher_name or (config.teacher_model if config else None) or getattr(teacher, "model_path", None)
+    if not name and hasattr(teacher, "get_base_model"):
+        name = teacher.get_base_model()
+    if not isinstance(name, str) or not name.strip():
+        raise DataError("setting: cannot tell the teacher's model name; pass teacher_name")
+    return name
+
+
+# --------------------------------------------------------------------------- summary
+
+
+@dataclass
+class GenerateSummary:
+    """What a run produced, also saved as ``<out>.summary.json``.
+
+    ``rows + sum(rejects.values()) == distinct`` and ``sum(labels.values()) == rows``.
+    ``labelled`` queries were answered in this run, ``resumed`` came from an earlier,
+    interrupted one; ``retries`` and the token figures cover both.
+    """
+
+    out: str
+    teacher: str
+    rows: int
+    labels: dict[str, int]
+    rejects: dict[str, int]
+    queries: int  # input items, empty ones and duplicates included
+    distinct: int  # distinct non-empty queries
+    duplicates: int
+    empty: int
+    labelled: int
+    resumed: int
+    retries: int
+    wall_seconds: float
+    queries_per_second: float  # labelled / wall_seconds
+    prompt_tokens_per_query: float
+    completion_tokens_per_query: float  # all K samples of a query together
+    config: dict = field(default_factory=dict)
+    fingerprint: str = ""
+    output_sha256: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GenerateSummary:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+    def __str__(self) -> str:
+        labels = " ".join(f"{k}={v}" for k, v in self.labels.items() if v) or "none"
+        n_rejects = sum(self.rejects.values())
+        rejects = ", ".join(f"{k} {v}" for k, v in self.rejects.items() if v) or "none"
+        return "\n".join([
+            f"{self.rows} rows -> {self.out} (teacher {self.teacher})",
+            f"queries: {self.queries} read, {self.distinct} distinct, {self.duplicates} duplicates, "
+            f"{self.empty} empty; {self.resumed} resumed from an earlier run",
+            f"labels: {labels}",
+            f"rejects: {n_rejects} ({rejects})" + (f", see {self.out}.rejects.jsonl" if n_rejects else ""),
+            f"{self.labelled} labelled in {self.wall_seconds:.1f} s ({self.queries_per_second:.1f} queries/s), "
+            f"{self.retries} retries",
+            f"tokens per query: {self.prompt_tokens_per_query:.0f} prompt, {self.completion_tokens_per_query:.1f} completion",
+        ])
+
+
+# --------------------------------------------------------------------------- teacher wrappers
+
+
+async def resolve(value):
+    """The result of whatever ``sample`` returned: an awaitable, a concurrent future,
+    an object with a blocking ``.result()``, or the response itself."""
+    if inspect.isawaitable(value):
+        return await value
+    if isinstance(value, concurrent.futures.Future):
+        return await asyncio.wrap_future(value)
+    if hasattr(value, "result") and callable(value.result):
+        return await asyncio.to_thread(value.result)
+    return value
+
+
+class _Call:
+    """A pending call: ``await`` it, or ``.result()`` it outside a running event loop."""
+
+    def __init__(self, make):
+        self._make = make
+
+    def __await__(self):
+        return self._make().__await__()
+
+    def result(self, timeout: float | None = None):
+        return asyncio.run(asyncio.wait_for(self._make(), timeout))
+
+
+class _Wrapper:
+    """Forwards everything but ``sample`` to the wrapped sampling client."""
+
+    def __init__(self, teacher):
+        self.teacher = teacher
+
+    def get_tokenizer(self):
+        return self.teacher.get_tokenizer()
+
+    def get_base_model(self) -> str:
+        return self.teacher.get_base_model()
+
+    def __getattr__(self, name):
+        if name == "teacher":  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.teacher, name)
+
+
+class LatencyTeacher(_Wrapper):
+    """A sampling client that answers like ``teacher`` but ``delay`` seconds later (for benchmarks).
+
+    The delay is an ``asyncio.sleep``, so concurrent requests overlap as they do on a server:
+    ``generate(LatencyTeacher(teacher, 0.2), queries, out)`` at concurrency 32 should take
+    about ``len(queries) * 0.2 / 32`` seconds.
+    """
+
+    def __init__(self, teacher, delay: float = 0.2):
+        super().__init__(teacher)
+        self.delay = delay
+        self.calls = 0
+
+    def sample(self, prompt, num_samples, sampling_params, **kwargs):
+        self.calls += 1
+
+        async def run():
+            await asyncio.sleep(self.delay)
+            return await resolve(self.teacher.sample(prompt, num_samples, sampling_params, **kwargs))
+
+        return _Call(run)
+
+
+class FlakyTeacher(_Wrapper):
+    """A sampling client that fails a fraction of calls (fault injection for tests and drills).
+
+    Which calls fail is a function of ``seed``, the prompt and how many times that prompt
+    was asked before, so it does not depend on the order concurrent requests run in.
+
+    Parameters
+    ----------
+    teacher : the sampling client to wrap.
+    failure_rate : share of calls that fail, in [0, 1].
+    permanent : False raises :class:`TransientError` (retried, and a retry may succeed);
+        True raises ``RuntimeError`` on every call for the chosen prompts (never retried).
+    seed : chooses which calls fail.
+
+    Attributes ``calls`` and ``failures`` count what happened.
+    """
+
+    def __init__(self, teacher, failure_rate: float = 0.3, permanent: bool = False, seed: int = 0):
+        super().__init__(teacher)
+        if not 0 <= failure_rate <= 1:
+            raise ValueError(f"failure_rate must be in [0, 1], got {failure_rate}")
+        self.failure_rate = failure_rate
+        self.permanent = permanent
+        self.seed = seed
+        self.calls = 0
+        self.failures = 0
+        self._asked: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def _fails(self, prompt) -> bool:
+        digest = hashlib.sha256(json.dumps(list(prompt.to_ints())).encode()).hexdigest()
+        with self._lock:
+            self.calls += 1
+            attempt = 0 if self.permanent else self._asked[digest]
+            self._asked[digest] += 1
+        draw = hashlib.sha256(f"{self.seed}:{digest}:{attempt}".encode()).digest()
+        fails = int.from_bytes(draw[:8], "big") / 2**64 < self.failure_rate
+        if fails:
+            with self._lock:
+                self.failures += 1
+        return fails
+
+    def sample(self, prompt, num_samples, sampling_params, **kwargs):
+        if not self._fails(prompt):
+            return self.teacher.sample(prompt, num_samples, sampling_params, **kwargs)
+        if self.permanent:
+            error: Exception = RuntimeError("injected permanent failure (FlakyTeacher)")
+        else:
+            error = TransientError("injected transient failure (FlakyTeacher)")
+
+        async def fail():
+            raise error
+
+        return _Call(fail)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _paths(out: Path) -> dict[str, Path]:
+    return {"journal": out.with_name(out.name + ".partial"),
+            "rejects": out.with_name(out.name + ".rejects.jsonl"),
+            "summary": out.with_name(out.name + ".summary.json")}
+
+
+def _query_texts(queries: Sequence) -> list[str]:
+    if isinstance(queries, str | bytes) or not isinstance(queries, Sequence):
+        raise DataError("queries: expected a list of strings or of objects with \"text\"")
+    if not queries:
+        raise DataError("queries: no queries (empty list)")
+    texts = []
+    for i, q in enumerate(queries, start=1):
+        text = q.get("text") if isinstance(q, dict) else q
+        if not isinstance(text, str):
+            raise DataError(f"queries: item {i} is not a string or an object with a string \"text\"")
+        texts.append(text)
+    return texts
+
+
+def _sha(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _query_seed(seed: int, text: str) -> int:
+    return int(_sha("seed", str(seed), text)[:8], 16) & 0x7FFFFFFF
+
+
+def _winner(votes: dict[str, int]) -> str:
+    return max(votes, key=lambda label: (votes[label], -LABELS.index(label)))
+
+
+def _ordered_votes(votes: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(votes.items(), key=lambda kv: (-kv[1], LABELS.index(kv[0]))))
+
+
+def _read_journal(path: Path) -> tuple[dict[str, dict], int]:
+    """Entries by key (a later line for a key wins) and the byte length of the complete lines."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}, 0
+    end = data.rfind(b"\n") + 1  # anything after the last newline is a line torn by a kill
+    entries: dict[str, dict] = {}
+    for line in data[:end].splitlines():
+        try:
+            entry = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue  # cannot happen for lines this module wrote; the query is simply asked again
+        if isinstance(entry, dict) and isinstance(entry.get("key"), str) and entry.get("status") in ("ok", "unparsed", "error"):
+            entries[entry["key"]] = entry
+    return entries, end
+
+
+class _Journal:
+    """``<out>.partial``, opened for appending, locked against a second writer."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows: no advisory locks, no protection against two writers
+            pass
+        except OSError:
+            os.close(self.fd)
+            raise DataError(f"{path}: another generate run is writing this output right now") from None
+
+    def load(self) -> dict[str, dict]:
+        entries, end = _read_journal(self.path)
+        os.ftruncate(self.fd, end)  # drop a torn last line before appending after it
+        return entries
+
+    def append(self, entry: dict) -> None:
+        data = (dumps(entry) + "\n").encode("utf-8")
+        while data:  # one write() per line in practice; loop in case the OS writes less
+            data = data[os.write(self.fd, data):]
+
+    def close(self, remove: bool = False) -> None:
+        if remove:
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+
+def _finished(out: Path, summary_path: Path, fingerprint: str) -> tuple[dict | None, str]:
+    """(saved summary, "") when ``out`` is this command's finished output, else (None, why not)."""
+    try:
+        saved = json.loads(summary_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, f"no {summary_path.name} beside it, so it was not written by generate"
+    except (OSError, ValueError):
+        return None, f"{summary_path.name} beside it cannot be read"
+    if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint:
+        return None, "it was generated with another teacher, prompt, settings or query list"
+    if hashlib.sha256(out.read_bytes()).hexdigest() != saved.get("output_sha256"):
+        return None, "it was changed after generate wrote it"
+    return saved, ""
+
+
+class _Run:
+    """One generation run: the state shared by the request tasks."""
+
+    def __init__(self, teacher, tokenizer, prompt: str, config: GenerateConfig, teacher_name: str):
+        self.teacher = teacher
+        self.tokenizer = tokenizer
+        self.prompt = prompt
+        self.config = config
+        self.teacher_name = teacher_name
+        self.jitter = random.Random()
+
+    async def ask(self, key: str, text: str, slots: asyncio.Semaphore) -> dict:
+        """One query's journal entry: votes and the first raw answer, or why there are none.
+
+        The prompt is rendered before taking one of the ``slots`` (requests in flight), so a
+        slot that frees up is refilled at once with a query rendered while it was busy.
+        """
+        cfg = self.config
+        entry: dict[str, Any] = {"key": key, "query": text}
+        retries = 0
+        try:
+            prompt = model_input(self.tokenizer, teacher_messages(text, self.prompt))
+            params = types.SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                                          seed=_query_seed(cfg.seed, text))
+            async with slots:
+                while True:
+                    try:
+                        response = await resolve(self.teacher.sample(prompt, cfg.num_samples, params))
+                        break
+                    except Exception as e:
+                        if not is_transient(e) or retries >= cfg.max_retries:
+                            raise
+                        retries += 1  # the slot is kept while waiting: backing off means fewer requests
+                        cap = min(cfg.backoff_max, cfg.backoff_base * 2 ** (retries - 1))
+                        await asyncio.sleep(self.jitter.uniform(0, cap))
+            answers = [self.tokenizer.decode(list(s.tokens), skip_special_tokens=True) for s in response.sequences]
+            if not answers:
+                raise ValueError("the teacher returned no sequences")
+        except Exception as e:  # anything but cancellation: this query fails, the run goes on
+            exhausted = is_transient(e) and retries >= cfg.max_retries
+            entry.update(status="error", reason="retries_exhausted" if exhausted else "error", error=one_line(e),
+                         retries=retries)
+            return entry
+        votes = Counter(label for label in map(parse_answer, answers) if label is not None)
+        entry.update(status="ok" if votes else "unparsed", raw=answers[0], votes=_ordered_votes(votes), n=len(answers),
+                     retries=retries, prompt_tokens=prompt.length,
+                     completion_tokens=sum(len(s.tokens) for s in response.sequences))
+        return entry
+
+
+def _outcome(entry: dict, min_agreement: float) -> tuple[str | None, dict | None]:
+    """(label, None) for a row, or (None, reject) for a query without one."""
+    if entry["status"] == "error":
+        return None, {"query": entry["query"], "reason": entry["reason"], "raw": None, "error": entry["error"]}
+    if entry["status"] == "unparsed":
+        return None, {"query": entry["query"], "reason": "unparsed", "raw": entry["raw"]}
+    label = _winner(entry["votes"])
+    if entry["votes"][label] / entry["n"] < min_agreement:
+        return None, {"query": entry["query"], "reason": "low_agreement", "raw": entry["raw"], "votes": entry["votes"]}
+    return label, None
+
+
+async def generate_async(
+    teacher,
+    queries: Sequence[str | dict],
+    out_path: str | os.PathLike,
+    prompt: str = DEFAULT_PROMPT,
+    config: GenerateConfig | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    teacher_name: str | None = None,
+) -> GenerateSummary:
+    """Label ``queries`` with ``teacher`` reading ``prompt``; write the student's data to ``out_path``.
+
+    Parameters
+    ----------
+    teacher : a sampling client (``tinker.SamplingClient``, the local one, or a wrapper)
+        whose ``sample(prompt, num_samples, sampling_params)`` returns a future.
+    queries : strings, or objects with a ``"text"`` (as :func:`helpers.dataio.read_queries` gives).
+    out_path : the JSONL file to write; ``<out>.partial`` (while running),
+        ``<out>.rejects.jsonl`` and ``<out>.summary.json`` go beside it.
+    prompt : the teacher's system prompt.
+    config : :class:`GenerateConfig`; defaults to ``GenerateConfig()``.
+    overwrite : replace an ``out_path`` that is not this command's finished output
+        for the same teacher, prompt, settings and queries (or regenerate one that is).
+    progress : show a progress bar.
+    teacher_name : the model name recorded in keys and rows (default: see :func:`teacher_model_name`).
+
+    Returns
+    -------
+    GenerateSummary
+        Also written to ``<out>.summary.json``. When ``out_path`` already holds this
+        command's finished output, its saved summary is returned and nothing is asked.
+
+    Raises
+    ------
+    DataError
+        Bad settings or queries, or an existing output that may not be replaced.
+    """
+    started = time.monotonic()
+    config = config or GenerateConfig()
+    config.validate()
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise DataError("setting: the teacher prompt is empty")
+    texts = _query_texts(queries)
+    name = teacher_model_name(teacher, teacher_name, config)
+    out = check_writable(out_path)
+    paths = _paths(out)
+
+    empty = sum(1 for t in texts if not t.strip())
+    distinct = list(dict.fromkeys(t for t in texts if t.strip()))
+    if not distinct:
+        raise DataError(f"queries: all {len(texts)} queries are empty")
+    settings = _sha(json.dumps([FORMAT_VERSION, name, prompt, config.sampling()], sort_keys=True))
+    keys = [_sha(settings, t)[:32] for t in distinct]
+    fingerprint = _sha(settings, json.dumps(config.min_agreement), *keys)
+
+    if out.exists():
+        saved, why = _finished(out, paths["summary"], fingerprint)
+        if saved is not None and not overwrite:
+            paths["journal"].unlink(missing_ok=True)  # left over if a run died after its last write
+            return GenerateSummary.from_dict(saved)
+        if not overwrite:
+            raise DataError(f"{out}: exists and {why}; pass overwrite=True (--overwrite) to replace it")
+
+    journal = _Journal(paths["journal"])
+    finished = False
+    try:
+        entries = {k: e for k, e in journal.load().items() if e["status"] != "error"}  # failures are asked again
+        done = {k: entries[k] for k in keys if k in entries}
+        resumed = len(done)
+        todo = [(k, t) for k, t in zip(keys, distinct, strict=True) if k not in done]
+        tokenizer = teacher.get_tokenizer()
+        run = _Run(teacher, tokenizer, prompt, config, name)
+        await _ask_all(run, todo, done, journal, len(keys), resumed, progress)
+
+        rows, rejects = [], []
+        labels = dict.fromkeys(LABELS, 0)
+        reasons = dict.fromkeys(REJECT_REASONS, 0)
+        for key, text in zip(keys, distinct, strict=True):
+            entry = {**done[key], "query": text}
+            label, reject = _outcome(entry, config.min_agreement)
+            if reject is not None:
+                rejects.append(reject)
+                reasons[reject["reason"]] += 1
+                continue
+            labels[label] += 1
+            share = entry["votes"][label] / entry["n"]
+            rows.append({"messages": conversation(text, label),
+                         "teacher": {"model": name, "raw": entry["raw"], "votes": entry["votes"],
+                                     "confidence": round(share, 4)}})
+        answered = [e for e in done.values() if e["status"] != "error"]
+        wall = time.monotonic() - started
+        labelled = len(keys) - resumed
+        summary = GenerateSummary(
+            out=str(out), teacher=name, rows=len(rows), labels=labels, rejects=reasons, queries=len(texts),
+            distinct=len(distinct), duplicates=len(texts) - empty - len(distinct), empty=empty,
+            labelled=labelled, resumed=resumed, retries=sum(e.get("retries", 0) for e in done.values()),
+            wall_seconds=round(wall, 3), queries_per_second=round(labelled / wall, 2) if wall > 0 else 0.0,
+            prompt_tokens_per_query=round(sum(e["prompt_tokens"] for e in answered) / max(len(answered), 1), 1),
+            completion_tokens_per_query=round(sum(e["completion_tokens"] for e in answered) / max(len(answered), 1), 1),
+            config=asdict(config), fingerprint=fingerprint,
+            output_sha256=hashlib.sha256("".join(dumps(r) + "\n" for r in rows).encode("utf-8")).hexdigest(),
+        )
+        # Order matters for a kill between writes: the summary (which vouches for <out>
+        # by its hash) goes first, <out> last, then the journal is removed.
+        write_jsonl(paths["rejects"], rejects)
+        write_text(paths["summary"], json.dumps(asdict(summary), indent=1, ensure_ascii=False) + "\n")
+        write_jsonl(out, rows)
+        finished = True
+        return summary
+    finally:
+        journal.close(remove=finished)
+
+
+async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, resumed: int, progress: bool) -> None:
+    """Ask for every ``(key, text)`` in ``todo``, at most ``concurrency`` at a time, journaling each answer.
+
+    Two semaphores: ``slots`` bounds the requests in flight; ``window`` bounds the tasks alive
+    (in flight, or rendered and waiting for a slot) to twice that, so memory stays flat for
+    any number of queries and rendering runs ahead of the requests.
+    """
+    from tqdm.auto import tqdm
+
+    slots = asyncio.Semaphore(run.config.concurrency)
+    window = asyncio.Semaphore(2 * run.config.concurrency)
+    tasks: set[asyncio.Task] = set()
+    failed: list[BaseException] = []
+    counts = Counter()
+    bar = tqdm(total=total, initial=resumed, unit="query", desc="teacher", disable=not progress, dynamic_ncols=True)
+
+    async def one(key: str, text: str) -> None:
+        try:
+            entry = await run.ask(key, text, slots)
+            journal.append(entry)
+            done[key] = entry
+            counts["retries"] += entry.get("retries", 0)
+            counts[entry["status"]] += 1
+            bar.set_postfix(retries=counts["retries"], unparsed=counts["unparsed"], errors=counts["error"], refresh=False)
+            bar.update(1)
+        except Exception as e:  # journal write failed (disk full, ...): stop the run
+            failed.append(e)
+        finally:
+            window.release()
+
+    try:
+        for key, text in todo:
+            await window.acquire()
+            if failed:
+                window.release()
+                break
+            task = asyncio.create_task(one(key, text))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        while tasks:
+            await asyncio.gather(*list(tasks))
+    except BaseException:  # Ctrl-C or cancellation: stop what is in flight; the journal keeps the rest
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        bar.close()
+    if failed:
+        raise failed[0]
+
+
+def generate(
+    teacher,
+    queries: Sequence[str | dict],
+    out_path: str | os.PathLike,
+    prompt: str = DEFAULT_PROMPT,
+    config: GenerateConfig | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    teacher_name: str | None = None,
+) -> GenerateSummary:
+    """:func:`generate_async` for synchronous code, Jupyter cells included.
+
+    Without a running event loop this is ``asyncio.run``; inside one (a notebook cell)
+    the run gets its own loop in a worker thread, and an interrupt (Ctrl-C, the
+    notebook's stop button) cancels it, leaving the journal to resume from.
+    """
+    coro = generate_async(teacher, queries, out_path, prompt, config, overwrite, progress, teacher_name)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    return _run_in_thread(coro)
+
+
+def _run_in_thread(coro):
+    box: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def target() -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            box["task"] = loop.create_task(coro)
+            box["loop"] = loop
+            ready.set()
+            box["result"] = loop.run_until_complete(box["task"])
+        except BaseException as e:
+            box["error"] = e
+        finally:
+            ready.set()
+            try:
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+
+    thread = threading.Thread(target=target, name="helpers.generate", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.1)
+    except KeyboardInterrupt:
+        ready.wait()
+        if "task" in box and not box["task"].done():
+            box["loop"].call_soon_threadsafe(box["task"].cancel)
+        thread.join()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m helpers generate``."""
+    d = GenerateConfig()
+    parser.add_argument("--queries", required=True, help="query file, JSONL with \"text\" per line")
+    parser.add_argument("--out", required=True, help="distillation data to write (JSONL, chat format)")
+    parser.add_argument("--backend", choices=("local", "tinker"), default=None,
+                        help="default: Tinker when TINKER_API_KEY is set, else local")
+    parser.add_argument("--teacher", default=None,
+                        help=f"teacher model or checkpoint path (default: {LOCAL_TEACHER} offline, {TINKER_TEACHER} on Tinker)")
+    parser.add_argument("--prompt-file", default=None, help="teacher prompt as a text file (default: the course prompt)")
+    parser.add_argument("--temperature", type=float, default=d.temperature)
+    parser.add_argument("--samples", type=int, default=d.num_samples, help="answers per query, majority vote")
+    parser.add_argument("--min-agreement", type=float, default=d.min_agreement,
+                        help="drop rows whose winning vote share is below this")
+    parser.add_argument("--concurrency", type=int, default=d.concurrency, help="requests in flight")
+    parser.add_argument("--max-tokens", type=int, default=d.max_tokens)
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output that is not this run's own")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def read_prompt(path: str | os.PathLike) -> str:
+    """A teacher prompt from a UTF-8 text file; ``DataError`` when missing or empty."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a text file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: invalid UTF-8 at byte {e.start}") from None
+    if not text.strip():
+        raise DataError(f"{path}: the prompt file is empty")
+    return text
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``python -m helpers generate``: label the queries, print the summary.
+
+    Returns 0, or 1 when no row could be written. Bad input raises ``DataError``.
+    """
+    from .backend import check_model, connect
+
+    config = GenerateConfig(teacher_model=args.teacher, temperature=args.temperature, num_samples=args.samples,
+                            min_agreement=args.min_agreement, concurrency=args.concurrency,
+                            max_tokens=args.max_tokens, seed=args.seed)
+    config.validate()
+    prompt = read_prompt(args.prompt_file) if args.prompt_file else DEFAULT_PROMPT
+    queries = read_queries(args.queries, allow_empty_text=True)
+    check_writable(args.out)
+    service = connect(args.backend)
+    model = args.teacher or default_teacher(service)
+    if "://" in model:  # a checkpoint: tinker://... or local://...
+        teacher = service.create_sampling_client(model_path=model).result()
+    else:
+        teacher = service.create_sampling_client(base_model=check_model(service, model)).result()
+    summary = generate(teacher, queries, args.out, prompt, config, overwrite=args.overwrite,
+                       progress=not args.no_progress, teacher_name=model)
+    print(summary)
+    if summary.rows == 0:
+        print(f"generate: no rows written; every query was rejected (see {args.out}.rejects.jsonl)", file=sys.stderr)
+        return 1
+    return 0
