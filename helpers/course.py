@@ -1,0 +1,105 @@
+"""What the notebooks share: where their files go, and building what an earlier notebook would have.
+
+Each notebook runs on its own. If notebook 02's distillation data or notebook
+03's student is missing, :func:`ensure_distillation_data` and
+:func:`ensure_student` make them through the same helpers (with quick settings
+offline), so a learner can open any notebook first.
+
+Files go to ``PD_WORKDIR`` (default ``runs/course`` in the repository); figures
+also to ``$PD_BUILD/figures`` when ``PD_BUILD`` is set (``make run`` sets it).
+
+Example
+-------
+>>> workdir().name
+'course'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .dataio import read_conversations, read_queries
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+QUICK_QUERIES = 1200  # offline, enough for the quality bar's neighbourhood in a minute
+
+
+def workdir() -> Path:
+    """The folder the notebooks share (``PD_WORKDIR``, default ``runs/course``)."""
+    path = Path(os.environ.get("PD_WORKDIR", ROOT / "runs" / "course"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def figure_path(name: str) -> Path | None:
+    """Where to save a figure for ``make run`` (``$PD_BUILD/figures/name``), or None."""
+    build = os.environ.get("PD_BUILD")
+    if not build:
+        return None
+    path = Path(build) / "figures" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save(fig, name: str) -> None:
+    """Save ``fig`` under ``$PD_BUILD/figures`` when running under ``make run``; else nothing."""
+    path = figure_path(name)
+    if path is not None:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def is_offline(service) -> bool:
+    return getattr(service, "backend", None) == "local"
+
+
+def backend_note(service) -> str:
+    """One sentence saying what the teacher and student are in this run."""
+    if is_offline(service):
+        return ("Offline mode: the teacher is the rule-based stand-in (the prompt's policy on top of the "
+                "lingua detector) and the student a tiny local model; numbers below are not LLM results.")
+    return "Tinker mode: teacher and student are LLMs served by Tinker."
+
+
+def query_pool(quick: bool) -> list[dict]:
+    """The distillation pool; with ``quick``, an even sample that keeps the mix of kinds."""
+    rows = read_queries(DATA / "queries.jsonl")
+    if not quick:
+        return rows
+    step = max(1, len(rows) // QUICK_QUERIES)
+    return rows[::step][:QUICK_QUERIES]
+
+
+def ensure_distillation_data(service, quick: bool | None = None, progress: bool = True) -> Path:
+    """The teacher's labels of the pool at ``workdir()/distill.jsonl``, made if missing (resumes)."""
+    from .evaluate import default_models
+    from .generate import GenerateConfig, generate
+
+    quick = is_offline(service) if quick is None else quick
+    out = workdir() / "distill.jsonl"
+    if out.exists():
+        return out
+    model = default_models(service.backend)["teacher"]
+    teacher = service.create_sampling_client(base_model=model).result()
+    generate(teacher, query_pool(quick), out, config=GenerateConfig(teacher_model=model), progress=progress, teacher_name=model)
+    return out
+
+
+def ensure_student(service, quick: bool | None = None, progress: bool = True) -> Path:
+    """A trained student at ``workdir()/student`` (``checkpoint.json``), trained if missing."""
+    from .train import TrainConfig, train
+
+    folder = workdir() / "student"
+    if (folder / "checkpoint.json").exists():
+        return folder
+    quick = is_offline(service) if quick is None else quick
+    rows = read_conversations(ensure_distillation_data(service, quick, progress))
+    config = TrainConfig.for_backend(service.backend, **({"epochs": 3} if quick and is_offline(service) else {}))
+    store_service = service
+    if is_offline(service):
+        from .backend import connect
+
+        store_service = connect("local", store=folder / "weights")
+    train(store_service, rows, config, out_dir=folder)
+    return folder

@@ -1,0 +1,199 @@
+"""The whole recipe in one call: generate, train, baseline, evaluate, report.
+
+``run_pipeline(out)`` (and ``python -m helpers run --out DIR``) labels the query
+pool with the teacher, trains the student on the teacher's answers without the
+prompt, trains the classic baseline on the same labels, evaluates teacher, base,
+student and baseline on the gold set, and writes to ``out``:
+
+- ``distill.jsonl`` (+ rejects and summary), the distillation data
+- ``student/`` (``checkpoint.json``), usable as ``--predictor student:OUT/student``
+- ``baseline/``, usable as ``--predictor baseline:OUT/baseline``
+- ``metrics_<predictor>.json``, ``confusion.png``, ``confusion_normalized.png``, ``cost.png``
+- ``report.md`` and ``report.json`` (the figures ``make run`` prints)
+
+Every step resumes: run it again after an interruption and finished steps are
+skipped. Offline, the teacher is the rule-based stand-in and the student a tiny
+local model; the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from . import baseline as baseline_mod
+from . import evaluate as ev
+from .backend import choose_backend, connect
+from .dataio import DataError, read_conversations, read_gold, read_queries, write_text
+from .generate import GenerateConfig, generate
+from .train import TrainConfig, train
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+OWN_FILES = {
+    "distill.jsonl", "distill.jsonl.partial", "distill.jsonl.rejects.jsonl", "distill.jsonl.summary.json",
+    "distill.jsonl.meta.json", "student", "baseline", "report.md", "report.json", "confusion.png",
+    "confusion_normalized.png", "cost.png", "errors.md",
+}
+OFFLINE_NOTE = (
+    "Offline run: the teacher is the rule-based stand-in (the prompt's policy on top of the "
+    "lingua language detector) and the student a tiny byte-level model trained on this CPU. "
+    "These are not LLM results."
+)
+
+
+def _quick_queries(rows: list[dict], n: int) -> list[dict]:
+    """An even sample of ``n`` rows (every k-th row keeps the pool's mix of kinds)."""
+    step = max(1, len(rows) // n)
+    return rows[::step][:n]
+
+
+def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=None, gold=None,
+                 overwrite: bool = False, progress: bool = True, train_overrides: dict | None = None) -> dict:
+    """Run every step into ``out``; return the report (also written as report.json)."""
+    out = Path(out)
+    backend, why = choose_backend(backend)
+    if out.exists() and any(out.iterdir()):
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_FILES and not p.name.startswith("metrics"))
+        if foreign and not overwrite:
+            raise DataError(f"{out}: folder holds other files ({', '.join(foreign[:3])}); use --overwrite or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    timings: dict[str, float] = {}
+    query_rows = read_queries(queries or DATA / "queries.jsonl")
+    gold_rows = read_gold(gold or DATA / "test_gold.jsonl")
+    if quick:
+        query_rows = _quick_queries(query_rows, 1200)
+    service = connect(backend, store=out / "student" / "weights")
+
+    # 1. The teacher labels the pool, with the long prompt.
+    t = time.time()
+    teacher_model = ev.default_models(backend)["teacher"]
+    teacher = service.create_sampling_client(base_model=teacher_model).result()
+    summary = generate(teacher, query_rows, out / "distill.jsonl", config=GenerateConfig(teacher_model=teacher_model),
+                       progress=progress, teacher_name=teacher_model)
+    timings["generate"] = time.time() - t
+    rows = read_conversations(out / "distill.jsonl")
+
+    # 2. The student learns the teacher's answers, without the prompt.
+    t = time.time()
+    overrides = dict(train_overrides or {})
+    if quick:
+        overrides.setdefault("epochs", 3 if backend == "local" else 1)
+    config = TrainConfig.for_backend(backend, **overrides)
+    result = train(service, rows, config, out_dir=out / "student")
+    timings["train"] = time.time() - t
+
+    # 3. The classic baseline on the same labels.
+    t = time.time()
+    texts = [r["messages"][0]["content"] for r in rows]
+    labels = [r["messages"][-1]["content"] for r in rows]
+    model = baseline_mod.train_baseline(texts, labels)
+    baseline_mod.save_baseline(model, out / "baseline", examples=len(texts))
+    timings["baseline"] = time.time() - t
+
+    # 4. Everyone on the gold set.
+    t = time.time()
+    gold_texts = [r["text"] for r in gold_rows]
+    gold_labels = [r["label"] for r in gold_rows]
+    specs = {"teacher": "teacher", "base": "base", "student": f"student:{out / 'student'}", "baseline": f"baseline:{out / 'baseline'}"}
+    predictions, metrics = {}, {}
+    for name, spec in specs.items():
+        preds = ev.predict(spec, gold_texts, service=service, progress=progress)
+        predictions[name] = ev.labels_of(preds)
+        metrics[name] = ev.compute_metrics(gold_labels, predictions[name])
+        ev.write_metrics(out, name, metrics[name])
+    agree = ev.agreement(predictions["student"], predictions["teacher"])
+    timings["evaluate"] = time.time() - t
+
+    # 5. Pictures, cost, report.
+    from .plots import plot_confusions, plot_cost, save_figure
+
+    shown = {k: metrics[k] for k in ("teacher", "base", "student")}
+    save_figure(plot_confusions(shown), out / "confusion.png")
+    save_figure(plot_confusions(shown, normalize=True), out / "confusion_normalized.png")
+    teacher_tok = teacher.get_tokenizer()
+    student_tok = result.sampling_client.get_tokenizer()
+    teacher_tokens = ev.prompt_tokens_per_query(teacher_tok, gold_texts, with_prompt=True)
+    student_tokens = ev.prompt_tokens_per_query(student_tok, gold_texts, with_prompt=False)
+    cost = ev.cost_table(teacher_tokens, student_tokens)
+    save_figure(plot_cost(cost), out / "cost.png")
+    errors = ev.error_table(gold_texts, gold_labels, {k: predictions[k] for k in ("teacher", "student", "baseline")})
+    write_text(out / "errors.md", ev.markdown_table(errors, max_rows=None))
+
+    offline = backend == "local"
+    report = {
+        "backend": backend,
+        "backend_reason": why,
+        "offline": offline,
+        "teacher_model": teacher_model,
+        "student_model": config.base_model,
+        "queries": len(query_rows),
+        "distillation_rows": len(rows),
+        "gold": str(gold or DATA / "test_gold.jsonl"),
+        "n": len(gold_rows),
+        "teacher_accuracy": metrics["teacher"]["accuracy"],
+        "base_accuracy": metrics["base"]["accuracy"],
+        "student_accuracy": metrics["student"]["accuracy"],
+        "baseline_accuracy": metrics["baseline"]["accuracy"],
+        "student_accuracy_ci": metrics["student"].get("accuracy_ci"),
+        "agreement": agree["agreement"],
+        "kappa": agree["kappa"],
+        "teacher_prompt_tokens": cost["teacher_tokens_per_query"],
+        "student_prompt_tokens": cost["student_tokens_per_query"],
+        "cost": cost,
+        "generation": json.loads(json.dumps(summary.__dict__, default=str)),
+        "train_seconds": timings["train"],
+        "train_steps": len(result.history),
+        "timings": timings,
+        "seconds": time.time() - started,
+    }
+    report["prompt_token_ratio"] = report["student_prompt_tokens"] / report["teacher_prompt_tokens"]
+    report["summary"] = summary_text(report)
+    write_text(out / "report.json", json.dumps(report, indent=1, ensure_ascii=False, default=str))
+    write_text(out / "report.md", report_markdown(report, metrics))
+    return report
+
+
+def summary_text(r: dict) -> str:
+    lines = [
+        f"teacher accuracy   {r['teacher_accuracy']:.4f}  ({r['teacher_model']})",
+        f"student accuracy   {r['student_accuracy']:.4f}  ({r['student_model']}, no prompt)",
+        f"agreement          {r['agreement']:.4f}  (student vs teacher; kappa {r['kappa']:.3f})",
+        f"baseline accuracy  {r['baseline_accuracy']:.4f}  (char n-gram TF-IDF + logistic regression)",
+        f"prompt tokens      {r['teacher_prompt_tokens']:.0f} -> {r['student_prompt_tokens']:.0f} per query "
+        f"({r['teacher_prompt_tokens'] - r['student_prompt_tokens']:.0f} saved, ratio {r['prompt_token_ratio']:.3f})",
+        f"gold set           n={r['n']}; wall time {r['seconds']:.0f} s",
+    ]
+    if r["offline"]:
+        lines.append(OFFLINE_NOTE)
+    return "\n".join(lines)
+
+
+def report_markdown(r: dict, metrics: dict) -> str:
+    rows = "\n".join(
+        f"| {name} | {m['accuracy']:.4f} | {m.get('macro_f1', float('nan')):.4f} | {m.get('unparsed', 0)} |"
+        for name, m in metrics.items()
+    )
+    note = f"\n> {OFFLINE_NOTE}\n" if r["offline"] else ""
+    return f"""# Prompt distillation report
+{note}
+Backend: **{r['backend']}** ({r['backend_reason']}). Teacher: `{r['teacher_model']}`. Student: `{r['student_model']}`.
+Distillation data: {r['distillation_rows']} rows from {r['queries']} queries. Gold set: {r['n']} rows.
+
+| predictor | accuracy | macro-F1 | unparsed |
+|---|---:|---:|---:|
+{rows}
+
+Student–teacher agreement: **{r['agreement']:.4f}** (Cohen's kappa {r['kappa']:.3f}).
+
+Prompt tokens per query: teacher {r['teacher_prompt_tokens']:.0f}, student {r['student_prompt_tokens']:.0f}
+(ratio {r['prompt_token_ratio']:.3f}).
+
+![confusion matrices](confusion.png)
+
+![cost](cost.png)
+
+Training: {r['train_steps']} steps in {r['train_seconds']:.0f} s. Whole run: {r['seconds']:.0f} s.
+Mistakes of teacher, student and baseline: `errors.md`.
+"""
