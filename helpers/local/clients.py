@@ -336,9 +336,9 @@ class TorchSampler:
         logps: list[list[float]] = [[] for _ in chunk]
         topks: list[list] = [[] for _ in chunk]
         reasons: list[str | None] = [None] * len(chunk)
-        cache = DynamicCache()
+        cache = {_cache_argument(model): DynamicCache()}
         with torch.no_grad():
-            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **cache)
             for _step in range(max(limits)):
                 logits = out.logits[:, -1, :].float()
                 logprobs = torch.log_softmax(logits, dim=-1)
@@ -362,7 +362,7 @@ class TorchSampler:
                     break
                 mask = torch.cat([mask, torch.ones((len(chunk), 1), dtype=torch.long)], dim=1)
                 positions = positions[:, -1:] + 1
-                out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+                out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=positions, use_cache=True, **cache)
         return [
             types.SampledSequence(
                 stop_reason=reasons[r] or "length",
@@ -382,6 +382,13 @@ class TorchSampler:
             logits = model(input_ids=torch.tensor([prompt])).logits[0].float()
             lp = torch.log_softmax(logits[:-1], dim=-1).gather(-1, torch.tensor(prompt[1:])[:, None])[:, 0]
         return [None, *lp.tolist()]
+
+
+def _cache_argument(model) -> str:
+    """Newer transformers call the KV cache argument ``cache``; older ones ``past_key_values``."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _choose(logits, params: types.SamplingParams, gen) -> int:

@@ -1,0 +1,259 @@
+"""The offline backend against Tinker's semantics and the installed SDK's interface."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import numpy as np
+import pytest
+import tinker
+from tinker import types
+
+from helpers import connect
+from helpers.local import LocalBackendError, LocalSamplingClient, LocalServiceClient, LocalTrainingClient
+from helpers.render import conversation, model_input, render_example
+
+# Every client method the helpers call, by class: (local class, SDK class, method names).
+CONTRACT = [
+    (LocalServiceClient, tinker.ServiceClient, [
+        "create_lora_training_client", "create_lora_training_client_async", "create_sampling_client",
+        "create_sampling_client_async", "create_training_client_from_state_with_optimizer", "get_server_capabilities",
+    ]),
+    (LocalTrainingClient, tinker.TrainingClient, [
+        "forward", "forward_backward", "forward_backward_async", "optim_step", "optim_step_async", "save_state",
+        "load_state", "load_state_with_optimizer", "save_weights_for_sampler", "save_weights_and_get_sampling_client",
+        "create_sampling_client", "get_tokenizer",
+    ]),
+    (LocalSamplingClient, tinker.SamplingClient, ["sample", "sample_async", "compute_logprobs", "get_tokenizer", "get_base_model"]),
+]
+
+
+@pytest.mark.parametrize("local_cls,sdk_cls,methods", CONTRACT, ids=lambda x: getattr(x, "__name__", ""))
+def test_contract_with_installed_sdk(local_cls, sdk_cls, methods):
+    for name in methods:
+        assert hasattr(sdk_cls, name), f"the tinker SDK has no {sdk_cls.__name__}.{name}"
+        assert hasattr(local_cls, name), f"local {local_cls.__name__} lacks {name}"
+        sdk = inspect.signature(getattr(sdk_cls, name)).parameters
+        local = inspect.signature(getattr(local_cls, name)).parameters
+        sdk_required = [p for p, v in sdk.items() if p != "self" and v.default is inspect.Parameter.empty
+                        and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+        local_names = [p for p in local if p != "self"]
+        # Positional parameters the SDK requires come first, in the same order, locally too.
+        assert local_names[: len(sdk_required)] == sdk_required, f"{name}: {local_names} vs SDK {sdk_required}"
+        # Every local parameter exists on the SDK too (nothing offline-only leaks into calls).
+        accepts_kwargs = any(v.kind == v.VAR_KEYWORD for v in sdk.values())
+        for p in local_names:
+            if local[p].kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+                continue
+            assert p in sdk or accepts_kwargs, f"{name}: parameter {p!r} is not in the SDK's signature"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    return LocalServiceClient(store=tmp_path_factory.mktemp("store"))
+
+
+def _datum(tok, text: str, answer: str) -> types.Datum:
+    return render_example(tok, conversation(text, answer)).to_datum()
+
+
+def test_loss_matches_logprobs_and_weights(service):
+    trainer = service.create_lora_training_client("local/tiny", seed=1).result()
+    tok = trainer.get_tokenizer()
+    data = [_datum(tok, "Guten Morgen zusammen", "de"), _datum(tok, "Buenos días a todos", "es")]
+    out = trainer.forward(data, "cross_entropy").result()
+    independent = 0.0
+    for d, o in zip(data, out.loss_fn_outputs, strict=True):
+        lp = o["logprobs"].to_numpy()
+        w = d.loss_fn_inputs["weights"].to_numpy()
+        assert lp.shape == w.shape
+        assert np.all(lp <= 0)
+        independent += float(-(lp * w).sum())
+    assert out.metrics["loss:sum"] == pytest.approx(independent, rel=1e-5)
+    # weight 0 contributes nothing: zero weights give zero loss
+    zero = types.Datum(model_input=data[0].model_input, loss_fn_inputs={
+        "target_tokens": data[0].loss_fn_inputs["target_tokens"],
+        "weights": np.zeros(data[0].model_input.length, dtype=np.float32)})
+    assert trainer.forward([zero], "cross_entropy").result().metrics["loss:sum"] == 0.0
+
+
+def test_gradient_accumulation_equals_one_batch(tmp_path):
+    import torch
+
+    def run(split: bool):
+        svc = LocalServiceClient(store=tmp_path)
+        tr = svc.create_lora_training_client("local/tiny", seed=3).result()
+        tok = tr.get_tokenizer()
+        a, b = _datum(tok, "Merci beaucoup", "fr"), _datum(tok, "Спасибо большое", "ru")
+        if split:
+            tr.forward_backward([a], "cross_entropy").result()
+            tr.forward_backward([b], "cross_entropy").result()
+        else:
+            tr.forward_backward([a, b], "cross_entropy").result()
+        tr.optim_step(types.AdamParams(learning_rate=1e-2)).result()
+        return {k: v.detach().clone() for k, v in tr.model.named_parameters()}
+
+    one, two = run(False), run(True)
+    for k in one:
+        assert torch.allclose(one[k], two[k], atol=1e-6), k
+
+
+def test_memorisation_then_greedy_sampling(service):
+    trainer = service.create_lora_training_client("local/tiny", seed=0).result()
+    tok = trainer.get_tokenizer()
+    pairs = [("alpha beta gamma", "el"), ("uno dos tres", "es"), ("eins zwei drei", "de"), ("one two three", "en")]
+    data = [_datum(tok, q, a) for q, a in pairs]
+    first = trainer.forward(data, "cross_entropy").result().metrics["loss:sum"]
+    for _ in range(40):
+        trainer.forward_backward(data, "cross_entropy")
+        trainer.optim_step(types.AdamParams(learning_rate=3e-3)).result()
+    last = trainer.forward(data, "cross_entropy").result().metrics["loss:sum"]
+    assert last < 0.05 * first and last < 0.5
+    sampler = trainer.save_weights_and_get_sampling_client().result()
+    params = types.SamplingParams(max_tokens=5, temperature=0.0)
+    for q, a in pairs:
+        seq = sampler.sample(model_input(tok, [{"role": "user", "content": q}]), 1, params).result().sequences[0]
+        assert tok.decode(seq.tokens, skip_special_tokens=True) == a
+        assert seq.stop_reason == "stop"
+
+
+def test_seed_stop_and_max_tokens(service):
+    sampler = service.create_sampling_client(base_model="local/tiny").result()
+    tok = sampler.get_tokenizer()
+    prompt = model_input(tok, [{"role": "user", "content": "hello"}])
+    p = types.SamplingParams(max_tokens=12, temperature=1.0, seed=7, stop=[])
+    a = sampler.sample(prompt, 2, p).result()
+    b = sampler.sample(prompt, 2, p).result()
+    assert [s.tokens for s in a.sequences] == [s.tokens for s in b.sequences]
+    assert all(len(s.tokens) == 12 and s.stop_reason == "length" for s in a.sequences)
+    assert len(a.sequences[0].logprobs) == 12
+    stop_tok = a.sequences[0].tokens[3]
+    c = sampler.sample(prompt, 1, types.SamplingParams(max_tokens=12, temperature=1.0, seed=7, stop=[stop_tok])).result()
+    assert c.sequences[0].tokens[-1] == stop_tok and c.sequences[0].stop_reason == "stop"
+    text = tok.decode(a.sequences[0].tokens[:4])
+    d = sampler.sample(prompt, 1, types.SamplingParams(max_tokens=12, temperature=1.0, seed=7, stop=[text[-1]])).result()
+    assert text[-1] in tok.decode(d.sequences[0].tokens) and len(d.sequences[0].tokens) <= 4
+
+
+def test_save_then_load_gives_identical_logprobs(service):
+    trainer = service.create_lora_training_client("local/tiny", seed=5).result()
+    tok = trainer.get_tokenizer()
+    data = [_datum(tok, "Καλημέρα σε όλους", "el")]
+    trainer.forward_backward(data, "cross_entropy")
+    trainer.optim_step(types.AdamParams(learning_rate=1e-2)).result()
+    before = trainer.forward(data, "cross_entropy").result().loss_fn_outputs[0]["logprobs"].to_numpy()
+    state = trainer.save_state("s1").result().path
+    restored = service.create_training_client_from_state_with_optimizer(state).result()
+    after = restored.forward(data, "cross_entropy").result().loss_fn_outputs[0]["logprobs"].to_numpy()
+    np.testing.assert_allclose(before, after, rtol=0, atol=1e-6)
+    sampler_path = trainer.save_weights_for_sampler("final").result().path
+    sampler = service.create_sampling_client(model_path=sampler_path).result()
+    ids = data[0].model_input.to_ints()
+    lp = sampler.compute_logprobs(types.ModelInput.from_ints(ids)).result()
+    assert lp[0] is None and len(lp) == len(ids)
+
+
+def test_many_concurrent_samples_are_batched(service):
+    sampler = service.create_sampling_client(base_model="local/tiny").result()
+    tok = sampler.get_tokenizer()
+    params = types.SamplingParams(max_tokens=3, temperature=0.0)
+
+    async def many():
+        prompts = [model_input(tok, [{"role": "user", "content": f"query number {i}"}]) for i in range(40)]
+        return await asyncio.gather(*[sampler.sample_async(p, 1, params) for p in prompts])
+
+    before = sampler._engine.batches_run
+    results = asyncio.run(many())
+    assert len(results) == 40 and all(len(r.sequences[0].tokens) <= 3 for r in results)
+    assert sampler._engine.batches_run - before <= 4  # 40 requests, a handful of forward batches
+
+
+@pytest.mark.parametrize("case", ["lengths", "loss", "context", "max_tokens", "model", "rank"])
+def test_clear_errors(service, case):
+    trainer = service.create_lora_training_client("local/tiny", seed=0).result()
+    tok = trainer.get_tokenizer()
+    if case == "lengths":
+        bad = types.Datum(model_input=types.ModelInput.from_ints([1, 2, 3]),
+                          loss_fn_inputs={"target_tokens": [2, 3], "weights": [1.0, 1.0]})
+        with pytest.raises(LocalBackendError, match="lengths disagree"):
+            trainer.forward_backward([bad], "cross_entropy").result()
+    elif case == "loss":
+        with pytest.raises(LocalBackendError, match="supports: cross_entropy"):
+            trainer.forward_backward([_datum(tok, "hallo welt", "de")], "ppo").result()
+    elif case == "context":
+        sampler = trainer.save_weights_and_get_sampling_client().result()
+        with pytest.raises(LocalBackendError, match="does not fit the context"):
+            sampler.sample(types.ModelInput.from_ints([5] * 600), 1, types.SamplingParams(max_tokens=2))
+    elif case == "max_tokens":
+        sampler = trainer.save_weights_and_get_sampling_client().result()
+        with pytest.raises(LocalBackendError, match="max_tokens must be at least 1"):
+            sampler.sample(types.ModelInput.from_ints([5, 6]), 1, types.SamplingParams(max_tokens=0))
+    elif case == "model":
+        with pytest.raises(LocalBackendError, match="known models: local/tiny"):
+            service.create_lora_training_client("gpt-17").result()
+    elif case == "rank":
+        with pytest.raises(LocalBackendError, match="rank must be"):
+            service.create_lora_training_client("local/tiny", rank=0).result()
+
+
+def test_futures_work_inside_a_running_event_loop(service):
+    async def inside():
+        trainer = await service.create_lora_training_client("local/tiny", seed=0)
+        tok = trainer.get_tokenizer()
+        out = await trainer.forward([_datum(tok, "hello there friend", "en")], "cross_entropy")
+        return out.metrics["loss:sum"]
+
+    assert asyncio.run(inside()) > 0
+
+
+def test_connect_chooses_and_refuses(monkeypatch):
+    from helpers.backend import BackendError, choose_backend
+
+    monkeypatch.delenv("TINKER_API_KEY", raising=False)
+    monkeypatch.delenv("PD_BACKEND", raising=False)
+    assert choose_backend() == ("local", "no TINKER_API_KEY in the environment")
+    monkeypatch.setenv("TINKER_API_KEY", "tml-fake")
+    assert choose_backend()[0] == "tinker"
+    monkeypatch.setenv("PD_BACKEND", "local")
+    assert connect().backend == "local"
+    monkeypatch.delenv("TINKER_API_KEY")
+    with pytest.raises(BackendError, match="TINKER_API_KEY"):
+        connect("tinker")
+
+
+def test_unreachable_tinker_server_fails_fast(monkeypatch):
+    import time
+
+    from helpers.backend import BackendError
+
+    monkeypatch.setenv("TINKER_API_KEY", "tml-fake-key-for-test")
+    started = time.monotonic()
+    with pytest.raises(BackendError, match="127.0.0.1:9") as err:
+        connect("tinker", base_url="http://127.0.0.1:9/api")
+    assert time.monotonic() - started < 30
+    assert "tml-fake-key-for-test" not in str(err.value)
+
+
+def test_hugging_face_folder_trains_with_lora(tmp_path):
+    """A local folder holding a Hugging Face causal LM loads, and trains through peft's LoRA."""
+    from helpers.local.clients import load_model
+
+    tiny = load_model("local/tiny")
+    tiny.model.save_pretrained(tmp_path / "hf")
+    tiny.tokenizer.save_pretrained(tmp_path / "hf")
+    svc = LocalServiceClient(store=tmp_path / "store")
+    trainer = svc.create_lora_training_client(str(tmp_path / "hf"), rank=4, seed=0).result()
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora" in n for n in trainable)
+    tok = trainer.get_tokenizer()
+    d = [_datum(tok, "hallo welt wie geht es", "de")]
+    before = trainer.forward(d, "cross_entropy").result().metrics["loss:sum"]
+    for _ in range(10):
+        trainer.forward_backward(d, "cross_entropy")
+        trainer.optim_step(types.AdamParams(learning_rate=1e-2)).result()
+    assert trainer.forward(d, "cross_entropy").result().metrics["loss:sum"] < before
+    path = trainer.save_weights_for_sampler("lora").result().path
+    sampler = svc.create_sampling_client(model_path=path).result()
+    assert sampler.sample(model_input(tok, [{"role": "user", "content": "hallo"}]), 1,
+                          types.SamplingParams(max_tokens=2, temperature=0)).result().sequences
