@@ -31,8 +31,8 @@ will use and why, and gives the road map. It runs offline in a few seconds."""
 
 The course needs Python 3.11 or newer and the packages from `pyproject.toml`, installed
 into `.venv` by `make setup`. If a line below says *missing*, run `make setup` in a terminal
-and restart the kernel. Importing them is the real check: a half-installed package fails here
-rather than in the middle of training."""
+and restart the kernel. The core packages are imported, not just looked up: a half-installed
+package fails here rather than in the middle of training."""
     ),
     new_code_cell(
         """import sys
@@ -44,21 +44,22 @@ print(f"Python {sys.version.split()[0]} at {sys.executable}")"""
         """import importlib
 from importlib.metadata import PackageNotFoundError, version
 
-# import name -> distribution name
+# distribution -> module to import; None: only look the version up (importing peft takes ~10 s)
 PACKAGES = {
     "torch": "torch",
     "transformers": "transformers",
-    "peft": "peft",
     "tinker": "tinker",
-    "lingua": "lingua-language-detector",
-    "sklearn": "scikit-learn",
-    "matplotlib": "matplotlib",
-    "ipywidgets": "ipywidgets",
-    "helpers": "prompt-distillation-course",
+    "lingua-language-detector": "lingua",
+    "prompt-distillation-course": "helpers",
+    "peft": None,
+    "scikit-learn": None,
+    "matplotlib": None,
+    "ipywidgets": None,
 }
-for module, dist in PACKAGES.items():
+for dist, module in PACKAGES.items():
     try:
-        importlib.import_module(module)
+        if module:
+            importlib.import_module(module)
         found = version(dist)
     except (ImportError, PackageNotFoundError) as e:
         found = f"missing ({e.__class__.__name__}): run `make setup`"
@@ -178,7 +179,11 @@ Open `01_teacher_prompt.ipynb` next. To run the whole course headless instead, t
 
 def build() -> nbformat.NotebookNode:
     nb = new_notebook(cells=CELLS)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"setup-{i:02d}"  # stable ids keep diffs small when the script is re-run

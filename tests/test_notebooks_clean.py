@@ -1,0 +1,83 @@
+"""Notebooks are committed clean: valid, without outputs, short, prose first.
+
+Outputs in a committed notebook go stale, bloat diffs, and can carry secrets (an API key
+echoed by mistake, a password widget's state). ``pre-commit`` with nbstripout strips them
+for contributors; this test catches whatever slips past it. ``make run`` writes the
+executed copies under ``build/notebooks/`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+MAX_CELLS = 25
+"""One idea per cell and about 25 cells at most: longer notebooks get split or moved into helpers."""
+
+PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert PATHS, f"no notebooks found in {NOTEBOOKS}"
+
+
+@pytest.fixture(params=PATHS, ids=[p.name for p in PATHS])
+def notebook(request) -> tuple[Path, dict]:
+    path = request.param
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        pytest.fail(f"{path.name} is not valid JSON: {e}")
+    return path, data
+
+
+def test_is_a_valid_notebook(notebook):
+    path, data = notebook
+    nbformat.validate(nbformat.from_dict(data))
+    assert data.get("nbformat") == 4, f"{path.name}: nbformat {data.get('nbformat')}, expected 4"
+
+
+def test_has_no_outputs_or_execution_counts(notebook):
+    path, data = notebook
+    dirty = [
+        i
+        for i, cell in enumerate(data["cells"], start=1)
+        if cell["cell_type"] == "code"
+        and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: cells {dirty} have outputs or execution counts; strip them (nbstripout {path.name})"
+    )
+
+
+def test_has_no_saved_widget_state(notebook):
+    # A password widget's value would be saved here: never commit widget state.
+    path, data = notebook
+    assert "widgets" not in data.get("metadata", {}), (
+        f"{path.name}: saved widget state in metadata; strip it"
+    )
+
+
+def test_is_short_and_starts_with_prose(notebook):
+    path, data = notebook
+    cells = data["cells"]
+    assert cells, f"{path.name} is empty"
+    assert len(cells) <= MAX_CELLS, (
+        f"{path.name} has {len(cells)} cells, at most {MAX_CELLS}: move logic into helpers"
+    )
+    assert cells[0]["cell_type"] == "markdown", (
+        f"{path.name}: the first cell must be markdown (prose first)"
+    )
+
+
+def test_runs_in_the_default_python3_kernel(notebook):
+    # nbmake and make run start the kernel named here; a private kernel name fails in CI.
+    path, data = notebook
+    kernel = data.get("metadata", {}).get("kernelspec", {}).get("name", "python3")
+    assert kernel == "python3", (
+        f"{path.name}: kernelspec {kernel!r}; use python3 (the course's .venv)"
+    )

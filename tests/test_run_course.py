@@ -1,0 +1,83 @@
+"""scripts/run_course.py, the driver behind ``make run``: order, failures, summary."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_course():
+    spec = importlib.util.spec_from_file_location("run_course", ROOT / "scripts" / "run_course.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["run_course"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+REPORT = {
+    "teacher_accuracy": 0.93,
+    "student_accuracy": 0.871,
+    "baseline_accuracy": 0.8,
+    "agreement": 0.9,
+    "teacher_prompt_tokens": 1650,
+    "student_prompt_tokens": 12,
+    "backend": "local",
+    "offline": True,
+}
+
+
+def test_summary_shows_accuracies_agreement_and_tokens_saved(run_course):
+    text = "\n".join(run_course.summary(REPORT))
+    assert "0.930" in text and "0.871" in text and "0.900" in text
+    assert "teacher 1650, student 12, saved 1638" in text
+    assert "stand-in teacher" in text and "not from LLMs" in text
+
+
+def test_summary_of_a_tinker_run_has_no_offline_note_and_tolerates_gaps(run_course):
+    text = "\n".join(
+        run_course.summary({"backend": "tinker", "offline": False, "teacher_accuracy": 0.95})
+    )
+    assert "0.950" in text and "n/a" in text
+    assert "not from LLMs" not in text
+
+
+def test_notebooks_are_found_in_course_order(run_course, tmp_path):
+    for name in ("02_b.ipynb", "00_a.ipynb", "10_c.ipynb", "notes.ipynb", "1_x.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in run_course.course_notebooks(tmp_path)] == [
+        "00_a.ipynb",
+        "02_b.ipynb",
+        "10_c.ipynb",
+    ]
+
+
+def test_a_failing_cell_is_named_and_the_executed_copy_kept(run_course, tmp_path):
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# a notebook that fails"),
+            new_code_cell("x = 1"),
+            new_code_cell("raise ValueError('no such label')"),
+        ]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = tmp_path / "07_broken.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(run_course.CourseError) as caught:
+        run_course.execute_notebook(path, tmp_path / "out", timeout=120)
+    message = str(caught.value)
+    assert "07_broken.ipynb, cell 3 failed: ValueError: no such label" in message
+    assert "\n" not in message
+    executed = nbformat.read(tmp_path / "out" / "07_broken.ipynb", as_version=4)
+    assert executed.cells[2].outputs[0]["ename"] == "ValueError"
