@@ -1,0 +1,133 @@
+"""Rendering (the train/sample prefix guard) and the training loop."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import connect
+from helpers.dataio import DataError, read_queries
+from helpers.local.model import load_tokenizer
+from helpers.render import RenderMismatchError, conversation, prompt_tokens, render_example
+from helpers.train import TrainConfig, epoch_batches, learning_rate_at, split, train
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_generation_prompt_is_prefix_of_training_tokens_for_every_course_example():
+    tok = load_tokenizer()
+    for name in ("queries.jsonl", "dev_gold.jsonl", "test_gold.jsonl"):
+        for row in read_queries(DATA / name):
+            ex = render_example(tok, conversation(row["text"], "ot"))
+            prompt = prompt_tokens(tok, [{"role": "user", "content": row["text"]}])
+            assert ex.tokens[: len(prompt)] == prompt
+            assert tok.decode(ex.completion_tokens) == "ot<|im_end|>"
+
+
+def test_mismatched_template_is_caught():
+    class Drifting:
+        """A template whose generation prompt opens an empty think block that training text lacks
+        (what Qwen3-style templates do when history is rendered differently)."""
+
+        def __init__(self, tok):
+            self.tok = tok
+            self.unk_token_id = tok.unk_token_id
+            self.eos_token_id = tok.eos_token_id
+
+        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False, **kw):
+            text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+            return text + "<think></think>" if add_generation_prompt else text
+
+        def __getattr__(self, name):
+            return getattr(self.tok, name)
+
+    with pytest.raises(RenderMismatchError, match="mismatch"):
+        render_example(Drifting(load_tokenizer()), conversation("hola amigos", "es"))
+
+
+def test_weights_and_shift():
+    tok = load_tokenizer()
+    datum = render_example(tok, conversation("hola amigos", "es")).to_datum()
+    w = datum.loss_fn_inputs["weights"].to_numpy()
+    assert w.sum() == 2 and list(w[-2:]) == [1.0, 1.0]  # the label and the end-of-turn token
+    assert datum.model_input.length == len(w)
+
+
+def test_schedules_split_and_batches():
+    cfg = TrainConfig(learning_rate=1.0, warmup_steps=0, lr_schedule="linear")
+    assert learning_rate_at(0, 10, cfg) == 1.0 and learning_rate_at(5, 10, cfg) == 0.5
+    cfg = TrainConfig(learning_rate=1.0, warmup_steps=0, lr_schedule="cosine")
+    assert learning_rate_at(5, 10, cfg) == pytest.approx(0.5)
+    assert learning_rate_at(10, 10, cfg) == pytest.approx(0.0)
+    a, b = split(list(range(100)), 0.2, seed=1)
+    assert len(b) == 20 and sorted(a + b) == list(range(100)) and split(list(range(100)), 0.2, 1) == (a, b)
+    import random
+
+    batches = epoch_batches([5] * 50 + [50] * 50, 10, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(100))
+    lengths = [5] * 50 + [50] * 50
+    mixed = [b for b in batches if len({lengths[i] for i in b}) > 1]
+    assert len(mixed) <= 2  # at most one batch per window straddles short and long examples
+
+
+@pytest.mark.parametrize("setting,message", [
+    ({"learning_rate": 0}, "learning_rate must be > 0"),
+    ({"rank": 0}, "rank must be >= 1"),
+    ({"batch_size": 0}, "batch_size must be >= 1"),
+    ({"epochs": 0}, "epochs must be >= 1"),
+])
+def test_bad_settings(setting, message):
+    with pytest.raises(DataError, match=message):
+        TrainConfig(**setting).validate()
+
+
+def test_bad_data():
+    svc = connect("local")
+    with pytest.raises(DataError, match="empty data set"):
+        train(svc, [])
+    with pytest.raises(DataError, match="not one of the 13 labels"):
+        train(svc, [{"messages": conversation("hola", "spanish")}])
+    with pytest.raises(DataError, match="needs a user turn and an assistant turn"):
+        train(svc, [{"messages": [{"role": "user", "content": "hola"}]}])
+
+
+ROWS = [{"messages": conversation(t, a)} for t, a in [
+    ("Guten Morgen zusammen", "de"), ("Buenos días a todos", "es"), ("Bonjour tout le monde", "fr"),
+    ("Good morning everyone", "en"), ("Καλημέρα σε όλους", "el"), ("Доброе утро всем", "ru"),
+    ("Günaydın herkese", "tr"), ("Chào buổi sáng mọi người", "vi"),
+] * 3]
+
+
+def test_training_resumes_to_the_same_weights(tmp_path):
+    import torch
+
+    cfg = TrainConfig(epochs=2, batch_size=4, val_fraction=0, save_every=3, warmup_steps=0)
+    full = train(connect("local", store=tmp_path / "a" / "w"), ROWS, cfg, out_dir=tmp_path / "a")
+    # an interrupted run: stop after the first checkpoint by failing the 5th step's callback
+    seen = []
+
+    def stop(info):
+        seen.append(info)
+        if info.get("step") == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(connect("local", store=tmp_path / "b" / "w"), ROWS, cfg, out_dir=tmp_path / "b", callbacks=[stop])
+    progress = json.loads((tmp_path / "b" / "progress.json").read_text())
+    assert progress["step"] == 3
+    resumed = train(connect("local", store=tmp_path / "b" / "w"), ROWS, cfg, out_dir=tmp_path / "b")
+    assert len(resumed.history) == len(full.history) == 12
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in full.history], rel=1e-4)
+    wa = torch.load(Path(json.loads((tmp_path / "a" / "checkpoint.json").read_text())["sampler_path"][8:]) / "weights.pt")
+    wb = torch.load(Path(json.loads((tmp_path / "b" / "checkpoint.json").read_text())["sampler_path"][8:]) / "weights.pt")
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-5), k
+
+
+def test_training_learns_and_validates():
+    cfg = TrainConfig(epochs=8, batch_size=8, val_fraction=0.25, warmup_steps=0, learning_rate=3e-3)
+    seen = []
+    result = train(connect("local"), ROWS, cfg, callbacks=[seen.append])
+    assert result.history[-1]["loss"] < result.history[0]["loss"] / 3
+    assert result.validation and 0 <= result.validation[-1]["val_accuracy"] <= 1
+    assert {"step", "validation"} == {i["kind"] for i in seen}

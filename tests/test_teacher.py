@@ -1,0 +1,65 @@
+"""The stand-in teacher: the prompt's policy, executed, and served through the sampling interface."""
+
+import pytest
+from tinker import types
+
+from helpers import connect
+from helpers.labels import parse_answer
+from helpers.local import TEACHER_MODEL
+from helpers.prompt import build_prompt, teacher_messages
+from helpers.render import model_input
+from helpers.teacher import ALL_RULES, decide, strip_noise
+
+
+@pytest.mark.parametrize("text,label,rule", [
+    ("Wir treffen uns um 14:30 am Bahnhof https://example.org/x 🚆", "de", None),
+    ("SELECT id, name FROM users WHERE active = 1;", "ot", "code"),
+    ("# Diese Funktion berechnet den Gesamtpreis\ndef total(items):\n    return sum(items)", "de", None),
+    ("kya haal hai bhai, sab theek?", "ot", "romanized"),
+    ("privet, kak dela segodnya?", "ot", "romanized"),
+    ("Questo è un bel giorno per andare al mare.", "ot", None),
+    ("Привіт, як справи? Що нового у тебе?", "ot", None),
+    ("Danke", "ot", "short"),
+    ("12.03.2024 19,99 € #sale", "ot", "noise"),
+    ("میں آج بازار جا رہا ہوں اور شام کو واپس آؤں گا", "ur", None),
+    ("Je suis très fatigué aujourd'hui. I really need a long holiday now.", "ot", "mixed"),
+])
+def test_policy_decisions(text, label, rule):
+    d = decide(text)
+    assert d.label == label, d
+    if rule:
+        assert d.rule == rule
+    assert max(d.confidences, key=d.confidences.get) == d.label
+    assert sum(d.confidences.values()) == pytest.approx(1.0)
+
+
+def test_switching_a_rule_off_changes_behaviour():
+    code = "def f(x):\n    return x * 2"
+    assert decide(code).label == "ot"
+    assert decide("Questo è un bel giorno per andare al mare.", ALL_RULES - {"latin"}).label != "ot"
+    assert decide("kya haal hai bhai, sab theek?", ALL_RULES - {"romanized"}).rule != "romanized"
+    assert decide("Danke", ALL_RULES - {"short"}).label == "de"
+    assert strip_noise("see https://x.org @bob #tag 42 🙂") == "see"
+
+
+def test_served_as_a_sampling_model_reading_the_prompt():
+    service = connect("local")
+    teacher = service.create_sampling_client(base_model=TEACHER_MODEL).result()
+    tok = teacher.get_tokenizer()
+    greedy = types.SamplingParams(max_tokens=64, temperature=0.0)
+
+    def ask(text, prompt):
+        seq = teacher.sample(model_input(tok, teacher_messages(text, prompt)), 1, greedy).result().sequences[0]
+        return tok.decode(seq.tokens, skip_special_tokens=True)
+
+    assert parse_answer(ask("def f(x):\n    return x * 2", build_prompt())) == "ot"
+    # the teacher applies the rules the prompt contains: without the code rule, code is read as text
+    assert "Rule code" not in ask("def f(x):\n    return x * 2", build_prompt(without=["code"]))
+    # without the format rule there is no parseable answer, as with an LLM never told the format
+    assert parse_answer(ask("Guten Morgen, wie geht es dir heute?", build_prompt(without=["format"]))) is None
+    # sampling at temperature > 0 draws from the confidences; votes are reproducible by seed
+    hot = types.SamplingParams(max_tokens=64, temperature=2.0, seed=3)
+    prompt = model_input(tok, teacher_messages("ok merci", build_prompt()))
+    a = teacher.sample(prompt, 8, hot).result()
+    b = teacher.sample(prompt, 8, hot).result()
+    assert [s.tokens for s in a.sequences] == [s.tokens for s in b.sequences]
