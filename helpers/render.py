@@ -43,6 +43,36 @@ def _encode(tokenizer, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
+_PREFIX_CACHE: dict[tuple[int, str], list[int]] = {}  # (tokenizer, its name and size + prefix) -> tokens
+_PREFIX_OK: dict[int, bool] = {}
+
+
+def _encode_with_cached_prefix(tokenizer, text: str) -> list[int]:
+    """Encode ``text``, reusing the tokens of its first turn (the long system prompt).
+
+    A special token such as ``<|im_end|>`` is a hard boundary for the tokenizer, so the
+    text up to the first one encodes the same alone as in context. Labelling thousands of
+    queries with a 3,000-token prompt then tokenises the prompt once, not thousands of
+    times. The first use with a tokenizer checks the shortcut against a full encode.
+    """
+    marker = tokenizer.convert_ids_to_tokens(end_of_turn_id(tokenizer))
+    cut = text.find(marker) if isinstance(marker, str) else -1
+    if len(text) < 2000 or cut < 0 or _PREFIX_OK.get(id(tokenizer)) is False:
+        return _encode(tokenizer, text)
+    cut += len(marker)
+    key = (id(tokenizer), f"{getattr(tokenizer, 'name_or_path', '')}:{len(tokenizer)}:{text[:cut]}")
+    if key not in _PREFIX_CACHE:
+        if len(_PREFIX_CACHE) > 64:
+            _PREFIX_CACHE.clear()
+        _PREFIX_CACHE[key] = _encode(tokenizer, text[:cut])
+    tokens = _PREFIX_CACHE[key] + _encode(tokenizer, text[cut:])
+    if id(tokenizer) not in _PREFIX_OK:
+        _PREFIX_OK[id(tokenizer)] = tokens == _encode(tokenizer, text)
+        if not _PREFIX_OK[id(tokenizer)]:
+            return _encode(tokenizer, text)
+    return tokens
+
+
 def end_of_turn_id(tokenizer) -> int:
     """The token that ends an assistant turn (``<|im_end|>`` for ChatML models)."""
     for name in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
@@ -54,7 +84,7 @@ def end_of_turn_id(tokenizer) -> int:
 
 def prompt_tokens(tokenizer, messages: list[dict]) -> list[int]:
     """Tokens of the generation prompt for ``messages`` (which end with the user's turn)."""
-    return _encode(tokenizer, _template(tokenizer, messages, add_generation_prompt=True))
+    return _encode_with_cached_prefix(tokenizer, _template(tokenizer, messages, add_generation_prompt=True))
 
 
 def model_input(tokenizer, messages: list[dict]) -> types.ModelInput:
