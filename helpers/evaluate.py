@@ -1,0 +1,721 @@
+"""Step 3 of prompt distillation: how good is each predictor, and what does the prompt cost?
+
+Four predictors answer the same gold-labelled queries through one function,
+:func:`predict`:
+
+==================  ============================================================
+``"teacher"``       the teacher model, *with* the long prompt (what we distil)
+``"base"``          the student's base model, *without* the prompt (before training)
+``"student:DIR"``   the trained student, without the prompt (``DIR/checkpoint.json``)
+``"baseline:DIR"``  character n-grams + logistic regression (:mod:`helpers.baseline`)
+==================  ============================================================
+
+Every model answer goes through :func:`helpers.labels.parse_answer`; an answer
+it cannot read is kept as ``None`` ("unparsed") and counts as wrong. It is never
+dropped, because dropping it would flatter exactly the models that fail most.
+
+Metrics come from scikit-learn (:func:`compute_metrics`, :func:`agreement`), the
+cost side from the models' own tokenizers (:func:`prompt_tokens_per_query`,
+:func:`cost_table`, :func:`measure_latency`). Pictures are in :mod:`helpers.plots`.
+
+The command line ``python -m helpers evaluate`` is :func:`add_arguments` and
+:func:`main`.
+
+Example
+-------
+>>> gold = ["de", "en", "en", "ot"]
+>>> pred = ["de", "en", "fr", None]          # None: an answer that named no label
+>>> m = compute_metrics(gold, pred)
+>>> m["accuracy"], m["unparsed"]
+(0.5, 1)
+>>> m["confusion"][3]                        # row "en": one right, one taken for "fr"
+[0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+>>> predict("teacher", ["Guten Morgen, wie geht es dir?"], progress=False)[0].label  # doctest: +SKIP
+'de'
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import numbers
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .dataio import DataError, read_gold, write_jsonl, write_text
+from .labels import LABELS, parse_answer
+from .prompt import DEFAULT_PROMPT, student_messages, teacher_messages
+from .render import model_input
+
+# ---------------------------------------------------------------- settings
+
+TINKER_MODEL = "Qwen/Qwen3-30B-A3B"
+"""On Tinker, the teacher and the student's base are the same model: only the prompt differs."""
+
+LOCAL_TEACHER = "local/policy-teacher"
+"""Offline teacher: the rule-based stand-in (:mod:`helpers.teacher`), *not* an LLM."""
+
+LOCAL_BASE = "local/tiny"
+"""Offline student base: the tiny randomly initialised model of :mod:`helpers.local.model`."""
+
+DEFAULT_MODELS: dict[str, dict[str, str]] = {
+    "local": {"teacher": LOCAL_TEACHER, "base": LOCAL_BASE},
+    "tinker": {"teacher": TINKER_MODEL, "base": TINKER_MODEL},
+}
+
+TEACHER_MAX_TOKENS = 256  # room for a short line of reasoning, then "Final Answer: xx"
+STUDENT_MAX_TOKENS = 8  # a distilled student answers with the bare label and stops
+
+UNPARSED = "unparsed"
+"""Name of the confusion matrix's extra last column: answers that named no label."""
+
+PRICES: dict[str, float] = {
+    "teacher": 0.20,
+    "student": 0.20,
+}
+"""EXAMPLE prices in USD per million *prompt* tokens: edit them to your provider's price list.
+
+They are placeholders for the arithmetic, not anyone's published prices. On Tinker
+the teacher and the student run on the same base model, so by default they cost the
+same per token and the whole saving comes from the prompt tokens a student no
+longer sends.
+"""
+
+BOOTSTRAP_RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One predictor's answer to one query: the parsed ``label`` (or ``None``) and the ``raw`` text."""
+
+    label: str | None
+    raw: str
+
+
+# ---------------------------------------------------------------- predictors
+
+
+def default_models(backend: str) -> dict[str, str]:
+    """``{"teacher": ..., "base": ...}``: the models a backend uses unless told otherwise."""
+    if backend not in DEFAULT_MODELS:
+        raise DataError(f"setting: backend must be one of {', '.join(DEFAULT_MODELS)}, got {backend!r}")
+    return dict(DEFAULT_MODELS[backend])
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """Split a predictor spec into ``(kind, folder)``; ``kind`` is teacher, base, student or baseline.
+
+    >>> parse_spec("student:runs/a/student")
+    ('student', 'runs/a/student')
+    >>> parse_spec("teacher")
+    ('teacher', None)
+    """
+    if not isinstance(spec, str):
+        raise DataError(f"predictor: expected a string such as 'teacher', got {type(spec).__name__}")
+    kind, sep, folder = spec.partition(":")
+    if kind in ("teacher", "base") and not sep:
+        return kind, None
+    if kind in ("student", "baseline") and sep and folder:
+        return kind, folder
+    raise DataError(f"predictor: unknown {spec!r}; use teacher, base, student:DIR or baseline:DIR")
+
+
+def predictor_name(spec: str) -> str:
+    """The short name of a predictor spec, used in file names: ``student:runs/x`` -> ``student``."""
+    return parse_spec(spec)[0]
+
+
+def read_checkpoint_info(directory: str | os.PathLike) -> dict:
+    """``DIR/checkpoint.json`` as written by :func:`helpers.train.train`, with a clear error."""
+    path = Path(directory) / "checkpoint.json"
+    if not path.exists():
+        raise DataError(f"{path}: no such file; is {directory} a folder written by `python -m helpers train --out`?")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e.__class__.__name__})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("sampler_path"), str):
+        raise DataError(f"{path}: missing \"sampler_path\" (training did not finish?)")
+    return info
+
+
+def _run_bounded(count: int, submit: Callable[[int], Any], finish: Callable[[int, Any], None],
+                 concurrency: int) -> None:
+    """Submit ``submit(i)`` for ``i < count`` with at most ``concurrency`` in flight, in order.
+
+    The oldest future is awaited first; futures that are already done after it are
+    collected too before new ones are submitted, so a backend that batches calls
+    arriving together (the local one) sees full batches, and Tinker sees a steady
+    stream of requests.
+    """
+    concurrency = max(1, int(concurrency))
+    in_flight: list[tuple[int, Any]] = []
+    nxt = 0
+    while nxt < count or in_flight:
+        while nxt < count and len(in_flight) < concurrency:
+            in_flight.append((nxt, submit(nxt)))
+            nxt += 1
+        i, fut = in_flight.pop(0)
+        finish(i, fut.result())
+        while in_flight and callable(getattr(in_flight[0][1], "done", None)) and in_flight[0][1].done():
+            i, fut = in_flight.pop(0)
+            finish(i, fut.result())
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="query", disable=not enabled, leave=enabled)
+
+
+def predict_with_client(
+    client,
+    texts: Sequence[str],
+    with_prompt: bool,
+    *,
+    prompt: str = DEFAULT_PROMPT,
+    max_tokens: int | None = None,
+    tokenizer=None,
+    progress: bool = True,
+    concurrency: int = 64,
+    desc: str | None = None,
+) -> list[Prediction]:
+    """Ask a ready-made sampling client about every text, greedily; one :class:`Prediction` each.
+
+    Parameters
+    ----------
+    client : a sampling client (Tinker's or the local backend's).
+    texts : the queries.
+    with_prompt : True: the teacher's conversation (``prompt`` as system message);
+        False: the student's (the query alone).
+    prompt : the teacher prompt when ``with_prompt``.
+    max_tokens : answer length limit; default 256 with the prompt, 8 without.
+    tokenizer : default ``client.get_tokenizer()``.
+    progress : show a tqdm progress bar.
+    concurrency : sample calls in flight at once.
+    """
+    texts = list(texts)
+    tokenizer = tokenizer if tokenizer is not None else client.get_tokenizer()
+    from tinker import types
+
+    limit = max_tokens or (TEACHER_MAX_TOKENS if with_prompt else STUDENT_MAX_TOKENS)
+    params = types.SamplingParams(max_tokens=limit, temperature=0.0)
+    out: list[Prediction | None] = [None] * len(texts)
+
+    def messages(text: str) -> list[dict]:
+        return teacher_messages(text, prompt) if with_prompt else student_messages(text)
+
+    bar = _progress_bar(len(texts), desc or ("with prompt" if with_prompt else "without prompt"), progress)
+
+    def submit(i: int):
+        return client.sample(model_input(tokenizer, messages(texts[i])), 1, params)
+
+    def finish(i: int, response) -> None:
+        raw = tokenizer.decode(list(response.sequences[0].tokens), skip_special_tokens=True)
+        out[i] = Prediction(parse_answer(raw), raw)
+        bar.update(1)
+
+    try:
+        _run_bounded(len(texts), submit, finish, concurrency)
+    finally:
+        bar.close()
+    return out  # type: ignore[return-value]
+
+
+def sampling_client_for(spec: str, service, teacher_model: str | None = None, base_model: str | None = None):
+    """The sampling client behind a model predictor spec (teacher, base or student:DIR)."""
+    kind, folder = parse_spec(spec)
+    backend = getattr(service, "backend", "tinker")
+    models = default_models(backend if backend in DEFAULT_MODELS else "tinker")
+    if kind == "teacher":
+        return service.create_sampling_client(base_model=teacher_model or models["teacher"]).result()
+    if kind == "base":
+        return service.create_sampling_client(base_model=base_model or models["base"]).result()
+    if kind == "student":
+        info = read_checkpoint_info(folder)
+        path = info["sampler_path"]
+        if path.startswith("local://") and backend != "local":
+            raise DataError(f"{folder}/checkpoint.json: the student was trained on the local backend; "
+                            "evaluate it with --backend local")
+        if path.startswith("tinker://") and backend == "local":
+            raise DataError(f"{folder}/checkpoint.json: the student was trained on Tinker; "
+                            "evaluate it with --backend tinker")
+        return service.create_sampling_client(model_path=path).result()
+    raise DataError(f"predictor: {spec!r} is not a sampling model")
+
+
+def predict(
+    spec: str,
+    texts: Sequence[str],
+    service=None,
+    progress: bool = True,
+    concurrency: int = 64,
+    *,
+    teacher_model: str | None = None,
+    base_model: str | None = None,
+    prompt: str = DEFAULT_PROMPT,
+    max_tokens: int | None = None,
+) -> list[Prediction]:
+    """Every text's answer from the predictor ``spec``, in order.
+
+    Parameters
+    ----------
+    spec : ``"teacher"``, ``"base"``, ``"student:DIR"`` or ``"baseline:DIR"``.
+    texts : the queries.
+    service : a service client from :func:`helpers.connect`; default ``connect()``.
+        Not needed for a baseline.
+    progress, concurrency : see :func:`predict_with_client`.
+    teacher_model, base_model : override the backend's defaults
+        (:data:`DEFAULT_MODELS`: locally the stand-in teacher and ``local/tiny``,
+        on Tinker :data:`TINKER_MODEL` for both).
+    prompt : the teacher's prompt (``"teacher"`` only).
+    max_tokens : override 256 (teacher) / 8 (students).
+
+    Examples
+    --------
+    >>> from helpers import connect
+    >>> preds = predict("teacher", ["Wo ist der Bahnhof?"], connect("local"), progress=False)  # doctest: +SKIP
+    >>> preds[0].label, preds[0].raw.splitlines()[-1]  # doctest: +SKIP
+    ('de', 'Final Answer: de')
+    """
+    kind, folder = parse_spec(spec)
+    texts = list(texts)
+    if kind == "baseline":
+        from . import baseline
+
+        model = baseline.load_baseline(folder)
+        return [Prediction(label, label) for label in baseline.predict(model, texts)]
+    if service is None:
+        from .backend import connect
+
+        service = connect()
+    client = sampling_client_for(spec, service, teacher_model=teacher_model, base_model=base_model)
+    return predict_with_client(client, texts, with_prompt=kind == "teacher", prompt=prompt,
+                               max_tokens=max_tokens, progress=progress, concurrency=concurrency, desc=kind)
+
+
+def labels_of(predictions: Sequence[Prediction | str | None]) -> list[str | None]:
+    """The labels of a list of predictions (plain labels and ``None`` pass through)."""
+    return [p.label if isinstance(p, Prediction) else p for p in predictions]
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _check_pair(gold: Sequence[str], pred: Sequence[str | None]) -> tuple[list[str], list[str | None]]:
+    gold, pred = list(gold), labels_of(pred)
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    if not gold:
+        raise ValueError("no examples to score")
+    for g in gold:
+        if g not in LABELS:
+            raise ValueError(f"gold label {g!r} is not one of the 13 labels")
+    for p in pred:
+        if p is not None and p not in LABELS:
+            raise ValueError(f"prediction {p!r} is neither one of the 13 labels nor None (unparsed)")
+    return gold, pred
+
+
+def _with_unparsed(pred: Sequence[str | None]) -> list[str]:
+    return [UNPARSED if p is None else p for p in pred]
+
+
+def bootstrap_ci(correct: Sequence[bool] | np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                 level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean (here: accuracy), seeded and reproducible.
+
+    >>> bootstrap_ci([1, 1, 1, 0] * 25) == bootstrap_ci([1, 1, 1, 0] * 25)
+    True
+    """
+    x = np.asarray(correct, dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("no examples to resample")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    step = max(1, 2_000_000 // x.size)  # resample in chunks: bounded memory for big sets
+    for start in range(0, n_resamples, step):
+        k = min(step, n_resamples - start)
+        means[start : start + k] = x[rng.integers(0, x.size, size=(k, x.size))].mean(axis=1)
+    tail = (1.0 - level) / 2.0 * 100.0
+    lo, hi = np.percentile(means, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def compute_metrics(gold: Sequence[str], pred: Sequence[str | None | Prediction], *,
+                    n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
+    """Accuracy with a bootstrap interval, the confusion matrix, per-label scores, macro-F1.
+
+    An unparsed prediction (``None``) counts as wrong: it lowers accuracy and the
+    recall of its true label, and it is counted in the confusion matrix's extra column.
+
+    Returns a dict in the shape of ``metrics.json`` (see ``DESIGN.md``):
+
+    - ``n``, ``accuracy``, ``accuracy_ci``: ``[low, high]``, a percentile bootstrap
+      95% interval (``n_resamples`` resamples, ``seed``);
+    - ``labels``: :data:`~helpers.labels.LABELS`, the order of rows and columns;
+    - ``confusion``: a 13 x 14 list of lists. Row ``i`` is the true label
+      ``labels[i]``, column ``j < 13`` the predicted label ``labels[j]``, and the
+      **last column** (``confusion_columns[-1] == "unparsed"``) counts answers that
+      named no label;
+    - ``confusion_columns``: ``labels`` plus ``"unparsed"``; ``unparsed``: their count;
+    - ``per_label``: ``{label: {precision, recall, f1, support}}`` (0 where undefined);
+    - ``macro_f1``: mean F1 over the labels that occur in ``gold`` or ``pred``.
+
+    >>> m = compute_metrics(["en", "en", "de"], ["en", "de", "de"])
+    >>> m["per_label"]["de"]["precision"], m["per_label"]["en"]["recall"]
+    (0.5, 0.5)
+    """
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    gold, pred = _check_pair(gold, pred)
+    y_pred = _with_unparsed(pred)
+    columns = [*LABELS, UNPARSED]
+    cm = confusion_matrix(gold, y_pred, labels=columns)[: len(LABELS)]  # no gold is "unparsed"
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, y_pred, labels=list(LABELS), zero_division=0)
+    present = [label for label in LABELS if label in gold or label in pred]
+    macro = f1_score(gold, y_pred, labels=present, average="macro", zero_division=0)
+    correct = np.array([g == p for g, p in zip(gold, pred, strict=True)])
+    return {
+        "n": len(gold),
+        "accuracy": float(correct.mean()),
+        "accuracy_ci": list(bootstrap_ci(correct, n_resamples=n_resamples, seed=seed)),
+        "labels": list(LABELS),
+        "confusion": cm.astype(int).tolist(),
+        "confusion_columns": columns,
+        "unparsed": int(sum(p is None for p in pred)),
+        "per_label": {
+            label: {"precision": float(precision[i]), "recall": float(recall[i]),
+                    "f1": float(f1[i]), "support": int(support[i])}
+            for i, label in enumerate(LABELS)
+        },
+        "macro_f1": float(macro),
+    }
+
+
+def agreement(a: Sequence[str | None | Prediction], b: Sequence[str | None | Prediction]) -> dict:
+    """How often two predictors give the same answer, raw and corrected for chance.
+
+    ``agreement`` is the share of identical answers; ``kappa`` is Cohen's kappa
+    (scikit-learn), which discounts the agreement two predictors would reach by
+    chance given how often each uses each label. Unparsed answers (``None``) are
+    one more category here: two unparsed answers agree. ``kappa`` is NaN when it
+    is undefined (both predictors always give one and the same answer).
+
+    >>> agreement(["de", "en", "en", "ot"], ["de", "en", "fr", "ot"])["agreement"]
+    0.75
+    """
+    from sklearn.metrics import cohen_kappa_score
+
+    a, b = labels_of(a), labels_of(b)
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} answers against {len(b)}")
+    if not a:
+        raise ValueError("no answers to compare")
+    x, y = _with_unparsed(a), _with_unparsed(b)
+    same = float(np.mean([p == q for p, q in zip(x, y, strict=True)]))
+    if len(set(x) | set(y)) < 2:
+        kappa = float("nan")  # one category only: chance agreement is 1, kappa is 0/0
+    else:
+        kappa = float(cohen_kappa_score(x, y, labels=[*LABELS, UNPARSED]))
+    return {"n": len(x), "agreement": same, "kappa": kappa}
+
+
+def error_table(texts: Sequence[str], gold: Sequence[str],
+                preds: Mapping[str, Sequence[str | None | Prediction]]) -> list[dict]:
+    """Rows where at least one predictor is wrong: ``{"index", "text", "gold", name: label, ...}``.
+
+    ``preds`` maps a predictor's name (``"teacher"``, ``"student"``, ...) to its
+    labels (``None`` for unparsed) in the order of ``texts``.
+
+    >>> error_table(["a b c", "x y z"], ["en", "de"], {"teacher": ["en", "en"], "student": ["en", None]})
+    [{'index': 1, 'text': 'x y z', 'gold': 'de', 'teacher': 'en', 'student': None}]
+    """
+    texts, gold = list(texts), list(gold)
+    columns = {name: labels_of(p) for name, p in preds.items()}
+    for name, labels in columns.items():
+        if len(labels) != len(texts):
+            raise ValueError(f"{name}: {len(labels)} predictions for {len(texts)} texts")
+    if len(gold) != len(texts):
+        raise ValueError(f"{len(gold)} gold labels for {len(texts)} texts")
+    rows = []
+    for i, (text, g) in enumerate(zip(texts, gold, strict=True)):
+        answers = {name: labels[i] for name, labels in columns.items()}
+        if any(answer != g for answer in answers.values()):
+            rows.append({"index": i, "text": text, "gold": g, **answers})
+    return rows
+
+
+def markdown_table(rows: Sequence[Mapping], max_rows: int | None = 20, max_chars: int = 80) -> str:
+    """A list of dicts (for example an :func:`error_table`) as a Markdown table, for reports.
+
+    Unparsed answers show as ``(unparsed)``; long texts are cut to ``max_chars``.
+    """
+    rows = list(rows)
+    if not rows:
+        return "(no rows)\n"
+    keys = list(rows[0])
+
+    def cell(value) -> str:
+        if value is None:
+            return "(unparsed)"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        text = " ".join(str(value).split()).replace("|", "\\|")
+        return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+    shown = rows if max_rows is None else rows[:max_rows]
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(cell(r.get(k)) for k in keys) + " |" for r in shown]
+    if len(shown) < len(rows):
+        lines.append(f"\n({len(rows) - len(shown)} more rows not shown)")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- cost
+
+
+def prompt_tokens_per_query(tokenizer, texts: Sequence[str], with_prompt: bool,
+                            prompt: str = DEFAULT_PROMPT) -> list[int]:
+    """Tokens each query sends to the model, rendered by the model's own chat template.
+
+    With the prompt (the teacher), that is the system prompt, the query and the
+    template's markup; without (the student), the query and the markup only. The
+    difference is what distillation saves on every single query.
+    """
+    out = []
+    for text in texts:
+        messages = teacher_messages(text, prompt) if with_prompt else student_messages(text)
+        out.append(model_input(tokenizer, messages).length)
+    return out
+
+
+def _mean(value: float | Sequence[float]) -> float:
+    if isinstance(value, numbers.Real):
+        return float(value)
+    values = list(value)
+    if not values:
+        raise ValueError("no token counts")
+    return float(np.mean(values))
+
+
+def cost_table(teacher_tokens: float | Sequence[int], student_tokens: float | Sequence[int],
+               prices: Mapping[str, float] | None = None) -> dict:
+    """Prompt tokens per query for teacher and student, their ratio, and what a million queries cost.
+
+    Parameters
+    ----------
+    teacher_tokens, student_tokens : tokens per query (a number, or one count per
+        query, as :func:`prompt_tokens_per_query` gives, which is averaged).
+    prices : ``{"teacher": usd, "student": usd}`` per million prompt tokens;
+        default :data:`PRICES` (EXAMPLE prices: edit them).
+
+    >>> c = cost_table(1000, 50, {"teacher": 0.2, "student": 0.2})
+    >>> c["ratio"], c["savings_usd_per_million_queries"]
+    (20.0, 190.0)
+    """
+    note = "EXAMPLE prices: edit helpers.evaluate.PRICES" if prices is None else "prices given by the caller"
+    prices = dict(PRICES if prices is None else prices)
+    for key in ("teacher", "student"):
+        if key not in prices:
+            raise ValueError(f"prices needs a {key!r} entry (USD per million prompt tokens)")
+    t, s = _mean(teacher_tokens), _mean(student_tokens)
+    # USD per million queries = tokens per query * USD per token * 1e6 = tokens * USD per 1M tokens
+    teacher_usd = t * prices["teacher"]
+    student_usd = s * prices["student"]
+    return {
+        "teacher_tokens_per_query": t,
+        "student_tokens_per_query": s,
+        "tokens_saved_per_query": t - s,
+        "ratio": t / s if s else float("inf"),
+        "prices_usd_per_million_tokens": {"teacher": prices["teacher"], "student": prices["student"]},
+        "prices_note": note,
+        "teacher_usd_per_million_queries": teacher_usd,
+        "student_usd_per_million_queries": student_usd,
+        "savings_usd_per_million_queries": teacher_usd - student_usd,
+    }
+
+
+def measure_latency(sampling_client, tokenizer, texts: Sequence[str], with_prompt: bool, *,
+                    prompt: str = DEFAULT_PROMPT, max_tokens: int | None = None) -> float:
+    """Mean wall-clock seconds per query, one query at a time (latency, not throughput).
+
+    One untimed call first, so loading a model or a detector is not counted.
+    Locally the teacher is the rule-based stand-in, so its latency says nothing
+    about an LLM teacher's; the *student's* latency is a real model's on this CPU.
+    """
+    from tinker import types
+
+    texts = list(texts)
+    if not texts:
+        raise ValueError("no texts to time")
+    tokenizer = tokenizer if tokenizer is not None else sampling_client.get_tokenizer()
+    limit = max_tokens or (TEACHER_MAX_TOKENS if with_prompt else STUDENT_MAX_TOKENS)
+    params = types.SamplingParams(max_tokens=limit, temperature=0.0)
+
+    def ask(text: str) -> None:
+        messages = teacher_messages(text, prompt) if with_prompt else student_messages(text)
+        sampling_client.sample(model_input(tokenizer, messages), 1, params).result()
+
+    ask(texts[0])
+    started = time.perf_counter()
+    for text in texts:
+        ask(text)
+    return (time.perf_counter() - started) / len(texts)
+
+
+# ---------------------------------------------------------------- files
+
+
+def _json_safe(obj):
+    """NaN and infinity become ``null``: JSON has no such numbers."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
+    return obj
+
+
+def write_metrics(out_dir: str | os.PathLike, name: str | None, metrics: Mapping) -> Path:
+    """Write ``metrics_<name>.json`` (or ``metrics.json`` when ``name`` is None) to ``out_dir``."""
+    path = Path(out_dir) / (f"metrics_{name}.json" if name else "metrics.json")
+    write_text(path, json.dumps(_json_safe(dict(metrics)), indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def read_metrics(path: str | os.PathLike) -> dict:
+    """A metrics file written by :func:`write_metrics`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+
+
+def evaluate_predictor(spec: str, rows: Sequence[Mapping], service=None, **kwargs) -> tuple[dict, list[Prediction]]:
+    """Predict every gold row's ``text`` with ``spec`` and score it against ``label``.
+
+    ``kwargs`` go to :func:`predict`. Returns ``(metrics, predictions)``; the
+    metrics also name the ``predictor``.
+    """
+    texts = [r["text"] for r in rows]
+    predictions = predict(spec, texts, service, **kwargs)
+    metrics = {"predictor": spec, **compute_metrics([r["label"] for r in rows], predictions)}
+    return metrics, predictions
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of ``python -m helpers evaluate``."""
+    parser.add_argument("--data", required=True, help="gold-labelled JSONL (text, label)")
+    parser.add_argument("--predictor", required=True, metavar="SPEC",
+                        help="teacher | base | student:DIR | baseline:DIR")
+    parser.add_argument("--backend", choices=("local", "tinker"), default=None,
+                        help="default: Tinker when TINKER_API_KEY is set, else local")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="write metrics.json, predictions.jsonl and confusion PNGs here")
+    parser.add_argument("--model", default=None,
+                        help="model for teacher/base (default: the backend's, see helpers.evaluate)")
+    parser.add_argument("--limit", type=int, default=None, help="score only the first N rows")
+    parser.add_argument("--concurrency", type=int, default=64, help="sample calls in flight (default 64)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing, different evaluation in --out")
+    return parser
+
+
+def _fingerprint(data: Path, spec: str, limit: int | None, model: str | None) -> dict:
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    return {"predictor": spec, "data_sha256": digest, "limit": limit, "model": model}
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``python -m helpers evaluate``; the last line of stdout is ``accuracy=0.xxxx n=N``.
+
+    Returns 0 on success, 2 with a one-line reason on stderr for bad input, 1 when
+    the backend fails. An ``--out`` holding the same evaluation (same data,
+    predictor, limit and model) is not redone; a different one is kept unless
+    ``--overwrite``.
+    """
+    from .backend import BackendError
+
+    try:
+        if args.limit is not None and args.limit < 1:
+            raise DataError(f"setting: --limit must be >= 1, got {args.limit}")
+        if args.concurrency < 1:
+            raise DataError(f"setting: --concurrency must be >= 1, got {args.concurrency}")
+        spec = args.predictor
+        name = predictor_name(spec)
+        rows = read_gold(args.data)[: args.limit]
+        out = Path(args.out) if args.out else None
+        fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model)
+        if out is not None and (out / "metrics.json").exists():
+            done = read_metrics(out / "metrics.json")
+            if done.get("fingerprint") == fingerprint and not args.overwrite:
+                print(f"{out / 'metrics.json'}: this evaluation is already done", file=sys.stderr)
+                print(f"accuracy={done['accuracy']:.4f} n={done['n']}")
+                return 0
+            if not args.overwrite:
+                raise DataError(f"{out / 'metrics.json'}: exists from another evaluation; "
+                                "use --overwrite or another --out")
+        service = None
+        if parse_spec(spec)[0] != "baseline":
+            from .backend import connect
+
+            service = connect(args.backend, verbose=True)
+        model_kw = {}
+        if args.model:
+            model_kw = {"teacher_model": args.model} if name == "teacher" else {"base_model": args.model}
+        metrics, predictions = evaluate_predictor(
+            spec, rows, service, progress=not args.no_progress, concurrency=args.concurrency, **model_kw)
+        metrics["data"] = str(args.data)
+        metrics["backend"] = getattr(service, "backend", None)
+        metrics["fingerprint"] = fingerprint
+        if out is not None:
+            from .plots import plot_confusions, save_figure
+
+            write_jsonl(out / "predictions.jsonl", [
+                {"text": r["text"], "gold": r["label"], "label": p.label, "raw": p.raw}
+                for r, p in zip(rows, predictions, strict=True)])
+            for normalize, suffix in ((False, ""), (True, "_normalized")):
+                fig = plot_confusions({name: metrics}, normalize=normalize)
+                save_figure(fig, out / f"confusion_{name}{suffix}.png")
+            write_metrics(out, None, metrics)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BackendError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # the local backend's refusals: one line, not a traceback
+        from .local import LocalBackendError
+
+        if isinstance(e, LocalBackendError):
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        raise
+    print(f"predictor={spec} unparsed={metrics['unparsed']} macro_f1={metrics['macro_f1']:.4f} "
+          f"accuracy_ci=[{metrics['accuracy_ci'][0]:.4f}, {metrics['accuracy_ci'][1]:.4f}]")
+    print(f"accuracy={metrics['accuracy']:.4f} n={metrics['n']}")
+    return 0
+
+
+if __name__ == "__main__":  # python -m helpers.evaluate (the package CLI is python -m helpers evaluate)
+    sys.exit(main(add_arguments(argparse.ArgumentParser(prog="python -m helpers.evaluate")).parse_args()))

@@ -1,0 +1,273 @@
+"""Pictures for the course: confusion matrices side by side, the prompt's cost, a live loss curve.
+
+Everything here draws on a :class:`matplotlib.figure.Figure` made directly, not
+through ``pyplot``'s global state: it works the same in Jupyter (return the
+figure from a cell to show it), in a headless test (the Agg renderer), and in a
+long notebook session (no figures pile up in ``pyplot``'s registry).
+
+- :func:`plot_confusions`: one confusion matrix per predictor, one shared colour
+  scale, drawn by scikit-learn's :class:`~sklearn.metrics.ConfusionMatrixDisplay`,
+  with the extra "unparsed" column of :func:`helpers.evaluate.compute_metrics`.
+- :func:`plot_cost`: prompt tokens per query, teacher against student.
+- :class:`LiveLossPlot`: a callback for :func:`helpers.train.train` that redraws
+  one picture in place while the student trains.
+- :func:`save_figure`: PNG (or any format matplotlib knows), written atomically.
+
+Example
+-------
+>>> from helpers.evaluate import compute_metrics
+>>> m = compute_metrics(["de", "en", "ot"], ["de", "fr", None])
+>>> fig = plot_confusions({"student": m})
+>>> len(fig.axes)            # one matrix and the colour bar
+2
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .dataio import check_writable
+from .labels import LABELS
+
+
+def _confusion(metrics: Mapping, normalize: bool) -> tuple[np.ndarray, list[str], list[str]]:
+    """(matrix, row labels, column labels) of a metrics dict; rows sum to 1 when ``normalize``."""
+    cm = np.asarray(metrics["confusion"], dtype=np.float64 if normalize else np.int64)
+    rows = list(metrics.get("labels", LABELS))
+    columns = list(metrics.get("confusion_columns", rows + ["unparsed"][: cm.shape[1] - len(rows)]))
+    if cm.shape != (len(rows), len(columns)):
+        raise ValueError(f"confusion matrix of shape {cm.shape} does not match {len(rows)} labels")
+    if normalize:
+        totals = cm.sum(axis=1, keepdims=True)
+        cm = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+    return cm, rows, columns
+
+
+def plot_confusions(metrics_by_name: Mapping[str, Mapping], normalize: bool = False, *,
+                    cmap: str = "Blues", panel_size: float = 5.2) -> Figure:
+    """Confusion matrices of several predictors side by side, on one shared colour scale.
+
+    Parameters
+    ----------
+    metrics_by_name : ``{"teacher": metrics, "student": metrics, ...}``, each from
+        :func:`helpers.evaluate.compute_metrics` (or a ``metrics.json``).
+    normalize : False: raw counts; True: each row divided by its total, so a cell
+        is the share of a true label predicted as each column (row recall).
+    cmap, panel_size : colour map and the width of one panel in inches.
+
+    Returns
+    -------
+    A figure with one axis per predictor (rows = true label, columns = predicted,
+    the last column "unparsed") and one colour bar shared by all of them. Empty
+    cells are left blank so that the mistakes stand out.
+    """
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    if not metrics_by_name:
+        raise ValueError("no metrics to plot")
+    mats = {name: _confusion(m, normalize) for name, m in metrics_by_name.items()}
+    vmax = max(float(cm.max()) for cm, _, _ in mats.values())
+    vmax = vmax if vmax > 0 else 1.0
+    k = len(mats)
+    fig = Figure(figsize=(panel_size * k + 1.2, panel_size), layout="constrained")
+    axes = fig.subplots(1, k, squeeze=False)[0]
+    fmt = ".2f" if normalize else "d"
+    image = None
+    for ax, (name, (cm, rows, columns)) in zip(axes, mats.items(), strict=True):
+        # ConfusionMatrixDisplay draws square matrices: pad a row for the "unparsed"
+        # column's would-be true label, then hide it (no gold label is unparsed).
+        square = np.zeros((len(columns), len(columns)), dtype=cm.dtype)
+        square[: len(rows)] = cm
+        display = ConfusionMatrixDisplay(square, display_labels=columns)
+        display.plot(ax=ax, cmap=cmap, colorbar=False, values_format=fmt, xticks_rotation="vertical",
+                     im_kw={"vmin": 0.0, "vmax": vmax}, text_kw={"fontsize": 7})
+        for i in range(square.shape[0]):
+            for j in range(square.shape[1]):
+                text = display.text_[i, j]
+                if i >= len(rows):
+                    text.remove()
+                elif square[i, j] == 0:
+                    text.set_text("")
+                else:  # the text colour follows the shared scale, not this panel's own
+                    text.set_color("white" if square[i, j] > vmax / 2 else "black")
+                    if normalize:  # percent without the sign: "100" fits a cell, "100%" does not
+                        text.set_text(f"{100 * square[i, j]:.0f}")
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_yticks(range(len(rows)), rows)
+        if len(columns) > len(rows):
+            ax.axvline(len(rows) - 0.5, color="0.4", linewidth=1)
+        metrics = metrics_by_name[name]
+        title = name
+        if "accuracy" in metrics:
+            title += f"\naccuracy {metrics['accuracy']:.1%}, n={metrics.get('n', int(np.sum(metrics['confusion'])))}"
+        if metrics.get("unparsed"):
+            title += f", {metrics['unparsed']} unparsed"
+        ax.set_title(title, fontsize=10)
+        image = display.im_
+    bar = fig.colorbar(image, ax=list(axes), shrink=0.8)
+    bar.set_label("% of the true label (cells in percent)" if normalize else "queries")
+    if normalize:
+        bar.ax.yaxis.set_major_formatter(_percent)
+    return fig
+
+
+def _percent(value, _pos=None) -> str:
+    return f"{value:.0%}"
+
+
+def plot_cost(cost: Mapping, *, title: str | None = None) -> Figure:
+    """Bar chart of prompt tokens per query, teacher (with prompt) against student (without).
+
+    ``cost`` is a :func:`helpers.evaluate.cost_table` (it needs
+    ``teacher_tokens_per_query`` and ``student_tokens_per_query``; the US dollars
+    per million queries are added under the bars when present).
+    """
+    teacher = float(cost["teacher_tokens_per_query"])
+    student = float(cost["student_tokens_per_query"])
+    fig = Figure(figsize=(5.5, 4.0), layout="constrained")
+    ax = fig.subplots()
+    names = ["teacher\n(with prompt)", "student\n(no prompt)"]
+    usd = [cost.get("teacher_usd_per_million_queries"), cost.get("student_usd_per_million_queries")]
+    if all(u is not None for u in usd):
+        names = [f"{n}\n${u:,.0f} / 1M queries" for n, u in zip(names, usd, strict=True)]
+    bars = ax.bar(names, [teacher, student], color=["#c44e52", "#4c72b0"])
+    ax.bar_label(bars, labels=[f"{teacher:,.0f}", f"{student:,.0f}"], padding=2)
+    ax.set_ylabel("prompt tokens per query")
+    ax.margins(y=0.15)
+    if title is None and student > 0:
+        title = f"The teacher sends {teacher / student:,.1f}x the student's prompt tokens"
+    ax.set_title(title or "", fontsize=10)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Save ``fig`` to ``path`` (format from the suffix, PNG usually), atomically; returns the path."""
+    path = check_writable(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (where a display can be updated in place)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+class LiveLossPlot:
+    """A training callback that keeps one loss picture up to date in a Jupyter notebook.
+
+    Pass it to :func:`helpers.train.train` (``callbacks=[LiveLossPlot()]``). It
+    records every ``{"kind": "step", "step", "loss"}`` and ``{"kind":
+    "validation", "step", "val_loss", "val_accuracy"}`` it receives, and every
+    ``every`` steps (and at each validation) redraws a single output in place
+    (IPython's ``display_id``), so a long run does not print hundreds of
+    pictures. Outside Jupyter it only records; call :meth:`figure` to draw.
+
+    >>> plot = LiveLossPlot(every=10)
+    >>> for step in range(1, 21):
+    ...     plot({"kind": "step", "step": step, "loss": 1 / step})
+    >>> plot({"kind": "validation", "step": 20, "val_loss": 0.06, "val_accuracy": 0.9})
+    >>> len(plot.steps), len(plot.validation), len(plot.figure().axes)
+    (20, 1, 2)
+    """
+
+    def __init__(self, every: int = 10, title: str = "Student training", live: bool | None = None):
+        self.every = max(1, int(every))
+        self.title = title
+        self.live = _in_kernel() if live is None else live
+        self.steps: list[dict] = []
+        self.validation: list[dict] = []
+        self._fig: Figure | None = None
+        self._handle = None
+
+    def __call__(self, info: Mapping) -> None:
+        kind = info.get("kind")
+        if kind == "step":
+            self.steps.append(dict(info))
+            if info.get("step", len(self.steps)) % self.every == 0:
+                self.update()
+        elif kind == "validation":
+            self.validation.append(dict(info))
+            self.update()
+
+    def figure(self) -> Figure:
+        """The picture of everything recorded so far (the same figure object each time)."""
+        if self._fig is None:
+            self._fig = Figure(figsize=(10, 3.6), layout="constrained")
+        fig = self._fig
+        fig.clear()
+        loss_ax, acc_ax = fig.subplots(1, 2, sharex=True)
+        if self.steps:
+            x = [s["step"] for s in self.steps]
+            y = np.array([s["loss"] for s in self.steps], dtype=float)
+            loss_ax.plot(x, y, color="0.75", linewidth=0.8, label="train (per step)")
+            smooth = _ema(y, 0.9)
+            loss_ax.plot(x, smooth, color="#4c72b0", linewidth=1.5, label="train (smoothed)")
+            if np.all(y > 0):
+                loss_ax.set_yscale("log")
+        if self.validation:
+            loss_ax.plot([v["step"] for v in self.validation], [v["val_loss"] for v in self.validation],
+                         "o-", color="#c44e52", label="validation")
+            acc_ax.plot([v["step"] for v in self.validation], [v["val_accuracy"] for v in self.validation],
+                        "o-", color="#55a868")
+            last = self.validation[-1]
+            acc_ax.set_title(f"validation accuracy {last['val_accuracy']:.1%} at step {last['step']}", fontsize=10)
+        else:
+            acc_ax.set_title("validation accuracy (none yet)", fontsize=10)
+        loss_ax.set_xlabel("step")
+        loss_ax.set_ylabel("loss per answer token")
+        loss_ax.set_title(self.title, fontsize=10)
+        if self.steps or self.validation:
+            loss_ax.legend(fontsize=8)
+        acc_ax.set_xlabel("step")
+        acc_ax.set_ylim(0, 1.02)
+        acc_ax.yaxis.set_major_formatter(_percent)
+        return fig
+
+    def update(self) -> None:
+        """Redraw the one live output (inside Jupyter; elsewhere nothing happens)."""
+        if not self.live:
+            return
+        from IPython.display import Image, display
+
+        buffer = io.BytesIO()
+        self.figure().savefig(buffer, format="png", dpi=90)
+        image = Image(data=buffer.getvalue(), format="png")
+        if self._handle is None:
+            self._handle = display(image, display_id=True)
+        else:
+            self._handle.update(image)
+
+    def finish(self) -> Figure:
+        """Draw the final state once more and return the figure (to save it, for example)."""
+        self.update()
+        return self.figure()
+
+
+def _ema(values: np.ndarray, decay: float) -> np.ndarray:
+    """Exponential moving average, bias-corrected so that the first points are not pulled to 0."""
+    out = np.empty_like(values)
+    avg = 0.0
+    for i, v in enumerate(values):
+        avg = decay * avg + (1 - decay) * v
+        out[i] = avg / (1 - decay ** (i + 1))
+    return out

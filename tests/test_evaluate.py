@@ -1,0 +1,408 @@
+"""Tests for helpers.evaluate, helpers.plots and helpers.baseline: how to call them, and that they are right.
+
+Metrics are checked against small cases computed by hand; predictors run on the
+local backend (the stand-in teacher, the tiny student).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from concurrent.futures import Future
+
+import numpy as np
+import pytest
+
+from helpers import connect
+from helpers.baseline import load_baseline, read_meta, save_baseline, train_baseline
+from helpers.baseline import predict as baseline_predict
+from helpers.dataio import DataError, read_gold, write_jsonl
+from helpers.evaluate import (
+    LOCAL_TEACHER,
+    UNPARSED,
+    Prediction,
+    _run_bounded,
+    add_arguments,
+    agreement,
+    bootstrap_ci,
+    compute_metrics,
+    cost_table,
+    error_table,
+    main,
+    markdown_table,
+    measure_latency,
+    parse_spec,
+    predict,
+    prompt_tokens_per_query,
+    write_metrics,
+)
+from helpers.labels import LABELS
+from helpers.plots import LiveLossPlot, plot_confusions, plot_cost, save_figure
+from helpers.prompt import DEFAULT_PROMPT, prompt_tokens
+
+IX = {label: i for i, label in enumerate(LABELS)}
+
+# A case small enough to compute by hand.
+GOLD = ["en", "en", "en", "de", "de", "fr"]
+PRED = ["en", "en", "de", "de", None, "fr"]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    return connect("local", store=tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module")
+def dev_rows():
+    return read_gold("data/dev_gold.jsonl")
+
+
+@pytest.fixture(scope="module")
+def baseline_dir(tmp_path_factory, dev_rows):
+    """A baseline trained on the first 300 dev rows (the later ones are held out)."""
+    model = train_baseline([r["text"] for r in dev_rows[:300]], [r["label"] for r in dev_rows[:300]], seed=0)
+    return save_baseline(model, tmp_path_factory.mktemp("runs") / "baseline", data="dev_gold[:300]"), model
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_accuracy_and_per_label_scores_by_hand():
+    m = compute_metrics(GOLD, PRED)
+    assert m["n"] == 6
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    # en: 2 right, 1 taken for de, never wrongly predicted -> P 1, R 2/3, F1 0.8
+    assert m["per_label"]["en"] == pytest.approx({"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3})
+    # de: 1 right, 1 unparsed (a miss), 1 en wrongly called de -> P 1/2, R 1/2
+    assert m["per_label"]["de"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert m["per_label"]["fr"] == pytest.approx({"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1})
+    assert m["per_label"]["zh"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    # macro-F1 over the labels that occur (en, de, fr), not over 13 with ten zeros
+    assert m["macro_f1"] == pytest.approx((0.8 + 0.5 + 1.0) / 3)
+    assert m["labels"] == list(LABELS)
+    json.dumps(m)  # plain JSON types only
+
+
+def test_confusion_rows_are_true_columns_predicted_last_column_unparsed():
+    m = compute_metrics(GOLD, PRED)
+    cm = np.array(m["confusion"])
+    assert cm.shape == (13, 14)
+    assert m["confusion_columns"] == [*LABELS, UNPARSED]
+    assert cm[IX["en"], IX["en"]] == 2
+    assert cm[IX["en"], IX["de"]] == 1  # true en, predicted de (not the other way round)
+    assert cm[IX["de"], IX["en"]] == 0
+    assert cm[IX["de"], -1] == 1  # the unparsed answer sits in the extra column
+    assert m["unparsed"] == 1 == cm[:, -1].sum()
+    assert cm.sum() == m["n"]  # nothing dropped
+    assert cm.sum(axis=1)[IX["de"]] == m["per_label"]["de"]["support"]
+
+
+def test_unparsed_counts_as_wrong_never_dropped():
+    all_unparsed = compute_metrics(["de", "en", "ot"], [None, None, None])
+    assert all_unparsed["accuracy"] == 0.0
+    assert all_unparsed["unparsed"] == 3
+    assert all_unparsed["n"] == 3
+    assert all_unparsed["macro_f1"] == 0.0
+    # Predictions objects are accepted as they are
+    m = compute_metrics(["de"], [Prediction("de", "Final Answer: de")])
+    assert m["accuracy"] == 1.0
+
+
+def test_metrics_refuse_mismatched_or_unknown_inputs():
+    with pytest.raises(ValueError, match="2 gold labels but 1"):
+        compute_metrics(["de", "en"], ["de"])
+    with pytest.raises(ValueError, match="not one of the 13"):
+        compute_metrics(["it"], ["de"])
+    with pytest.raises(ValueError, match="neither"):
+        compute_metrics(["de"], ["it"])
+    with pytest.raises(ValueError, match="no examples"):
+        compute_metrics([], [])
+
+
+def test_bootstrap_interval_contains_accuracy_and_is_reproducible():
+    rng = np.random.default_rng(1)
+    gold = list(rng.choice(LABELS, size=200))
+    pred = [g if rng.random() < 0.8 else None for g in gold]
+    a, b = compute_metrics(gold, pred), compute_metrics(gold, pred)
+    low, high = a["accuracy_ci"]
+    assert low <= a["accuracy"] <= high
+    assert 0.0 < high - low < 0.2
+    assert a["accuracy_ci"] == b["accuracy_ci"]  # seeded
+    assert bootstrap_ci([1, 0] * 100, seed=1) != bootstrap_ci([1, 0] * 100, seed=2)
+    # more data, narrower interval
+    wide = bootstrap_ci([1, 0, 1, 1] * 10)
+    narrow = bootstrap_ci([1, 0, 1, 1] * 1000)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+
+
+def test_agreement_and_cohens_kappa_by_hand():
+    a = ["en", "en", "de", "de"]
+    b = ["en", "de", "de", "de"]
+    # observed 3/4; chance = 0.5*0.25 + 0.5*0.75 = 0.5; kappa = (0.75 - 0.5) / (1 - 0.5)
+    r = agreement(a, b)
+    assert r["agreement"] == pytest.approx(0.75)
+    assert r["kappa"] == pytest.approx(0.5)
+    assert agreement(a, a)["kappa"] == pytest.approx(1.0)
+    assert agreement([None, "de"], [None, "de"])["agreement"] == 1.0  # unparsed is one category
+    assert math.isnan(agreement(["de", "de"], ["de", "de"])["kappa"])  # undefined, not an error
+
+
+def test_error_table_lists_rows_where_any_predictor_is_wrong():
+    texts = ["one", "two", "three", "four"]
+    gold = ["en", "de", "fr", "ot"]
+    rows = error_table(texts, gold, {"teacher": ["en", "de", "es", "ot"],
+                                     "student": ["en", None, "es", "ot"]})
+    assert rows == [
+        {"index": 1, "text": "two", "gold": "de", "teacher": "de", "student": None},
+        {"index": 2, "text": "three", "gold": "fr", "teacher": "es", "student": "es"},
+    ]
+    table = markdown_table(rows)
+    assert "| index | text | gold | teacher | student |" in table
+    assert "(unparsed)" in table
+    with pytest.raises(ValueError, match="3 predictions for 4 texts"):
+        error_table(texts, gold, {"x": ["en"] * 3})
+
+
+def test_write_metrics_names_the_file_and_stores_nan_as_null(tmp_path):
+    path = write_metrics(tmp_path, "student", {"n": 1, "kappa": float("nan")})
+    assert path.name == "metrics_student.json"
+    assert json.loads(path.read_text()) == {"n": 1, "kappa": None}
+    assert write_metrics(tmp_path, None, {"n": 1}).name == "metrics.json"
+
+
+# ---------------------------------------------------------------- cost
+
+
+def test_prompt_tokens_teacher_exceeds_student_by_the_prompt():
+    from helpers.local import load_tokenizer
+
+    tok = load_tokenizer()
+    texts = ["Guten Morgen", "Où est la gare, s'il vous plaît ?", "SELECT * FROM users;"]
+    teacher = prompt_tokens_per_query(tok, texts, with_prompt=True)
+    student = prompt_tokens_per_query(tok, texts, with_prompt=False)
+    extra = {t - s for t, s in zip(teacher, student, strict=True)}
+    assert len(extra) == 1  # the same prompt on every query
+    prompt = prompt_tokens(tok, DEFAULT_PROMPT)
+    assert prompt <= extra.pop() <= prompt + 8  # the prompt plus the system turn's markup
+    assert all(s > 0 for s in student)
+
+    cost = cost_table(teacher, student, {"teacher": 1.0, "student": 0.5})
+    assert cost["teacher_tokens_per_query"] == pytest.approx(np.mean(teacher))
+    assert cost["ratio"] == pytest.approx(np.mean(teacher) / np.mean(student))
+    assert cost["savings_usd_per_million_queries"] == pytest.approx(np.mean(teacher) - 0.5 * np.mean(student))
+    assert "EXAMPLE" in cost_table(teacher, student)["prices_note"]
+
+
+# ---------------------------------------------------------------- predictors
+
+
+def test_parse_spec():
+    assert parse_spec("baseline:runs/x/baseline") == ("baseline", "runs/x/baseline")
+    for bad in ("student", "teacher:x", "gpt", "student:"):
+        with pytest.raises(DataError, match="predictor"):
+            parse_spec(bad)
+
+
+def test_run_bounded_keeps_order_and_bounds_the_calls_in_flight():
+    state = {"submitted": 0, "finished": 0, "max": 0}
+
+    class Lazy:  # a future that is not done until asked, like a slow server
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    def submit(i):
+        state["submitted"] += 1
+        state["max"] = max(state["max"], state["submitted"] - state["finished"])
+        return Lazy(i * 10)
+
+    got = []
+
+    def finish(i, value):
+        state["finished"] += 1
+        got.append((i, value))
+
+    _run_bounded(25, submit, finish, concurrency=4)
+    assert got == [(i, i * 10) for i in range(25)]
+    assert state["max"] == 4
+
+
+def test_predict_with_a_ready_client_keeps_raw_text_and_unparsed():
+    from tinker import types
+
+    from helpers.evaluate import predict_with_client
+    from helpers.local import load_tokenizer
+
+    tok = load_tokenizer()
+    answers = {"a": "Final Answer: de", "b": "no idea"}
+
+    class Client:
+        def get_tokenizer(self):
+            return tok
+
+        def sample(self, prompt, num_samples, params):
+            assert params.temperature == 0 and params.max_tokens == 8
+            text = tok.decode(prompt.to_ints())
+            raw = answers["a" if "query a" in text else "b"]
+            fut = Future()
+            seq = types.SampledSequence(stop_reason="stop", sequence_id="x",
+                                        tokens_np=np.asarray(tok.encode(raw), dtype=np.int32))
+            fut.set_result(types.SampleResponse(sequences=[seq]))
+            return fut
+
+    preds = predict_with_client(Client(), ["query a", "query b"], with_prompt=False, progress=False)
+    assert preds == [Prediction("de", "Final Answer: de"), Prediction(None, "no idea")]
+
+
+def test_teacher_on_dev_gold_is_accurate(service, dev_rows):
+    rows = dev_rows[:30]
+    preds = predict("teacher", [r["text"] for r in rows], service, progress=False)
+    assert len(preds) == 30 and all(isinstance(p, Prediction) for p in preds)
+    assert all("Final Answer:" in p.raw for p in preds)
+    m = compute_metrics([r["label"] for r in rows], preds)
+    assert m["accuracy"] >= 0.9
+
+
+def test_measure_latency_returns_seconds_per_query(service):
+    client = service.create_sampling_client(base_model=LOCAL_TEACHER).result()
+    seconds = measure_latency(client, client.get_tokenizer(), ["hallo welt, wie geht es", "hello world"],
+                              with_prompt=True)
+    assert 0 < seconds < 30
+
+
+def test_base_model_answers_without_the_prompt(service):
+    preds = predict("base", ["Guten Morgen, wie geht es?", "Good morning!"], service, progress=False)
+    assert len(preds) == 2
+    assert all(p.label is None or p.label in LABELS for p in preds)  # untrained: mostly unparsed
+
+
+def test_student_predictor_reads_checkpoint_json(service, tmp_path):
+    from helpers.train import TrainConfig, train
+
+    rows = [{"messages": [{"role": "user", "content": "Guten Morgen zusammen"},
+                          {"role": "assistant", "content": "de"}]}] * 4
+    train(service, rows, TrainConfig(epochs=1, batch_size=4, val_fraction=0, warmup_steps=0), out_dir=tmp_path)
+    preds = predict(f"student:{tmp_path}", ["Guten Morgen zusammen"], service, progress=False)
+    assert len(preds) == 1 and isinstance(preds[0].raw, str)
+    with pytest.raises(DataError, match="checkpoint.json"):
+        predict(f"student:{tmp_path / 'nowhere'}", ["x"], service, progress=False)
+
+
+# ---------------------------------------------------------------- baseline
+
+
+def test_baseline_train_save_load_round_trip(baseline_dir, dev_rows):
+    folder, model = baseline_dir
+    loaded = load_baseline(folder)
+    held_out = [r["text"] for r in dev_rows[300:]]
+    assert baseline_predict(loaded, held_out) == baseline_predict(model, held_out)
+    meta = read_meta(folder)
+    assert meta["data"] == "dev_gold[:300]" and set(meta["labels"]) <= set(LABELS)
+    preds = predict(f"baseline:{folder}", held_out[:5], progress=False)
+    assert [p.label for p in preds] == baseline_predict(model, held_out[:5])
+    m = compute_metrics([r["label"] for r in dev_rows[300:]], baseline_predict(loaded, held_out))
+    assert m["accuracy"] > 0.5 and m["unparsed"] == 0
+    with pytest.raises(DataError, match="no such"):
+        load_baseline(folder.parent / "missing")
+    with pytest.raises(DataError, match="two or more"):
+        train_baseline(["a b", "c d"], ["de", "de"])
+
+
+# ---------------------------------------------------------------- plots
+
+
+def _metrics_trio():
+    gold = ["de", "en", "en", "ot", "fr", "fr"]
+    return {
+        "teacher": compute_metrics(gold, gold),
+        "base": compute_metrics(gold, [None] * 6),
+        "student": compute_metrics(gold, ["de", "en", "fr", "ot", "fr", None]),
+    }
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_confusion_plots_share_one_colour_scale(tmp_path, normalize):
+    fig = plot_confusions(_metrics_trio(), normalize=normalize)
+    panels, colorbar = fig.axes[:3], fig.axes[3:]
+    assert len(fig.axes) == 4 and len(colorbar) == 1  # one axis per predictor + one colour bar
+    limits = {ax.images[0].get_clim() for ax in panels}
+    assert len(limits) == 1  # shared scale
+    assert limits.pop() == (0.0, 1.0 if normalize else 2.0)  # the largest cell of any panel
+    assert [ax.get_title().splitlines()[0] for ax in panels] == ["teacher", "base", "student"]
+    assert [t.get_text() for t in panels[0].get_xticklabels()][-1] == UNPARSED
+    path = save_figure(fig, tmp_path / "sub" / "confusion.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cost_plot_and_saving(tmp_path):
+    fig = plot_cost(cost_table(1000, 50))
+    bars = fig.axes[0].patches
+    assert [b.get_height() for b in bars] == [1000, 50]
+    assert save_figure(fig, tmp_path / "cost.png").stat().st_size > 1000
+
+
+def test_live_loss_plot_records_headless_and_updates_one_display(monkeypatch):
+    plot = LiveLossPlot(every=5)
+    assert plot.live is False  # no Jupyter kernel here: record only
+    for step in range(1, 11):
+        plot({"kind": "step", "step": step, "loss": 2.0 / step})
+    plot({"kind": "validation", "step": 10, "val_loss": 0.3, "val_accuracy": 0.7})
+    assert len(plot.steps) == 10 and len(plot.validation) == 1
+    assert len(plot.figure().axes) == 2
+
+    import IPython.display
+
+    calls = []
+
+    class Handle:
+        def update(self, obj):
+            calls.append("update")
+
+    def fake_display(obj, display_id=None):
+        calls.append("display")
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", fake_display)
+    live = LiveLossPlot(every=5, live=True)
+    for step in range(1, 16):
+        live({"kind": "step", "step": step, "loss": 1.0})
+    live({"kind": "validation", "step": 15, "val_loss": 0.5, "val_accuracy": 0.5})
+    assert calls == ["display", "update", "update", "update"]  # steps 5, 10, 15, validation
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _args(*argv):
+    return add_arguments(argparse.ArgumentParser()).parse_args(list(argv))
+
+
+def test_cli_writes_metrics_and_prints_accuracy_last(tmp_path, capsys, dev_rows, baseline_dir):
+    gold = tmp_path / "gold.jsonl"
+    write_jsonl(gold, dev_rows[300:340])
+    out = tmp_path / "eval"
+    argv = ["--data", str(gold), "--predictor", f"baseline:{baseline_dir[0]}", "--out", str(out), "--no-progress"]
+    assert main(_args(*argv)) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert last == f"accuracy={metrics['accuracy']:.4f} n=40"
+    assert (out / "confusion_baseline.png").exists() and (out / "predictions.jsonl").exists()
+    # the same evaluation again: already done, same answer
+    assert main(_args(*argv)) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == last
+    # another evaluation into the same folder needs --overwrite
+    assert main(_args(*argv[:-1], "--limit", "5")) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_cli_bad_data_is_one_line_on_stderr(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "hallo", "label": "de"}\n{"text": "ciao", "label": "it"}\n')
+    assert main(_args("--data", str(bad), "--predictor", "baseline:nowhere")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{bad}:2:" in err
+    assert main(_args("--data", str(bad), "--predictor", "oracle")) == 2
