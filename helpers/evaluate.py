@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataio import DataError, read_gold, write_jsonl, write_text
+from .dataio import check_writable, DataError, read_gold, write_jsonl, write_text
 from .labels import LABELS, parse_answer
 from .prompt import DEFAULT_PROMPT, student_messages, teacher_messages
 from .render import model_input
@@ -675,6 +675,8 @@ def main(args: argparse.Namespace) -> int:
             if not args.overwrite:
                 raise DataError(f"{out / 'metrics.json'}: exists from another evaluation; "
                                 "use --overwrite or another --out")
+        if out is not None:
+            check_writable(out / "metrics.json")  # fail before the work, not after it
         service = None
         if parse_spec(spec)[0] != "baseline":
             from .backend import connect
