@@ -90,7 +90,10 @@ $(STAMP): pyproject.toml
 test: setup
 	@status=0
 	$(PY) -m pytest -q tests || status=$$?
+	# The notebooks share a fresh work folder: each builds what it needs, nothing stale is reused.
+	export PD_WORKDIR=$$(mktemp -d)
 	$(PY) -m pytest -q --nbmake notebooks/ --nbmake-timeout=900 || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }
+	rm -rf "$$PD_WORKDIR"
 	if [ $$status -ne 0 ]; then echo "make test: FAILED (see the pytest output above)" >&2; fi
 	exit $$status
 

@@ -262,13 +262,22 @@ def bench_cost(n_queries: int, student_dir: Path | None) -> dict:
             "teacher_seconds_per_query": t_lat, "student_seconds_per_query": s_lat, "latency_ratio": s_lat / t_lat}
 
 
-def bench_pipeline(quick: bool, out: Path) -> dict:
-    """``python -m helpers run`` as a user runs it, in a child process (its peak memory included)."""
+def bench_pipeline(quick: bool, out: Path, tiny: bool = False) -> dict:
+    """``python -m helpers run`` as a user runs it, in a child process (its peak memory included).
+
+    ``tiny`` runs it on 150 queries and 60 gold rows, so the test suite can afford it.
+    """
     import psutil
 
     cmd = [sys.executable, "-m", "helpers", "run", "--out", str(out), "--backend", "local", "--overwrite"]
     if quick:
         cmd.append("--quick")
+    if tiny:
+        for flag, name, n in (("--queries", "queries.jsonl", 150), ("--gold", "test_gold.jsonl", 60)):
+            rows = (ROOT / "data" / name).read_text(encoding="utf-8").splitlines()
+            small = out.parent / f"tiny_{name}"
+            small.write_text("\n".join(rows[:: max(1, len(rows) // n)][:n]) + "\n", encoding="utf-8")
+            cmd += [flag, str(small)]
     env = {**os.environ, "PD_BACKEND": "local", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
     start = time.perf_counter()
     proc = psutil.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -314,7 +323,7 @@ def run(tiny: bool = False, out: Path | None = None, skip_pipeline: bool = False
     results.update(bench_standin(sizes["standin"]))
     with tempfile.TemporaryDirectory() as tmp:
         if not skip_pipeline:
-            results.update(bench_pipeline(quick=tiny, out=Path(tmp) / "run"))
+            results.update(bench_pipeline(quick=tiny, out=Path(tmp) / "run", tiny=tiny))
         results.update(bench_cost(sizes["cost"], Path(tmp) / "run" / "student"))
     path = out or ROOT / "bench" / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
