@@ -368,6 +368,8 @@ def decide(text: str, rules=ALL_RULES) -> Decision:
     if words == 0:
         return _decided("ot", nothing, "noise", "nothing but numbers, links, handles or symbols", considered)
     counts = script_counts(considered)
+    if not counts:  # words but no letters (digits, symbols), left when the noise rule is off
+        return _decided("ot", nothing, "detector", "no letters to read", considered)
     script = max(counts, key=counts.get)
     best, best_value, conf = label_confidences(considered, detector_languages(rules, script))
     rule = "detector"
@@ -394,7 +396,8 @@ def decide(text: str, rules=ALL_RULES) -> Decision:
     if "short" in rules and words < 4:
         tokens = _WORD.findall(considered)
         lowered = [w.lower() for w in tokens]
-        phrase = next((lab for lab, common in _COMMON.items() if all(w in common for w in lowered)), None)
+        phrase = next((lab for lab, common in _COMMON.items()
+                       if all(w in common or w in _FUNCTION_WORDS for w in lowered) and any(w in common for w in lowered)), None)
         cased = script in ("latin", "cyrillic", "greek")
         title_case = cased and bool(tokens) and all(w[0].isupper() for w in tokens)
         function = any(w in _FUNCTION_WORDS for w in lowered)
@@ -510,7 +513,9 @@ class PolicyTeacherEngine:
     def respond(self, prompt_ids: list[int], params, num_samples: int) -> list[tuple[str, float]]:
         rendered = self.tokenizer.decode(prompt_ids)
         system, user = read_conversation(rendered)
-        rules = active_rules(system) or frozenset()
+        rules = frozenset(active_rules(system))
+        if "Final Answer:" in system:  # a prompt without rule tags (a short one) may still ask for the format
+            rules |= {"format"}
         d = decide(user, rules)
         rng = random.Random(params.seed) if params.seed is not None else random.Random(int.from_bytes(os.urandom(4), "little"))
         out = []

@@ -259,29 +259,27 @@ def train(
     pending = None  # the previous step's futures, resolved after the next step is submitted
     tick = time.time()
     for step in range(start_step, total):
-        batch = batches[step]
+        batch = [train_data[i] for i in batches[step]]
         lr = learning_rate_at(step, total, config)
-        fb = training_client.forward_backward([train_data[i] for i in batch], "cross_entropy")
-        opt = training_client.optim_step(types.AdamParams(
-            learning_rate=lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
-            weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm))
+        adam = types.AdamParams(learning_rate=lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
+                                weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm)
+        fb = training_client.forward_backward(batch, "cross_entropy")
+        opt = training_client.optim_step(adam)
         if pending is not None:
-            _finish(pending, history, record)
-        n_tokens = sum(len(train_data[i].model_input.to_ints()) for i in batch)
-        pending = (step, lr, fb, opt, sum(answer_tokens[i] for i in batch), n_tokens, tick)
+            _finish(training_client, pending, history, record)
+        n_tokens = sum(d.model_input.length for d in batch)
+        pending = _Pending(step, lr, batch, adam, fb, opt, sum(answer_tokens[i] for i in batches[step]), n_tokens, tick)
         tick = time.time()
         done = step + 1
-        if config.eval_every and done % config.eval_every == 0 and done < total:
-            _finish(pending, history, record)
+        if (config.eval_every and done % config.eval_every == 0 and done < total) or (done % config.save_every == 0 and done < total):
+            _finish(training_client, pending, history, record)
             pending = None
+        if config.eval_every and done % config.eval_every == 0 and done < total:
             validate(done)
         if done % config.save_every == 0 and done < total:
-            if pending is not None:
-                _finish(pending, history, record)
-                pending = None
             save_progress(done)
     if pending is not None:
-        _finish(pending, history, record)
+        _finish(training_client, pending, history, record)
     if not validation or validation[-1]["step"] != total:
         validate(total)
     sampler_path = None
@@ -296,12 +294,52 @@ def train(
     return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config), time.time() - started)
 
 
-def _finish(pending, history: list, record) -> None:
-    step, lr, fb, opt, answer_tokens, n_tokens, tick = pending
-    out = fb.result()
-    opt.result()
-    seconds = max(time.time() - tick, 1e-9)
-    info = {"kind": "step", "step": step + 1, "loss": out.metrics["loss:sum"] / max(answer_tokens, 1), "learning_rate": lr,
-            "tokens_per_second": n_tokens / seconds}
+@dataclass
+class _Pending:
+    step: int
+    lr: float
+    batch: list
+    adam: Any
+    fb: Any
+    opt: Any
+    answer_tokens: int
+    n_tokens: int
+    tick: float
+
+
+MAX_RETRIES = 6
+
+
+def _finish(client, p: _Pending, history: list, record) -> None:
+    """Wait for one step's results; a transient failure is retried with backoff.
+
+    A failed ``forward_backward`` is submitted again with its ``optim_step`` (the step
+    that ran without gradients changed nothing); a failed ``optim_step`` alone is
+    submitted again. Permanent errors propagate: checkpoints already saved stay.
+    """
+    from .generate import is_transient
+
+    for attempt in range(MAX_RETRIES + 1):
+        try:
+            out = p.fb.result()
+            break
+        except Exception as e:
+            if not is_transient(e) or attempt == MAX_RETRIES:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+            p.fb = client.forward_backward(p.batch, "cross_entropy")
+            p.opt = client.optim_step(p.adam)
+    for attempt in range(MAX_RETRIES + 1):
+        try:
+            p.opt.result()
+            break
+        except Exception as e:
+            if not is_transient(e) or attempt == MAX_RETRIES:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+            p.opt = client.optim_step(p.adam)
+    seconds = max(time.time() - p.tick, 1e-9)
+    info = {"kind": "step", "step": p.step + 1, "loss": float(out.metrics["loss:sum"]) / max(int(p.answer_tokens), 1),
+            "learning_rate": p.lr, "tokens_per_second": p.n_tokens / seconds}
     history.append(info)
     record(info)

@@ -167,6 +167,12 @@ def build() -> dict[str, list[dict]]:
     splits["pool"].extend(mixed_rows(pool_natural, random.Random(7), n_balanced=250, n_dominant=250))
     for path in sorted((SRC / "other_pool").glob("*.txt")):  # extra sentences for the pool only
         splits["pool"].extend({"text": t, "label": "ot", "kind": "other", "source": f"other:{path.stem}"} for t in _read_lines(path))
+    short_pool = SRC / "short_pool.jsonl"  # extra short inputs for the pool only
+    if short_pool.exists():
+        for line in short_pool.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                obj = json.loads(line)
+                splits["pool"].append({"text": obj["text"], "label": obj["label"], "kind": obj["kind"], "source": "hard:short_pool"})
     for path in sorted((SRC / "other").glob("*.txt")):
         rows = [{"text": t, "label": "ot", "kind": "other", "source": f"other:{path.stem}"} for t in _read_lines(path)]
         for split, part in _split_counts(rows, OTHER_SPLIT).items():

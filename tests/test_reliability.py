@@ -1,0 +1,169 @@
+"""Reliability: training survives faults and SIGKILL, and an API key never leaks.
+
+(Generation's SIGKILL and fault tests live in test_generate.py; bad input for every
+command in test_cli.py; the unreachable-server test in test_local_backend.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import connect
+from helpers.generate import TransientError
+from helpers.local import LocalFuture
+from helpers.render import conversation
+from helpers.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_KEY = "tml-FAKE-0000-RELIABILITY-KEY-must-not-leak"
+ROWS = [{"messages": conversation(t, a)} for t, a in [
+    ("Guten Morgen zusammen", "de"), ("Buenos días a todos", "es"), ("Bonjour tout le monde", "fr"),
+    ("Good morning everyone", "en"), ("Καλημέρα σε όλους", "el"), ("Доброе утро всем", "ru"),
+    ("Günaydın herkese", "tr"), ("Chào buổi sáng mọi người", "vi"),
+] * 4]
+
+
+class FlakyTrainer:
+    """Wraps a training client; a share of forward_backward/optim_step calls fail before running."""
+
+    def __init__(self, client, rate: float, permanent: bool = False, seed: int = 0):
+        self.client, self.rate, self.permanent = client, rate, permanent
+        self.rng = random.Random(seed)
+        self.failures = 0
+
+    def _maybe_fail(self, call, *args, **kwargs):
+        if self.rng.random() < self.rate:
+            self.failures += 1
+            error = RuntimeError("injected permanent failure") if self.permanent else TransientError("injected")
+            return LocalFuture.failed(error)
+        return call(*args, **kwargs)
+
+    def forward_backward(self, *a, **k):
+        return self._maybe_fail(self.client.forward_backward, *a, **k)
+
+    def optim_step(self, *a, **k):
+        return self._maybe_fail(self.client.optim_step, *a, **k)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+CONFIG = TrainConfig(epochs=2, batch_size=4, val_fraction=0, warmup_steps=0, save_every=4)
+
+
+def _weights(folder: Path) -> dict:
+    info = json.loads((folder / "checkpoint.json").read_text())
+    return torch.load(Path(info["sampler_path"][len("local://"):]) / "weights.pt")
+
+
+def test_training_completes_with_30_percent_transient_failures(tmp_path):
+    service = connect("local", store=tmp_path / "w")
+    client = FlakyTrainer(service.create_lora_training_client("local/tiny", seed=0).result(), rate=0.3)
+    result = train(service, ROWS, CONFIG, training_client=client)
+    assert client.failures > 3
+    assert len(result.history) == 16  # every step done
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_permanent_failure_stops_clearly_and_keeps_checkpoints(tmp_path):
+    service = connect("local", store=tmp_path / "w")
+    inner = service.create_lora_training_client("local/tiny", seed=0).result()
+    client = FlakyTrainer(inner, rate=0.0, permanent=True)
+    seen = []
+
+    def break_after_checkpoint(info):
+        seen.append(info)
+        if info.get("step") == 5:
+            client.rate = 1.0
+
+    with pytest.raises(RuntimeError, match="injected permanent failure"):
+        train(service, ROWS, CONFIG, out_dir=tmp_path / "run", training_client=client, callbacks=[break_after_checkpoint])
+    progress = json.loads((tmp_path / "run" / "progress.json").read_text())
+    assert progress["step"] == 4 and len(progress["checkpoints"]) == 1
+
+
+TRAIN_SCRIPT = """
+import sys, json
+from helpers import connect
+from helpers.train import TrainConfig, train
+rows = [json.loads(line) for line in open(sys.argv[1])]
+out = sys.argv[2]
+cfg = TrainConfig(epochs=3, batch_size=4, val_fraction=0, warmup_steps=0, save_every=2)
+train(connect("local", store=out + "/weights"), rows, cfg, out_dir=out)
+"""
+
+
+def test_training_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS))
+    script = tmp_path / "t.py"
+    script.write_text(TRAIN_SCRIPT)
+    env = {**os.environ, "PD_BACKEND": "local"}
+
+    def run(out, kill_at_step=None):
+        proc = subprocess.Popen([sys.executable, str(script), str(data), str(out)], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if kill_at_step is None:
+            assert proc.wait(timeout=600) == 0
+            return
+        progress = out / "progress.json"
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if progress.exists() and json.loads(progress.read_text())["step"] >= kill_at_step:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=60)
+
+    run(tmp_path / "whole")
+    for kill_at in (2, 10):
+        out = tmp_path / f"killed{kill_at}"
+        run(out, kill_at_step=kill_at)
+        assert not (out / "checkpoint.json").exists() or kill_at >= 24
+        run(out)
+        a, b = _weights(tmp_path / "whole"), _weights(out)
+        for k in a:
+            assert torch.allclose(a[k], b[k], atol=1e-5), k
+        assert not list(out.rglob("*.tmp"))  # no half-written file left behind
+
+
+def test_api_key_never_leaks_into_outputs_logs_or_notebooks(tmp_path):
+    """With a recognisable fake key set, run the command line and a notebook offline; grep everything."""
+    env = {**os.environ, "TINKER_API_KEY": FAKE_KEY, "PD_BACKEND": "local", "TQDM_DISABLE": "1", "PD_WORKDIR": str(tmp_path / "wd")}
+    gold = ROOT / "data" / "dev_gold.jsonl"
+    small_q = tmp_path / "q.jsonl"
+    small_q.write_text("".join(line + "\n" for line in (ROOT / "data" / "queries.jsonl").read_text().splitlines()[:40]))
+    small_g = tmp_path / "g.jsonl"
+    small_g.write_text("".join(line + "\n" for line in gold.read_text().splitlines()[:30]))
+    logs = []
+    for args in (["generate", "--queries", str(small_q), "--out", str(tmp_path / "d.jsonl")],
+                 ["train", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "s"), "--epochs", "1"],
+                 ["evaluate", "--data", str(small_g), "--predictor", f"student:{tmp_path / 's'}", "--out", str(tmp_path / "e")],
+                 ["run", "--out", str(tmp_path / "r"), "--queries", str(small_q), "--gold", str(small_g), "--quick"]):
+        r = subprocess.run([sys.executable, "-m", "helpers", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr
+        logs.append(r.stdout + r.stderr)
+    nb = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                         str(ROOT / "notebooks" / "00_setup.ipynb"), "--output-dir", str(tmp_path / "nb")],
+                        cwd=ROOT / "notebooks", env=env, capture_output=True, text=True, timeout=600)
+    assert nb.returncode == 0, nb.stderr[-2000:]
+    logs.append(nb.stdout + nb.stderr)
+    for text in logs:
+        assert FAKE_KEY not in text and FAKE_KEY[-12:] not in text
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    assert any(f.suffix == ".ipynb" for f in files) and any(f.name == "metrics.json" for f in files)
+    for f in files:
+        if f.name in ("q.jsonl", "g.jsonl"):
+            continue
+        content = f.read_bytes()
+        assert FAKE_KEY.encode() not in content and FAKE_KEY[-12:].encode() not in content, f
