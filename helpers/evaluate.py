@@ -472,7 +472,9 @@ def markdown_table(rows: Sequence[Mapping], max_rows: int | None = 20, max_chars
         if isinstance(value, float):
             return f"{value:.4g}"
         text = " ".join(str(value).split()).replace("|", "\\|")
-        return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+        text = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+        # Queries can hold HTML (<p class=...>): escaped, it shows as text instead of breaking the table.
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
     shown = rows if max_rows is None else rows[:max_rows]
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]

@@ -11,6 +11,8 @@ long notebook session (no figures pile up in ``pyplot``'s registry).
 - :func:`plot_cost`: prompt tokens per query, teacher against student.
 - :class:`LiveLossPlot`: a callback for :func:`helpers.train.train` that redraws
   one picture in place while the student trains.
+- :func:`plot_history`: the same curves for a finished (or resumed) run, from its record.
+- :func:`show_example_tokens`: one training example's tokens as HTML, coloured by loss weight.
 - :func:`save_figure`: PNG (or any format matplotlib knows), written atomically.
 
 Example
@@ -271,3 +273,83 @@ def _ema(values: np.ndarray, decay: float) -> np.ndarray:
         avg = decay * avg + (1 - decay) * v
         out[i] = avg / (1 - decay ** (i + 1))
     return out
+
+
+def plot_history(history, validation=(), title: str = "Student training") -> Figure:
+    """The loss and validation curves of a finished run, drawn as :class:`LiveLossPlot` draws them.
+
+    ``history`` and ``validation`` are :attr:`helpers.train.TrainResult.history` and
+    ``.validation`` (or the same lists from a run's ``progress.json``), so a run that was
+    resumed, or trained in another session, is drawn from its record.
+
+    >>> fig = plot_history([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}],
+    ...                    [{"step": 2, "val_loss": 1.1, "val_accuracy": 0.5}])
+    >>> len(fig.axes)
+    2
+    """
+    plot = LiveLossPlot(title=title, live=False)
+    for info in history:
+        plot({**info, "kind": "step"})
+    for point in validation:
+        plot({**point, "kind": "validation"})
+    return plot.figure()
+
+
+_WEIGHT_COLOURS = {0: ("#e8e8e8", "#555"), 1: ("#b7e4c7", "#1b4332")}  # (background, text)
+
+
+def show_example_tokens(tokenizer, example, max_tokens: int = 600):
+    """One training example's tokens, coloured by their weight in the loss, as HTML.
+
+    Grey tokens have weight 0: the chat markup and the query, which the student reads
+    but is not trained to write. Green tokens have weight 1: the answer and its
+    end-of-turn token, the only ones the loss counts (so the student learns the label
+    *and* to stop). Hovering a token shows its id and weight. Tokens that are only
+    part of a character (byte-level tokenizers split some characters) are shown
+    together with the rest of the character.
+
+    Parameters
+    ----------
+    tokenizer : the tokenizer that rendered the example.
+    example : a :class:`helpers.render.RenderedExample` (``tokens``, ``weights``).
+    max_tokens : show at most this many tokens (a long teacher prompt would fill the page).
+
+    Returns
+    -------
+    An ``IPython.display.HTML`` object (its ``.data`` is the HTML text): the last
+    expression of a notebook cell shows it.
+
+    >>> from helpers.local.model import load_tokenizer
+    >>> from helpers.render import conversation, render_example
+    >>> tok = load_tokenizer()
+    >>> html = show_example_tokens(tok, render_example(tok, conversation("Hallo", "de"))).data
+    >>> "weight 1" in html and "&lt;|im_end|&gt;" in html
+    True
+    """
+    from html import escape
+
+    from IPython.display import HTML
+
+    tokens, weights = list(example.tokens), list(example.weights)
+    groups: list[tuple[list[int], float]] = []  # tokens shown as one box, and their weight
+    for token, weight in zip(tokens[:max_tokens], weights[:max_tokens], strict=True):
+        last = groups[-1] if groups else None
+        if last and last[1] == weight and "\ufffd" in tokenizer.decode(last[0]) and len(last[0]) < 4:
+            last[0].append(token)  # finish a character split over several tokens
+        else:
+            groups.append(([token], weight))
+    boxes = []
+    for ids, weight in groups:
+        background, colour = _WEIGHT_COLOURS[1 if weight > 0 else 0]
+        text = escape(tokenizer.decode(ids)).replace("\n", "\\n")
+        boxes.append(f'<span title="id {" ".join(map(str, ids))}, weight {weight:g}" style="background:{background};'
+                     f'color:{colour};border:1px solid #fff;padding:1px 2px;white-space:pre">{text}</span>'
+                     + ("<br>" if text.endswith("\\n") else ""))
+    n_zero = sum(1 for w in weights if w == 0)
+    legend = "".join(
+        f'<span style="background:{_WEIGHT_COLOURS[k][0]};color:{_WEIGHT_COLOURS[k][1]};padding:1px 6px;'
+        f'margin-right:8px">{label}</span>'
+        for k, label in ((0, f"weight 0: prompt, {n_zero} tokens"),
+                         (1, f"weight 1: answer + end of turn, {len(weights) - n_zero} tokens")))
+    more = f" <i>... {len(tokens) - max_tokens} more tokens</i>" if len(tokens) > max_tokens else ""
+    return HTML(f'<div style="font-family:monospace;line-height:1.9">{legend}<br>{"".join(boxes)}{more}</div>')

@@ -1,0 +1,420 @@
+"""Write notebooks/03_train_student.ipynb and notebooks/04_evaluate.ipynb (stored without outputs).
+
+Edit the cells here and run ``.venv/bin/python scripts/build_notebooks_03_04.py``; the
+notebooks are generated so that their text stays reviewable as plain Python, and cell ids
+are stable so that re-running the script changes only what was edited.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+TRAIN = [
+    new_markdown_cell(
+        """# 03 · Training the student
+
+In notebook 02 the teacher labelled a pool of queries while reading a long prompt (about
+3,000 tokens). Now a *student* learns those labels **without** the prompt: each training
+example is only the query and the teacher's answer. If the student learns well, it behaves
+as if it had read the prompt, and no query ever pays for the prompt again.
+
+This notebook looks at one training example token by token, checks that training and
+sampling see exactly the same tokens, chooses the training settings, trains with live loss
+and validation curves, and leaves a checkpoint for `04_evaluate`.
+
+Offline, a tiny model starts from random weights and trains on this CPU, on a quick version
+of the data (about 1,200 queries, 3 epochs): one to two minutes. With a Tinker key the same
+cells fine-tune a LoRA adapter on an LLM, with the recipe's settings."""
+    ),
+    new_code_cell(
+        """%matplotlib inline
+import json
+
+from IPython.display import Markdown
+
+import helpers
+import helpers.course
+from helpers.dataio import read_conversations
+from helpers.evaluate import default_models, markdown_table, predict
+from helpers.plots import LiveLossPlot, plot_history, show_example_tokens
+from helpers.prompt import student_messages
+from helpers.render import prompt_tokens, render_example
+from helpers.train import TrainConfig, train
+
+service = helpers.connect()
+print(helpers.course.backend_note(service))"""
+    ),
+    new_markdown_cell(
+        """## 1. The training data
+
+The teacher's answers from notebook 02, in the chat format every fine-tuning tool reads:
+a user turn with the query, an assistant turn with the label, and no system prompt. If you
+have not run notebook 02, the cell builds a quick version first (about 30 seconds offline)."""
+    ),
+    new_code_cell(
+        """rows = read_conversations(helpers.course.ensure_distillation_data(service))
+print(f"{len(rows)} conversations; the first one:")
+rows[0]["messages"]"""
+    ),
+    new_markdown_cell(
+        """## 2. Anatomy of one training example
+
+A model reads tokens, so the conversation is first rendered with the model's own chat
+template, the same one used when we later *ask* the student. Every token then gets a
+weight in the loss:
+
+- **weight 0** (grey): the chat markup and the query. The student reads them but is not
+  trained to write them; we never want it to produce queries.
+- **weight 1** (green): the answer and the end-of-turn token after it. The end-of-turn
+  token matters: it teaches the student to *stop* after the label instead of rambling on.
+
+Hover over a token to see its id. Offline the tokenizer is the tiny model's byte-level one,
+so words break into smaller pieces than an LLM's tokenizer would make."""
+    ),
+    new_code_cell(
+        """tokenizer = service.create_sampling_client(base_model=default_models(service.backend)["base"]).result().get_tokenizer()
+example = render_example(tokenizer, rows[0]["messages"])
+show_example_tokens(tokenizer, example)"""
+    ),
+    new_markdown_cell(
+        """What the training call receives is a `tinker.types.Datum`. Training predicts the *next*
+token, so the tokens are shifted by one: the model reads `tokens[:-1]` and is scored on
+`tokens[1:]`, each target with the weight of the token it predicts. Of the whole example,
+only the answer and its end-of-turn token count:"""
+    ),
+    new_code_cell(
+        """datum = example.to_datum()
+targets = datum.loss_fn_inputs["target_tokens"].to_numpy()
+weights = datum.loss_fn_inputs["weights"].to_numpy()
+print(f"{datum.model_input.length} input tokens, {len(targets)} targets, "
+      f"{int(weights.sum())} with weight 1: {tokenizer.decode(targets[weights > 0].tolist())!r}")"""
+    ),
+    new_markdown_cell(
+        """## 3. The prefix check
+
+When we ask the student a question later, it receives the *generation prompt*: the chat
+template applied to the user turn, ending where the assistant's answer should begin. In
+training, it saw the whole conversation rendered in one piece. The two must agree token for
+token: the generation prompt must be exactly the beginning of the training tokens. If they
+differ (an extra space, a default system prompt, an empty thinking block the template adds
+in one case and not the other), the student learns a format it is never shown at sampling
+time, and distillation fails **without any error**, only with poor answers.
+
+`render_example` renders both and raises `RenderMismatchError` when they differ. Below it
+runs on every row, and the prompt part is compared once more with what the evaluation code
+sends to the student (`student_messages`: the query alone)."""
+    ),
+    new_code_cell(
+        """checked = 0
+for row in rows:
+    rendered = render_example(tokenizer, row["messages"])  # raises RenderMismatchError on a mismatch
+    query = row["messages"][0]["content"]
+    checked += rendered.prompt_tokens == prompt_tokens(tokenizer, student_messages(query))
+print(f"prefix check: {checked} of {len(rows)} examples start with exactly the tokens the sampler sends")
+assert checked == len(rows)"""
+    ),
+    new_markdown_cell(
+        """## 4. The training settings
+
+On Tinker the course follows the recipe: a LoRA adapter of rank 32 on the base model,
+learning rate 1e-4 decaying linearly to zero, 4 epochs, batches of 128 examples. The local
+tiny model is different: it starts from random weights, so *all* its weights train (the
+rank is recorded but unused), and it needs a much larger learning rate and smaller batches.
+Offline, this notebook trains 3 epochs instead of the local default's 6 to stay quick.
+
+We also validate about twice per epoch (`eval_every`, in steps; 0 means only at the end) on
+the 5% of the data held out: the loss on the held-out answers, and the accuracy of the
+student's own greedy answers to those queries."""
+    ),
+    new_code_cell(
+        """config = TrainConfig.for_backend(service.backend, **({"epochs": 3} if helpers.course.is_offline(service) else {}))
+config.eval_every = max(1, len(rows) // (2 * config.batch_size))  # steps: about twice per epoch
+
+names = ["base_model", "rank", "learning_rate", "lr_schedule", "warmup_steps", "epochs", "batch_size", "eval_every"]
+recipe, local = TrainConfig.for_backend("tinker"), TrainConfig.for_backend("local")
+Markdown(markdown_table([{"setting": n, "Tinker recipe": getattr(recipe, n), "local default": getattr(local, n),
+                          "this run": getattr(config, n)} for n in names], max_rows=None))"""
+    ),
+    new_markdown_cell(
+        """## 5. Training, with live curves
+
+`train` drives the training client through Tinker's calls (`forward_backward`, `optim_step`,
+`save_state`), submitting the next batch before awaiting the previous one. The picture below
+the cell redraws every few steps: the training loss per answer token, and at each validation
+the held-out loss and accuracy.
+
+The run writes to the course's work folder, `student/`: checkpoints every 100 steps and at
+the end, `progress.json` (the run's record) and `checkpoint.json`. Run the cell again with
+the same data and settings and it resumes where it stopped, or, as here when it already
+finished, only reloads the result. Offline, the weights are stored in `student/weights` so
+that notebook 04 finds them; on Tinker they stay on Tinker's servers."""
+    ),
+    new_code_cell(
+        """student_dir = helpers.course.workdir() / "student"
+trainer = helpers.connect("local", store=student_dir / "weights") if helpers.course.is_offline(service) else service
+live = LiveLossPlot(every=5)
+result = train(trainer, rows, config, out_dir=student_dir, callbacks=[live])
+print(f"{len(result.history)} steps; {result.seconds:.0f} s in this session")"""
+    ),
+    new_markdown_cell(
+        """## 6. Reading the curves
+
+The same curves again, drawn from the run's record, so they also appear when the cell above
+only reloaded a finished run. Grey is the loss of each step, blue its moving average, red
+the held-out loss; on the right, the share of held-out queries the student answers exactly
+like the teacher, without the prompt.
+
+Both losses should fall together; a held-out loss that turns back up while the training loss
+keeps falling would mean the student memorises instead of learning the policy. Offline these
+are the tiny local model's numbers after a quick 3-epoch run, not an LLM's: the accuracy is
+still rising when the run stops, and the quick student is far from the teacher (the full
+local run, `python -m helpers run`, trains on the whole pool for 6 epochs). Notebook 04
+measures the student on the gold test set."""
+    ),
+    new_code_cell(
+        """fig = plot_history(result.history, result.validation, title=f"Student training ({config.base_model})")
+helpers.course.save(fig, "03_training.png")
+fig"""
+    ),
+    new_markdown_cell(
+        """## 7. The checkpoint
+
+`checkpoint.json` is what the next notebook (and `python -m helpers evaluate --predictor
+student:DIR`) reads: the base model, `sampler_path` (the weights to sample from),
+`state_path` (weights and optimiser state, to continue training), the number of steps and
+the last validation. Offline the paths start with `local://`, on Tinker with `tinker://`.
+The settings are in it too (left out below for brevity)."""
+    ),
+    new_code_cell(
+        """info = json.loads((student_dir / "checkpoint.json").read_text())
+print(json.dumps({key: value for key, value in info.items() if key != "config"}, indent=1))"""
+    ),
+    new_markdown_cell(
+        """A first look at the student through the checkpoint, the way notebook 04 loads it: three
+queries, asked *without* the prompt. Offline, expect mistakes from this quick run."""
+    ),
+    new_code_cell(
+        """queries = ["Wo ist der nächste Bahnhof?", "¿Cuánto cuesta este libro?", "Bu akşam sinemaya gidelim mi?"]
+answers = predict(f"student:{student_dir}", queries, service, progress=False)
+Markdown(markdown_table([{"query": q, "student (no prompt)": a.raw} for q, a in zip(queries, answers, strict=True)]))"""
+    ),
+    new_markdown_cell(
+        """Next, `04_evaluate.ipynb` puts teacher, base model and student side by side on the gold
+test set, and counts what the student saves on every query."""
+    ),
+]
+
+EVALUATE = [
+    new_markdown_cell(
+        """# 04 · Evaluating the student
+
+The student learned the teacher's answers without ever seeing the prompt. How much of the
+prompt did it absorb, and what does it save? This notebook asks four predictors about the
+same 615 hand-labelled queries of `data/test_gold.jsonl`, which played no part in writing
+the prompt or training:
+
+| predictor | model | prompt |
+|---|---|---|
+| teacher | the teacher model | the long prompt |
+| base | the student's starting model, untrained for the task | none |
+| student | the base model after distillation (notebook 03) | none |
+| baseline | character n-grams and logistic regression, trained on the same teacher labels | none |
+
+Offline, the teacher is the rule-based stand-in and the student the tiny local model trained
+on this CPU, so the numbers below measure the recipe, not LLMs. If notebook 03 has not run,
+the first cells build its data and student quickly (one to two minutes)."""
+    ),
+    new_code_cell(
+        """%matplotlib inline
+from IPython.display import Markdown
+
+import helpers
+import helpers.course
+from helpers.baseline import save_baseline, train_baseline
+from helpers.dataio import read_conversations, read_gold
+from helpers.evaluate import (PRICES, agreement, compute_metrics, cost_table, error_table, markdown_table,
+                              measure_latency, predict, prompt_tokens_per_query, sampling_client_for)
+from helpers.plots import plot_confusions, plot_cost
+from helpers.widgets import StudentTryout
+
+service = helpers.connect()
+print(helpers.course.backend_note(service))"""
+    ),
+    new_code_cell(
+        """student_dir = helpers.course.ensure_student(service)  # notebook 03's student, or a quick one
+gold = read_gold(helpers.course.DATA / "test_gold.jsonl")
+texts, truth = [row["text"] for row in gold], [row["label"] for row in gold]
+print(f"{len(gold)} gold queries; the student is in {student_dir}")"""
+    ),
+    new_markdown_cell(
+        """## 1. Everyone answers
+
+`predict` sends each query to a model, greedily: the teacher with its prompt, the base model
+and the student with the query alone. Every answer goes through the one label parser of the
+course. An answer that names no label is kept as **unparsed** and counts as wrong: dropping
+it would flatter exactly the models that fail most. The interval is a bootstrap 95% interval
+of the accuracy."""
+    ),
+    new_code_cell(
+        """specs = {"teacher": "teacher", "base": "base", "student": f"student:{student_dir}"}
+predictions = {name: predict(spec, texts, service) for name, spec in specs.items()}
+metrics = {name: compute_metrics(truth, answers) for name, answers in predictions.items()}
+Markdown(markdown_table([{"predictor": name, "accuracy": m["accuracy"],
+                          "95% interval": "{:.3f} to {:.3f}".format(*m["accuracy_ci"]),
+                          "macro-F1": m["macro_f1"], "unparsed": m["unparsed"]} for name, m in metrics.items()]))"""
+    ),
+    new_markdown_cell(
+        """**The base model cannot do the task, and that is the point.** Without the prompt it has
+no idea that we want one of 13 codes, nor what our policy says about code, URLs, romanised
+or mixed text. Offline the base is a tiny model with random weights, so its answers are
+noise and almost all unparsed. On Tinker it is a capable LLM, but without the prompt it
+answers in its own words and by its own rules. Everything the student does better than the
+base, it learned from the teacher's answers. A few raw answers:"""
+    ),
+    new_code_cell(
+        """shown = range(0, len(texts), 150)
+Markdown(markdown_table([{"query": texts[i], "gold": truth[i], **{name: predictions[name][i].raw.strip() or "(blank)" for name in specs}}
+                         for i in shown], max_chars=60))"""
+    ),
+    new_markdown_cell(
+        """## 2. Confusion matrices
+
+One matrix per predictor: rows are the true labels, columns the predicted ones, and the last
+column, after the line, counts unparsed answers. A perfect predictor fills only the
+diagonal. All panels share one colour scale, so the same shade means the same number of
+queries in every panel. The first figure shows counts; the second divides each row by its
+total, so every row reads as the share of that label's queries (the diagonal is recall),
+which makes rare labels as visible as common ones."""
+    ),
+    new_code_cell(
+        """fig = plot_confusions(metrics)
+helpers.course.save(fig, "04_confusion.png")
+fig"""
+    ),
+    new_code_cell(
+        """fig = plot_confusions(metrics, normalize=True)
+helpers.course.save(fig, "04_confusion_normalized.png")
+fig"""
+    ),
+    new_markdown_cell(
+        """## 3. Per label
+
+Precision: of the queries the student called `xx`, the share that really are `xx`.
+Recall: of the real `xx` queries, the share the student found. F1 is their harmonic mean;
+support is the number of gold queries with the label. The teacher's F1 is alongside: where
+the teacher is weak, the student, which learned from it, cannot be strong."""
+    ),
+    new_code_cell(
+        """Markdown(markdown_table([{"label": label, **scores, "teacher F1": metrics["teacher"]["per_label"][label]["f1"]}
+                         for label, scores in metrics["student"]["per_label"].items()], max_rows=None))"""
+    ),
+    new_markdown_cell(
+        """## 4. A classic baseline
+
+Do we need an LLM student at all? The honest comparison is a plain text classifier trained
+on the *same* teacher labels: TF-IDF over character n-grams and logistic regression. It
+trains in seconds. It can only learn the teacher's policy as far as the policy shows in
+characters; a rule like "romanised Hindi is `ot`" it has to guess from examples.
+
+Offline, do not be surprised if the baseline beats the quick student: a tiny model trained
+for a minute or two from random weights knows nothing about languages to begin with. On
+Tinker the student starts from an LLM that already reads every one of these languages."""
+    ),
+    new_code_cell(
+        """distill = read_conversations(helpers.course.ensure_distillation_data(service))
+baseline = train_baseline([r["messages"][0]["content"] for r in distill], [r["messages"][-1]["content"] for r in distill])
+baseline_dir = save_baseline(baseline, helpers.course.workdir() / "baseline", examples=len(distill))
+predictions["baseline"] = predict(f"baseline:{baseline_dir}", texts)
+metrics["baseline"] = compute_metrics(truth, predictions["baseline"])
+print(f"baseline accuracy {metrics['baseline']['accuracy']:.3f}, student {metrics['student']['accuracy']:.3f} "
+      f"(same {len(distill)} teacher labels)")"""
+    ),
+    new_markdown_cell(
+        """## 5. Agreement with the teacher
+
+Distillation trains the student to copy the teacher, so the most direct measure is how often
+they give the same answer. Cohen's kappa discounts the agreement two predictors would reach
+by chance given how often each uses each label: 1 is perfect, 0 is chance."""
+    ),
+    new_code_cell(
+        """Markdown(markdown_table([{"compared with the teacher": name, **agreement(predictions[name], predictions["teacher"])}
+                         for name in ("base", "student", "baseline")]))"""
+    ),
+    new_markdown_cell(
+        """## 6. Error analysis
+
+The queries where the teacher, the student or the baseline is wrong. Read the rows where only
+the student is wrong (it failed to learn something the teacher knew), and the rows where the
+teacher is wrong too (the student faithfully copied a mistake: fix those in the prompt, not
+in training)."""
+    ),
+    new_code_cell(
+        """errors = error_table(texts, truth, {name: predictions[name] for name in ("teacher", "student", "baseline")})
+print(f"{len(errors)} of {len(texts)} queries have at least one wrong answer; the first 12:")
+Markdown(markdown_table(errors, max_rows=12, max_chars=60))"""
+    ),
+    new_markdown_cell(
+        """## 7. What the student saves
+
+Every query to the teacher carries the whole prompt; a query to the student carries only
+itself and the chat markup. Tokens are counted with each model's own tokenizer and chat
+template (offline the tiny model's byte-level tokenizer, which counts more tokens for the same
+text than an LLM's would). The prices are **example** numbers: put your provider's into
+`prices` and re-run the cell.
+
+Latency is measured one query at a time. Offline the teacher is the rule-based stand-in, so
+its time says nothing about an LLM reading 3,000 tokens; the student's is a real model's on
+this CPU."""
+    ),
+    new_code_cell(
+        """teacher_client = sampling_client_for("teacher", service)
+student_client = sampling_client_for(f"student:{student_dir}", service)
+prices = dict(PRICES)  # EXAMPLE prices, USD per million prompt tokens: edit them
+cost = cost_table(prompt_tokens_per_query(teacher_client.get_tokenizer(), texts, with_prompt=True),
+                  prompt_tokens_per_query(student_client.get_tokenizer(), texts, with_prompt=False), prices)
+fig = plot_cost(cost)
+helpers.course.save(fig, "04_cost.png")
+fig"""
+    ),
+    new_code_cell(
+        """latency = {"teacher (with prompt)": measure_latency(teacher_client, None, texts[:20], with_prompt=True),
+           "student (no prompt)": measure_latency(student_client, None, texts[:20], with_prompt=False)}
+Markdown(markdown_table([{"predictor": name, "ms per query": 1000 * seconds} for name, seconds in latency.items()]))"""
+    ),
+    new_markdown_cell(
+        """## 8. Try the student
+
+Type a text in the box: the student answers without the prompt, the teacher with it. Try the
+hard cases of the policy: a line of code, a URL, a number, romanised Hindi, two languages in
+one sentence. Below the widget's first answer, one question asked from code, so that the
+result also shows when the notebook runs without a browser."""
+    ),
+    new_code_cell(
+        """tryout = StudentTryout(student_client, teacher_client)
+print(tryout.ask("Mujhe yeh gaana bahut pasand hai"))
+tryout.widget()"""
+    ),
+]
+
+
+def build(cells: list, prefix: str) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"{prefix}-{i:02d}"  # stable ids keep diffs small when the script is re-run
+    return nb
+
+
+if __name__ == "__main__":
+    for name, cells, prefix in (("03_train_student", TRAIN, "train"), ("04_evaluate", EVALUATE, "evaluate")):
+        nb = build(cells, prefix)
+        nbformat.validate(nb)
+        out = NOTEBOOKS / f"{name}.ipynb"
+        nbformat.write(nb, out)
+        print(f"wrote {out} ({len(nb.cells)} cells)")
