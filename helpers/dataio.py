@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -153,11 +154,45 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
+def temp_name(path: Path) -> str:
+    """Prefix for a temporary sibling of ``path``: hidden, and carrying this process's pid."""
+    return f".{path.name}.{os.getpid()}-"
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    sweep_orphans(path.parent)
+    return tempfile.mkstemp(dir=path.parent, prefix=temp_name(path), suffix=".tmp")
+
+
+def sweep_orphans(folder: Path) -> None:
+    """Remove temporary files and folders left in ``folder`` by a process killed mid-write.
+
+    Every temporary name carries its writer's pid (see ``temp_name``); one whose writer is
+    gone is an orphan: the finished file it was meant to become was never renamed into place.
+    """
+    for tmp in Path(folder).glob(".*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2].split("-")[0])
+        except (ValueError, IndexError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # another user's live process
+
+
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
     """Write rows as JSONL atomically: a temporary file in the same folder, then a rename."""
     path = Path(path)
     check_writable(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for row in rows:
@@ -175,7 +210,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically (temporary file, then rename)."""
     path = Path(path)
     check_writable(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

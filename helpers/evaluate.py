@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataio import check_writable, DataError, read_gold, write_jsonl, write_text
+from .dataio import DataError, check_writable, read_gold, write_jsonl, write_text
 from .labels import LABELS, parse_answer
 from .prompt import DEFAULT_PROMPT, student_messages, teacher_messages
 from .render import model_input

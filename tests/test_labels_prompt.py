@@ -6,7 +6,14 @@ import pytest
 
 from helpers.dataio import DataError, read_conversations, read_gold, read_queries, write_jsonl
 from helpers.labels import LABELS, check_label, parse_answer
-from helpers.prompt import RULE_NAMES, SHORT_PROMPT, active_rules, build_prompt, prompt_tokens, teacher_messages
+from helpers.prompt import (
+    RULE_NAMES,
+    SHORT_PROMPT,
+    active_rules,
+    build_prompt,
+    prompt_tokens,
+    teacher_messages,
+)
 
 
 @pytest.mark.parametrize("text,label", [

@@ -11,7 +11,12 @@ import tinker
 from tinker import types
 
 from helpers import connect
-from helpers.local import LocalBackendError, LocalSamplingClient, LocalServiceClient, LocalTrainingClient
+from helpers.local import (
+    LocalBackendError,
+    LocalSamplingClient,
+    LocalServiceClient,
+    LocalTrainingClient,
+)
 from helpers.render import conversation, model_input, render_example
 
 # Every client method the helpers call, by class: (local class, SDK class, method names).

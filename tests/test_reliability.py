@@ -167,3 +167,24 @@ def test_api_key_never_leaks_into_outputs_logs_or_notebooks(tmp_path):
             continue
         content = f.read_bytes()
         assert FAKE_KEY.encode() not in content and FAKE_KEY[-12:].encode() not in content, f
+
+
+def test_orphaned_temporary_files_of_a_killed_writer_are_swept(tmp_path):
+    """A writer killed between 'write the temporary file' and 'rename' leaves an orphan;
+    the next write in that folder removes it, and leaves a live writer's file alone."""
+    from helpers.dataio import temp_name, write_jsonl
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "out.jsonl"
+    orphan_file = tmp_path / f"{temp_name(target).replace(str(os.getpid()), str(dead.pid))}abc.tmp"
+    orphan_dir = tmp_path / f".step-000004.{dead.pid}-deadbeef.tmp"
+    live = tmp_path / f".other.jsonl.{os.getppid()}-abc.tmp"
+    for path in (orphan_file, live):
+        path.write_text("half")
+    orphan_dir.mkdir()
+    (orphan_dir / "weights.pt").write_text("half")
+    write_jsonl(target, [{"a": 1}])
+    assert target.read_text() == '{"a": 1}\n'
+    assert not orphan_file.exists() and not orphan_dir.exists()
+    assert live.exists()
