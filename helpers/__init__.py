@@ -7,7 +7,11 @@
 - ``render``: chat rendering into ``tinker.types.Datum``
 - ``generate``: distillation data from a teacher (async, resumable)
 - ``train``: the student's training loop
-- ``evaluate``: predictors, metrics, confusion matrices, cost
+- ``baseline``: the classic baseline (character n-grams, logistic regression)
+- ``evaluate``: predictors, metrics, cost; ``plots``: confusion matrices and curves
+- ``pipeline``: the whole recipe in one call; ``cli``: ``python -m helpers ...``
+- ``advanced``: notebook 05's experiments; ``bench``: ``make bench``
+- ``dataio``: reading and atomic writing of data files; ``course``, ``widgets``: notebook support
 """
 
 from .backend import connect

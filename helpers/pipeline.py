@@ -71,7 +71,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     teacher_model = ev.default_models(backend)["teacher"]
     teacher = service.create_sampling_client(base_model=teacher_model).result()
     summary = generate(teacher, query_rows, out / "distill.jsonl", config=GenerateConfig(teacher_model=teacher_model),
-                       progress=progress, teacher_name=teacher_model)
+                       overwrite=overwrite, progress=progress, teacher_name=teacher_model)
     timings["generate"] = time.time() - t
     rows = read_conversations(out / "distill.jsonl")
 
