@@ -39,6 +39,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--val-fraction", type=float, default=None)
+    p.add_argument("--prompt-weight", type=float, default=None,
+                   help="loss weight on the query's tokens (0 on Tinker; 0.5 for the local from-scratch student)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, different output folder")
 
 
@@ -50,6 +52,7 @@ def train_main(args) -> int:
     overrides = {k: v for k, v in {
         "base_model": args.model, "rank": args.rank, "learning_rate": args.lr, "lr_schedule": args.schedule,
         "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "val_fraction": args.val_fraction,
+        "prompt_weight": args.prompt_weight,
     }.items() if v is not None}
     config = TrainConfig.for_backend(backend, **overrides)
     config.validate()

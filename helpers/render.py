@@ -107,9 +107,15 @@ class RenderedExample:
     def weights(self) -> list[float]:
         return [0.0] * len(self.prompt_tokens) + [1.0] * len(self.completion_tokens)
 
-    def to_datum(self, weight: float = 1.0) -> types.Datum:
-        """Shift by one for next-token prediction: input ``tokens[:-1]``, targets ``tokens[1:]``."""
-        tokens, weights = self.tokens, self.weights
+    def to_datum(self, weight: float = 1.0, prompt_weight: float = 0.0) -> types.Datum:
+        """Shift by one for next-token prediction: input ``tokens[:-1]``, targets ``tokens[1:]``.
+
+        ``weight`` scales the whole example (soft labels use it). ``prompt_weight`` puts that
+        weight on the prompt's tokens too (0, the recipe's setting, trains on the answer only;
+        a small value also trains the model to read the query's language, see ``TrainConfig``).
+        """
+        tokens = self.tokens
+        weights = [prompt_weight] * len(self.prompt_tokens) + [1.0] * len(self.completion_tokens)
         return types.Datum(
             model_input=types.ModelInput.from_ints(tokens[:-1]),
             loss_fn_inputs={

@@ -75,10 +75,26 @@ def test_schedules_split_and_batches():
     ({"rank": 0}, "rank must be >= 1"),
     ({"batch_size": 0}, "batch_size must be >= 1"),
     ({"epochs": 0}, "epochs must be >= 1"),
+    ({"prompt_weight": 1.5}, "prompt_weight must be in"),
 ])
 def test_bad_settings(setting, message):
     with pytest.raises(DataError, match=message):
         TrainConfig(**setting).validate()
+
+
+def test_prompt_weight_trains_on_the_query_but_reports_the_answer_loss():
+    ex = render_example(load_tokenizer(), conversation("Guten Morgen zusammen", "de"))
+    plain = ex.to_datum().loss_fn_inputs["weights"].to_numpy()
+    mixed = ex.to_datum(0.5, prompt_weight=0.2).loss_fn_inputs["weights"].to_numpy()
+    n_prompt = len(ex.prompt_tokens) - 1  # targets are shifted by one
+    assert plain[:n_prompt].sum() == 0 and list(plain[n_prompt:]) == [1.0] * len(ex.completion_tokens)
+    assert mixed[:n_prompt] == pytest.approx([0.1] * n_prompt) and list(mixed[n_prompt:]) == [0.5] * len(ex.completion_tokens)
+    # The first step's loss is measured before any update: per answer token, the same either way.
+    cfg = dict(epochs=1, batch_size=8, val_fraction=0, warmup_steps=0)
+    a = train(connect("local"), ROWS[:8], TrainConfig(**cfg, prompt_weight=0.0))
+    b = train(connect("local"), ROWS[:8], TrainConfig(**cfg, prompt_weight=0.5))
+    assert a.history[0]["loss"] == pytest.approx(b.history[0]["loss"], rel=1e-4)
+    assert a.history[0]["loss"] > 1.0  # an untrained model: it is a real loss, not zero
 
 
 def test_bad_data():
