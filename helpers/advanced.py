@@ -142,7 +142,8 @@ def student_config(service, quick: bool | None = None, **overrides) -> TrainConf
     batch 16 or 32 for 3 on this task. With the smaller batch the recipe's 3e-3 is
     too high (the quick grid shows it), and ``local/tiny-small`` learns too little in
     this budget to compare anything. Offline full: ``local/tiny``, 3 epochs of batch 16
-    at the recipe's learning rate.
+    at the recipe's learning rate. (These choices were measured with ``prompt_weight`` 0,
+    before the local default became 0.5.)
     On Tinker: the recipe's defaults (:meth:`TrainConfig.for_backend`) with batch 32,
     so that a thousand examples still make a few dozen steps. Every run holds out 10%
     of its rows for the validation loss. ``overrides`` replace any field.

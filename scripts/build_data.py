@@ -5,6 +5,7 @@
 
 Sources (all written for this project):
   data/src/natural/<label>.txt   natural sentences in the twelve languages
+  data/src/natural_pool/<label>.txt  more of them, for the query pool only
   data/src/other/<iso>.txt       sentences in twenty languages outside the label set
   data/src/hard/*.jsonl          hand-written hard cases with labels and kinds
 
@@ -160,6 +161,13 @@ def build() -> dict[str, list[dict]]:
             for r in part[: max(3, len(part) // 6)]:
                 for a in augment(r["text"], label, rng):
                     splits[split].append({**a, "source": f"augment:{r['source']}"})
+    pool_rng = random.Random(11)  # its own generator, so that the gold sets' rows stay as they are
+    for label in LABELS[:-1]:  # more natural sentences, for the pool only
+        path = SRC / "natural_pool" / f"{label}.txt"
+        rows = [{"text": t, "label": label, "kind": "natural", "source": f"natural:{label}"} for t in _read_lines(path)] if path.exists() else []
+        splits["pool"].extend(rows)
+        for r in rows[: len(rows) // 6]:
+            splits["pool"].extend({**a, "source": f"augment:{r['source']}"} for a in augment(r["text"], label, pool_rng))
     pool_natural: dict[str, list[str]] = {}
     for r in splits["pool"]:
         if r["kind"] == "natural":
@@ -232,7 +240,9 @@ as the repository (MIT).
   course's generator reads only `text`, the teacher provides the labels.
 - `dev_gold.jsonl`: gold labels for iterating on the prompt.
 - `test_gold.jsonl`: gold labels for the final evaluation; never used to tune anything.
-- `src/`: the sources, and `src/POLICY.md`, the labelling policy in brief.
+- `src/`: the sources, and `src/POLICY.md`, the labelling policy in brief. The gold sets
+  draw on `src/natural`, `src/other` and `src/hard`; `src/natural_pool`, `src/other_pool`
+  and `src/short_pool.jsonl` feed the query pool only.
 
 Gold labels follow the teacher prompt's policy (`helpers/prompt.py`); `kind` is
 `natural` (a sentence in one of the twelve languages), `other` (a language outside

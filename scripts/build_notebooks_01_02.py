@@ -229,8 +229,8 @@ it, compares sampling strategies (temperature, several votes per query, an agree
 filter), and ends with the exported file that notebooks 03 and 04 read.
 
 **Offline, the teacher is the rule-based stand-in** (the prompt's policy on top of the
-`lingua` detector), not an LLM, and generation uses a quick sample of the pool (1,200 of the
-6,702 queries). Every count below is the stand-in's. With a Tinker key the same cells run
+`lingua` detector), not an LLM, and generation uses a quick sample of 1,200 queries from the
+pool (its size is printed below). Every count below is the stand-in's. With a Tinker key the same cells run
 the teacher LLM on the whole pool. The notebook takes under a minute offline."""
     ),
     new_code_cell(

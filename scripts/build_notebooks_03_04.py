@@ -69,7 +69,8 @@ template, the same one used when we later *ask* the student. Every token then ge
 weight in the loss:
 
 - **weight 0** (grey): the chat markup and the query. The student reads them but is not
-  trained to write them; we never want it to produce queries.
+  trained to write them: the answer is what it must learn. (That is the recipe; section 4
+  shows the one change the tiny local model needs.)
 - **weight 1** (green): the answer and the end-of-turn token after it. The end-of-turn
   token matters: it teaches the student to *stop* after the label instead of rambling on.
 
@@ -125,7 +126,11 @@ On Tinker the course follows the recipe: a LoRA adapter of rank 32 on the base m
 learning rate 1e-4 decaying linearly to zero, 4 epochs, batches of 128 examples. The local
 tiny model is different: it starts from random weights, so *all* its weights train (the
 rank is recorded but unused), and it needs a much larger learning rate and smaller batches.
-Offline, this notebook trains 3 epochs instead of the local default's 6 to stay quick.
+It also knows no language yet, which a pretrained LLM does. So locally the query's own
+tokens get weight 0.5 instead of 0 (`prompt_weight`): predicting the query's next token
+teaches the student the languages, and it lifted the full run's test accuracy from 0.89 to
+0.94 in our measurements at the same cost. On Tinker the recipe's 0 stays. Offline, this
+notebook trains 3 epochs instead of the local default's 4 to stay quick.
 
 We also validate about twice per epoch (`eval_every`, in steps; 0 means only at the end) on
 the 5% of the data held out: the loss on the held-out answers, and the accuracy of the
@@ -135,7 +140,8 @@ student's own greedy answers to those queries."""
         """config = TrainConfig.for_backend(service.backend, **({"epochs": 3} if helpers.course.is_offline(service) else {}))
 config.eval_every = max(1, len(rows) // (2 * config.batch_size))  # steps: about twice per epoch
 
-names = ["base_model", "rank", "learning_rate", "lr_schedule", "warmup_steps", "epochs", "batch_size", "eval_every"]
+names = ["base_model", "rank", "learning_rate", "lr_schedule", "warmup_steps", "epochs", "batch_size", "prompt_weight",
+         "eval_every"]
 recipe, local = TrainConfig.for_backend("tinker"), TrainConfig.for_backend("local")
 Markdown(markdown_table([{"setting": n, "Tinker recipe": getattr(recipe, n), "local default": getattr(local, n),
                           "this run": getattr(config, n)} for n in names], max_rows=None))"""
@@ -172,8 +178,8 @@ like the teacher, without the prompt.
 Both losses should fall together; a held-out loss that turns back up while the training loss
 keeps falling would mean the student memorises instead of learning the policy. Offline these
 are the tiny local model's numbers after a quick 3-epoch run, not an LLM's: the accuracy is
-still rising when the run stops, and the quick student is far from the teacher (the full
-local run, `python -m helpers run`, trains on the whole pool for 6 epochs). Notebook 04
+still rising when the run stops, and the quick student stays behind the full one (the full
+local run, `python -m helpers run`, trains on the whole pool for 4 epochs). Notebook 04
 measures the student on the gold test set."""
     ),
     new_code_cell(

@@ -141,7 +141,7 @@ def test_training_resumes_to_the_same_weights(tmp_path):
 
 
 def test_training_learns_and_validates():
-    cfg = TrainConfig(epochs=8, batch_size=8, val_fraction=0.25, warmup_steps=0, learning_rate=3e-3)
+    cfg = TrainConfig(epochs=8, batch_size=8, val_fraction=0.25, warmup_steps=0, learning_rate=3e-3, prompt_weight=0.0)
     seen = []
     result = train(connect("local"), ROWS, cfg, callbacks=[seen.append])
     assert result.history[-1]["loss"] < result.history[0]["loss"] / 3
