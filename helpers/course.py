@@ -95,7 +95,7 @@ def ensure_student(service, quick: bool | None = None, progress: bool = True) ->
         return folder
     quick = is_offline(service) if quick is None else quick
     rows = read_conversations(ensure_distillation_data(service, quick, progress))
-    config = TrainConfig.for_backend(service.backend, **({"epochs": 3} if quick and is_offline(service) else {}))
+    config = TrainConfig.for_backend(service.backend, quick=quick)
     store_service = service
     if is_offline(service):
         from .backend import connect

@@ -77,10 +77,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
 
     # 2. The student learns the teacher's answers, without the prompt.
     t = time.time()
-    overrides = dict(train_overrides or {})
-    if quick:
-        overrides.setdefault("epochs", 3 if backend == "local" else 1)
-    config = TrainConfig.for_backend(backend, **overrides)
+    config = TrainConfig.for_backend(backend, quick=quick, **dict(train_overrides or {}))
     result = train(service, rows, config, out_dir=out / "student")
     timings["train"] = time.time() - t
 

@@ -147,3 +147,14 @@ def test_training_learns_and_validates():
     assert result.history[-1]["loss"] < result.history[0]["loss"] / 3
     assert result.validation and 0 <= result.validation[-1]["val_accuracy"] <= 1
     assert {"step", "validation"} == {i["kind"] for i in seen}
+
+
+def test_backend_defaults_follow_the_recipe_on_tinker_and_the_measurements_locally():
+    recipe = TrainConfig.for_backend("tinker")
+    assert (recipe.base_model, recipe.rank, recipe.learning_rate, recipe.lr_schedule, recipe.epochs,
+            recipe.batch_size, recipe.prompt_weight) == ("Qwen/Qwen3-30B-A3B", 32, 1e-4, "linear", 4, 128, 0.0)
+    assert TrainConfig.for_backend("tinker", quick=True).epochs == 1
+    local, quick = TrainConfig.for_backend("local"), TrainConfig.for_backend("local", quick=True)
+    assert (local.base_model, local.epochs, local.batch_size, local.prompt_weight) == ("local/tiny", 4, 32, 0.5)
+    assert quick.batch_size == 16 and quick.epochs == local.epochs
+    assert TrainConfig.for_backend("local", quick=True, epochs=2).epochs == 2  # overrides win
