@@ -34,8 +34,8 @@ a first run takes about three minutes offline on two idle CPU cores (longer on a
     ),
     new_code_cell(
         """%matplotlib inline
-from helpers import connect
 from helpers import advanced as adv
+from helpers import connect
 from helpers.course import backend_note, save
 
 service = connect()

@@ -244,8 +244,18 @@ import helpers
 import helpers.course
 from helpers.baseline import save_baseline, train_baseline
 from helpers.dataio import read_conversations, read_gold
-from helpers.evaluate import (PRICES, agreement, compute_metrics, cost_table, error_table, markdown_table,
-                              measure_latency, predict, prompt_tokens_per_query, sampling_client_for)
+from helpers.evaluate import (
+    PRICES,
+    agreement,
+    compute_metrics,
+    cost_table,
+    error_table,
+    markdown_table,
+    measure_latency,
+    predict,
+    prompt_tokens_per_query,
+    sampling_client_for,
+)
 from helpers.plots import plot_confusions, plot_cost
 from helpers.widgets import StudentTryout
 
