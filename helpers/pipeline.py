@@ -77,7 +77,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
 
     # 2. The student learns the teacher's answers, without the prompt.
     t = time.time()
-    config = TrainConfig.for_backend(backend, quick=quick, **dict(train_overrides or {}))
+    config = TrainConfig.for_backend(backend, quick=quick, **(train_overrides or {}))
     result = train(service, rows, config, out_dir=out / "student")
     timings["train"] = time.time() - t
 

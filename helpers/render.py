@@ -105,7 +105,12 @@ class RenderedExample:
 
     @property
     def weights(self) -> list[float]:
-        return [0.0] * len(self.prompt_tokens) + [1.0] * len(self.completion_tokens)
+        """Per-token loss weights of the recipe: 0 on the prompt, 1 on the answer."""
+        return self.token_weights(0.0)
+
+    def token_weights(self, prompt_weight: float = 0.0) -> list[float]:
+        """Per-token loss weights with ``prompt_weight`` on the prompt's tokens."""
+        return [prompt_weight] * len(self.prompt_tokens) + [1.0] * len(self.completion_tokens)
 
     def to_datum(self, weight: float = 1.0, prompt_weight: float = 0.0) -> types.Datum:
         """Shift by one for next-token prediction: input ``tokens[:-1]``, targets ``tokens[1:]``.
@@ -114,8 +119,7 @@ class RenderedExample:
         weight on the prompt's tokens too (0, the recipe's setting, trains on the answer only;
         a small value also trains the model to read the query's language, see ``TrainConfig``).
         """
-        tokens = self.tokens
-        weights = [prompt_weight] * len(self.prompt_tokens) + [1.0] * len(self.completion_tokens)
+        tokens, weights = self.tokens, self.token_weights(prompt_weight)
         return types.Datum(
             model_input=types.ModelInput.from_ints(tokens[:-1]),
             loss_fn_inputs={
