@@ -12,6 +12,9 @@ Figures (keys of ``results.json``):
 
 - ``train_overhead_ratio``: a local ``forward_backward`` + ``optim_step`` over the
   plain PyTorch loop (same model, same batches, same AdamW). Target <= 1.10.
+- ``length_grouping_speedup``: the local client on shuffled batches of 32 pool queries
+  (as training sees them) with one padded tensor per call over the same calls split
+  into groups of similar length (the default). Informational.
 - ``batched_sampling_speedup``: 500 short prompts sampled one at a time over all
   submitted at once (the local sampler batches them). Target >= 5.
 - ``generation_vs_ideal_ratio``: generating for 1,000 queries through a teacher that
@@ -141,6 +144,41 @@ def bench_train_overhead(repeats: int, steps: int, batch_size: int = 32) -> dict
             ratios.append(a / b)
     return {"train_overhead_ratio": summarise(ratios), "train_local_seconds": summarise(local_t),
             "train_plain_seconds": summarise(plain_t), "train_steps": len(batches), "train_peak_mb": mem.peak_mb}
+
+
+def bench_length_grouping(repeats: int, steps: int, batch_size: int = 32) -> dict:
+    """One padded tensor per forward_backward vs groups of similar length, same batches."""
+    import random
+
+    from tinker import types
+
+    from .local import LocalServiceClient
+    from .local.clients import LocalTrainingClient
+    from .render import conversation, render_example
+
+    rows = [json.loads(line) for line in (ROOT / "data" / "queries.jsonl").open(encoding="utf-8")]
+    random.Random(0).shuffle(rows)
+    client = LocalServiceClient(store=tempfile.mkdtemp()).create_lora_training_client("local/tiny", seed=0).result()
+    tok = client.get_tokenizer()
+    data = [render_example(tok, conversation(r["text"], "ot")).to_datum(prompt_weight=0.5) for r in rows[: steps * batch_size]]
+    batches = [data[i : i + batch_size] for i in range(0, len(data), batch_size)]
+    adam = types.AdamParams(learning_rate=1e-4)
+    grouped_overhead = LocalTrainingClient.call_overhead_tokens
+
+    def timed(overhead: float) -> float:
+        client.call_overhead_tokens = overhead
+        start = time.perf_counter()
+        for batch in batches:
+            client.forward_backward(batch, "cross_entropy")
+            client.optim_step(adam).result()
+        return time.perf_counter() - start
+
+    timed(grouped_overhead)  # warm-up
+    ratios = []
+    for i in range(repeats):
+        a, b = (timed(float("inf")), timed(grouped_overhead)) if i % 2 == 0 else tuple(reversed((timed(grouped_overhead), timed(float("inf")))))
+        ratios.append(a / b)
+    return {"length_grouping_speedup": summarise(ratios)}
 
 
 def bench_batched_sampling(repeats: int, n_prompts: int) -> dict:
@@ -318,6 +356,7 @@ def run(tiny: bool = False, out: Path | None = None, skip_pipeline: bool = False
         dict(repeats=5, steps=20, prompts=500, queries=1000, standin=500, cost=100)
     results: dict = {"machine": machine(), "tiny": tiny}
     results.update(bench_train_overhead(sizes["repeats"], sizes["steps"]))
+    results.update(bench_length_grouping(sizes["repeats"], sizes["steps"]))
     results.update(bench_batched_sampling(sizes["repeats"], sizes["prompts"]))
     results.update(bench_generation(sizes["repeats"], sizes["queries"], delay=0.02 if tiny else 0.2))
     results.update(bench_standin(sizes["standin"]))

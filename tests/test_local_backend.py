@@ -17,6 +17,7 @@ from helpers.local import (
     LocalServiceClient,
     LocalTrainingClient,
 )
+from helpers.local.clients import length_groups
 from helpers.render import conversation, model_input, render_example
 
 # Every client method the helpers call, by class: (local class, SDK class, method names).
@@ -109,6 +110,50 @@ def test_gradient_accumulation_equals_one_batch(tmp_path):
         assert torch.allclose(g1[k], g2[k], rtol=1e-4, atol=1e-7), k
     for k in one:
         assert torch.allclose(one[k], two[k], atol=1e-5), k
+
+
+@pytest.mark.parametrize("lengths,overhead", [
+    ([5, 90, 7, 88, 6, 91, 40], 20), ([12] * 9, 50), ([3, 200], 0), ([3, 200], 10_000), ([1], 5)])
+def test_length_groups_are_the_cheapest_split(lengths, overhead):
+    import itertools
+
+    groups = length_groups(lengths, overhead)
+    assert sorted(r for g in groups for r in g) == list(range(len(lengths)))
+
+    def cost(parts):
+        return sum(len(g) * max(lengths[r] for r in g) + overhead for g in parts)
+
+    # Brute force over every split of the sorted order: none is cheaper.
+    order = sorted(range(len(lengths)), key=lambda r: lengths[r])
+    best = min(cost([order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)), strict=True)])
+               for k in range(len(order)) for cuts in itertools.combinations(range(1, len(order)), k))
+    assert cost(groups) == best
+    if overhead == 0:
+        assert all(len({lengths[r] for r in g}) == 1 for g in groups)  # no padding at all
+    if overhead >= 10_000:
+        assert len(groups) == 1
+
+
+def test_splitting_a_batch_by_length_changes_no_number(service, monkeypatch):
+    """One call on a batch of mixed lengths gives the same loss, logprobs and gradients
+    whether the backend runs it as one padded tensor or in groups of similar length."""
+    texts = ["Hi", "Merci beaucoup pour tout", "x" * 120, "Спасибо", "Das ist ein etwas längerer Satz auf Deutsch."]
+
+    def run(overhead):
+        monkeypatch.setattr(LocalTrainingClient, "call_overhead_tokens", overhead)
+        tr = service.create_lora_training_client("local/tiny", seed=5).result()
+        tok = tr.get_tokenizer()
+        data = [render_example(tok, conversation(t, "ot")).to_datum(prompt_weight=0.5) for t in texts]
+        out = tr.forward_backward(data, "cross_entropy").result()
+        grads = {k: v.grad.detach().clone() for k, v in tr.model.named_parameters() if v.grad is not None}
+        return out, grads
+
+    (whole, g1), (split, g2) = run(10**9), run(0)
+    assert whole.metrics["loss:sum"] == pytest.approx(split.metrics["loss:sum"], rel=1e-5)
+    for a, b in zip(whole.loss_fn_outputs, split.loss_fn_outputs, strict=True):
+        assert np.allclose(a["logprobs"].to_numpy(), b["logprobs"].to_numpy(), atol=1e-4)
+    for k in g1:
+        assert np.allclose(g1[k].numpy(), g2[k].numpy(), rtol=1e-3, atol=1e-6), k
 
 
 def test_memorisation_then_greedy_sampling(service):
