@@ -8,6 +8,8 @@ Sources (all written for this project):
   data/src/natural_pool/<label>.txt  more of them, for the query pool only
   data/src/other/<iso>.txt       sentences in twenty languages outside the label set
   data/src/hard/*.jsonl          hand-written hard cases with labels and kinds
+  data/src/short_pool.jsonl, data/src/extra_pool/*.jsonl
+                                 more short, code and mixed inputs, for the pool only
 
 Every row gets a deterministic split (pool, dev or test) from a hash of its text,
 so the three files are disjoint and rebuilding gives the same bytes. Hard cases
@@ -175,12 +177,14 @@ def build() -> dict[str, list[dict]]:
     splits["pool"].extend(mixed_rows(pool_natural, random.Random(7), n_balanced=250, n_dominant=250))
     for path in sorted((SRC / "other_pool").glob("*.txt")):  # extra sentences for the pool only
         splits["pool"].extend({"text": t, "label": "ot", "kind": "other", "source": f"other:{path.stem}"} for t in _read_lines(path))
-    short_pool = SRC / "short_pool.jsonl"  # extra short inputs for the pool only
-    if short_pool.exists():
-        for line in short_pool.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                obj = json.loads(line)
-                splits["pool"].append({"text": obj["text"], "label": obj["label"], "kind": obj["kind"], "source": "hard:short_pool"})
+    # Extra short, code and mixed inputs, for the pool only.
+    for path, source in [(SRC / "short_pool.jsonl", "hard:short_pool")] + [
+            (p, f"hard:extra_pool:{p.stem}") for p in sorted((SRC / "extra_pool").glob("*.jsonl"))]:
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    obj = json.loads(line)
+                    splits["pool"].append({"text": obj["text"], "label": obj["label"], "kind": obj["kind"], "source": source})
     for path in sorted((SRC / "other").glob("*.txt")):
         rows = [{"text": t, "label": "ot", "kind": "other", "source": f"other:{path.stem}"} for t in _read_lines(path)]
         for split, part in _split_counts(rows, OTHER_SPLIT).items():
@@ -241,8 +245,8 @@ as the repository (MIT).
 - `dev_gold.jsonl`: gold labels for iterating on the prompt.
 - `test_gold.jsonl`: gold labels for the final evaluation; never used to tune anything.
 - `src/`: the sources, and `src/POLICY.md`, the labelling policy in brief. The gold sets
-  draw on `src/natural`, `src/other` and `src/hard`; `src/natural_pool`, `src/other_pool`
-  and `src/short_pool.jsonl` feed the query pool only.
+  draw on `src/natural`, `src/other` and `src/hard`; `src/natural_pool`, `src/other_pool`,
+  `src/short_pool.jsonl` and `src/extra_pool/*.jsonl` feed the query pool only.
 
 Gold labels follow the teacher prompt's policy (`helpers/prompt.py`); `kind` is
 `natural` (a sentence in one of the twelve languages), `other` (a language outside
