@@ -12,9 +12,11 @@ Figures (keys of ``results.json``):
 
 - ``train_overhead_ratio``: a local ``forward_backward`` + ``optim_step`` over the
   plain PyTorch loop (same model, same batches, same AdamW). Target <= 1.10.
-- ``length_grouping_speedup``: the local client on shuffled batches of 32 pool queries
-  (as training sees them) with one padded tensor per call over the same calls split
-  into groups of similar length (the default). Informational.
+- ``length_grouping_speedup_shuffled`` and ``_training``: the local client with one
+  padded tensor per ``forward_backward`` over the same calls split into groups of
+  similar length (the default), on batches of 32 pool queries drawn at random, and on
+  the batches ``helpers.train`` makes (already sorted by length within windows, so
+  the gain there is small). Informational.
 - ``batched_sampling_speedup``: 500 short prompts sampled one at a time over all
   submitted at once (the local sampler batches them). Target >= 5.
 - ``generation_vs_ideal_ratio``: generating for 1,000 queries through a teacher that
@@ -155,17 +157,19 @@ def bench_length_grouping(repeats: int, steps: int, batch_size: int = 32) -> dic
     from .local import LocalServiceClient
     from .local.clients import LocalTrainingClient
     from .render import conversation, render_example
+    from .train import epoch_batches
 
     rows = [json.loads(line) for line in (ROOT / "data" / "queries.jsonl").open(encoding="utf-8")]
     random.Random(0).shuffle(rows)
     client = LocalServiceClient(store=tempfile.mkdtemp()).create_lora_training_client("local/tiny", seed=0).result()
     tok = client.get_tokenizer()
-    data = [render_example(tok, conversation(r["text"], "ot")).to_datum(prompt_weight=0.5) for r in rows[: steps * batch_size]]
-    batches = [data[i : i + batch_size] for i in range(0, len(data), batch_size)]
+    data = [render_example(tok, conversation(r["text"], "ot")).to_datum(prompt_weight=0.5) for r in rows[: steps * batch_size * 8]]
     adam = types.AdamParams(learning_rate=1e-4)
-    grouped_overhead = LocalTrainingClient.call_overhead_tokens
+    grouped = LocalTrainingClient.call_overhead_tokens
+    shuffled = [data[i : i + batch_size] for i in range(0, steps * batch_size, batch_size)]
+    in_training = [[data[i] for i in b] for b in epoch_batches([d.model_input.length for d in data], batch_size, random.Random(0))][:steps]
 
-    def timed(overhead: float) -> float:
+    def timed(batches, overhead: float) -> float:
         client.call_overhead_tokens = overhead
         start = time.perf_counter()
         for batch in batches:
@@ -173,12 +177,18 @@ def bench_length_grouping(repeats: int, steps: int, batch_size: int = 32) -> dic
             client.optim_step(adam).result()
         return time.perf_counter() - start
 
-    timed(grouped_overhead)  # warm-up
-    ratios = []
-    for i in range(repeats):
-        a, b = (timed(float("inf")), timed(grouped_overhead)) if i % 2 == 0 else tuple(reversed((timed(grouped_overhead), timed(float("inf")))))
-        ratios.append(a / b)
-    return {"length_grouping_speedup": summarise(ratios)}
+    timed(shuffled, grouped)  # warm-up
+    results = {}
+    for name, batches in (("shuffled", shuffled), ("training", in_training)):
+        ratios = []
+        for i in range(repeats):
+            if i % 2 == 0:
+                a, b = timed(batches, float("inf")), timed(batches, grouped)
+            else:
+                b, a = timed(batches, grouped), timed(batches, float("inf"))
+            ratios.append(a / b)
+        results[f"length_grouping_speedup_{name}"] = summarise(ratios)
+    return results
 
 
 def bench_batched_sampling(repeats: int, n_prompts: int) -> dict:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     texts = [json.loads(line)["text"] for line in (ROOT / "data" / "queries.jsonl").open(encoding="utf-8")]
-    raw = train_tokenizer(texts, vocab_size=4096)
+    raw = train_tokenizer(texts, vocab_size=2048)
     raw.save(str(TOKENIZER_FILE))
     print(f"wrote {TOKENIZER_FILE} ({raw.get_vocab_size()} tokens)")
 

@@ -95,7 +95,7 @@ def load_tokenizer():
     return tok
 
 
-def train_tokenizer(texts, vocab_size: int = 4096):
+def train_tokenizer(texts, vocab_size: int = 2048):
     """Learn byte-level BPE merges from ``texts`` (deterministic for the same input)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
