@@ -54,7 +54,9 @@ class TrainConfig:
     learning_rate: float = 3e-3
     lr_schedule: str = "linear"
     warmup_steps: int = 10
-    epochs: int = 4
+    # Locally 3: offline (tiny student, stand-in's labels, 12,981-query pool) 3 epochs scored as
+    # 4 did (test accuracy 0.956 vs 0.955 and 0.959 at two seeds) in three quarters of the time.
+    epochs: int = 3
     batch_size: int = 32
     beta1: float = 0.9
     beta2: float = 0.95
@@ -79,15 +81,15 @@ class TrainConfig:
         the settings that did best on 2 CPU cores locally (about three minutes on the pool).
 
         ``quick`` is for the notebooks' and ``run --quick``'s small sample of the pool: one
-        epoch on Tinker; locally batches of 16, so that a thousand examples still make a few
-        hundred steps (the tiny model needs steps more than it needs large batches).
+        epoch on Tinker; locally 4 epochs in batches of 16, so that a thousand examples still
+        make a few hundred steps (the tiny model needs steps more than it needs large batches).
         """
         if backend == "tinker":
             base = cls(base_model="Qwen/Qwen3-30B-A3B", rank=32, learning_rate=1e-4, lr_schedule="linear",
                        warmup_steps=0, epochs=1 if quick else 4, batch_size=128, grad_clip_norm=0.0, eps=1e-12,
                        prompt_weight=0.0)
         else:
-            base = cls(batch_size=16) if quick else cls()
+            base = cls(batch_size=16, epochs=4) if quick else cls()
         return cls(**{**asdict(base), **overrides})
 
     def validate(self) -> None:

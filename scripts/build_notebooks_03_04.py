@@ -129,7 +129,7 @@ rank is recorded but unused), and it needs a much larger learning rate and small
 It also knows no language yet, which a pretrained LLM does. So locally the query's own
 tokens get weight 0.5 instead of 0 (`prompt_weight`): predicting the query's next token
 teaches the student the languages, and it lifted the full run's test accuracy from 0.89 to
-0.94 in our measurements at the same cost. On Tinker the recipe's 0 stays. Offline, this
+0.94 in our offline measurements at the same cost. On Tinker the recipe's 0 stays. Offline, this
 notebook trains on a quick sample of the pool, in batches of 16 so that it still makes a few
 hundred steps.
 

@@ -155,6 +155,6 @@ def test_backend_defaults_follow_the_recipe_on_tinker_and_the_measurements_local
             recipe.batch_size, recipe.prompt_weight) == ("Qwen/Qwen3-30B-A3B", 32, 1e-4, "linear", 4, 128, 0.0)
     assert TrainConfig.for_backend("tinker", quick=True).epochs == 1
     local, quick = TrainConfig.for_backend("local"), TrainConfig.for_backend("local", quick=True)
-    assert (local.base_model, local.epochs, local.batch_size, local.prompt_weight) == ("local/tiny", 4, 32, 0.5)
-    assert quick.batch_size == 16 and quick.epochs == local.epochs
+    assert (local.base_model, local.epochs, local.batch_size, local.prompt_weight) == ("local/tiny", 3, 32, 0.5)
+    assert (quick.batch_size, quick.epochs) == (16, 4)
     assert TrainConfig.for_backend("local", quick=True, epochs=2).epochs == 2  # overrides win
