@@ -83,6 +83,15 @@ def summarise(values: list[float]) -> dict:
 # --------------------------------------------------------------------------- sections
 
 
+def _time_local_steps(client, batches, adam) -> float:
+    """Seconds for one forward_backward + optim_step per batch on a local training client."""
+    start = time.perf_counter()
+    for batch in batches:
+        client.forward_backward(batch, "cross_entropy")
+        client.optim_step(adam).result()
+    return time.perf_counter() - start
+
+
 def bench_train_overhead(repeats: int, steps: int, batch_size: int = 32) -> dict:
     """Local training client vs a plain PyTorch loop, on the same model and batches."""
     import torch
@@ -120,11 +129,7 @@ def bench_train_overhead(repeats: int, steps: int, batch_size: int = 32) -> dict
         tensors.append((ids, tgt, w, mask))
 
     def run_local():
-        start = time.perf_counter()
-        for batch in batches:
-            client.forward_backward(batch, "cross_entropy")
-            client.optim_step(adam).result()
-        return time.perf_counter() - start
+        return _time_local_steps(client, batches, adam)
 
     def run_plain():
         start = time.perf_counter()
@@ -171,11 +176,7 @@ def bench_length_grouping(repeats: int, steps: int, batch_size: int = 32) -> dic
 
     def timed(batches, overhead: float) -> float:
         client.call_overhead_tokens = overhead
-        start = time.perf_counter()
-        for batch in batches:
-            client.forward_backward(batch, "cross_entropy")
-            client.optim_step(adam).result()
-        return time.perf_counter() - start
+        return _time_local_steps(client, batches, adam)
 
     timed(shuffled, grouped)  # warm-up
     results = {}

@@ -23,7 +23,7 @@ from .dataio import read_conversations, read_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
-QUICK_QUERIES = 1200  # offline, enough for the quality bar's neighbourhood in a minute
+QUICK_QUERIES = 1200  # offline, a quick sample of the pool: about a minute of training
 
 
 def workdir() -> Path:

@@ -178,9 +178,9 @@ like the teacher, without the prompt.
 
 Both losses should fall together; a held-out loss that turns back up while the training loss
 keeps falling would mean the student memorises instead of learning the policy. Offline these
-are the tiny local model's numbers after a quick 3-epoch run, not an LLM's: the accuracy is
+are the tiny local model's numbers after a quick 4-epoch run, not an LLM's: the accuracy is
 still rising when the run stops, and the quick student stays well behind the full one (the
-full local run, `python -m helpers run`, trains on the whole pool, 10 times the data). Notebook 04
+full local run, `python -m helpers run`, trains on the whole pool, about ten times the data). Notebook 04
 measures the student on the gold test set."""
     ),
     new_code_cell(
