@@ -23,6 +23,8 @@ from helpers.teacher import ALL_RULES, decide, strip_noise
     ("12.03.2024 19,99 € #sale", "ot", "noise"),
     ("میں آج بازار جا رہا ہوں اور شام کو واپس آؤں گا", "ur", None),
     ("Je suis très fatigué aujourd'hui. I really need a long holiday now.", "ot", "mixed"),
+    ("I'm good, thanks", "en", None),  # three ordinary words: the detector's label
+    ("ok cool", "ot", "short"),  # two words the detector barely knows: too short to be sure
 ])
 def test_policy_decisions(text, label, rule):
     d = decide(text)
@@ -63,3 +65,17 @@ def test_served_as_a_sampling_model_reading_the_prompt():
     a = teacher.sample(prompt, 8, hot).result()
     b = teacher.sample(prompt, 8, hot).result()
     assert [s.tokens for s in a.sequences] == [s.tokens for s in b.sequences]
+
+
+def test_the_stand_in_agrees_with_the_writers_labels():
+    """The pool's and the dev set's labels were written by hand from the policy, not by the stand-in.
+
+    The stand-in is tuned on these (never on the test set); the thresholds pin how close it is,
+    so that a change to its rules that makes it a worse teacher fails here.
+    """
+    from helpers.dataio import read_gold, read_queries
+    from helpers.pipeline import DATA
+
+    for name, rows, floor in (("pool", read_queries(DATA / "queries.jsonl"), 0.97), ("dev", read_gold(DATA / "dev_gold.jsonl"), 0.99)):
+        agree = sum(decide(r["text"]).label == r["label"] for r in rows) / len(rows)
+        assert agree >= floor, f"{name}: the stand-in agrees with {agree:.4f} of the written labels"
