@@ -68,7 +68,7 @@ def test_served_as_a_sampling_model_reading_the_prompt():
 
 
 def test_the_stand_in_agrees_with_the_writers_labels():
-    """The pool's and the dev set's labels were written by hand from the policy, not by the stand-in.
+    """The pool's and the dev set's labels come from the data's writers and build script, not the stand-in.
 
     The stand-in is tuned on these (never on the test set); the thresholds pin how close it is,
     so that a change to its rules that makes it a worse teacher fails here.
