@@ -408,8 +408,8 @@ def decide(text: str, rules=ALL_RULES) -> Decision:
         if (title_case and not function) or (script == "han" and len(considered.strip()) <= 3 and considered.strip()[0] in _SURNAMES) \
                 or any(w in _NAMES for w in tokens):
             return _decided("ot", conf, "short", "looks like a name", considered)
-        # Only two words the detector barely knows are "too short to be sure": at three words, or
-        # at 0.2 as before, the writers' labels of the pool's short phrases disagreed far more often.
+        # Only two words the detector barely knows are "too short to be sure": with three words,
+        # or below 0.2, the pool's written labels of short phrases disagreed far more often.
         if script == "latin" and words < 3 and best_value < 0.1:
             return _decided("ot", conf, "short", "too short to be sure", considered)
     if "mixed" in rules and words >= 4:

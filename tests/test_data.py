@@ -58,3 +58,17 @@ def test_offline_teacher_meets_the_quality_bar():
     overall = (right["edge"] + right["plain"]) / len(rows)
     assert overall >= 0.98, overall
     assert right["edge"] / total["edge"] >= 0.95, right["edge"] / total["edge"]
+
+
+@pytest.mark.slow
+def test_offline_teacher_agrees_with_the_written_labels_of_pool_and_dev():
+    """The pool's and dev set's labels come from the data's writers and build script, not the stand-in.
+
+    The stand-in is tuned on these (never on the test set); the floors pin how close it is,
+    so that a change to its rules that makes it a worse teacher fails here.
+    """
+    from helpers.teacher import decide
+
+    for name, rows, floor in (("pool", read_queries(DATA / "queries.jsonl"), 0.97), ("dev", read_gold(DATA / "dev_gold.jsonl"), 0.99)):
+        agree = sum(decide(r["text"]).label == r["label"] for r in rows) / len(rows)
+        assert agree >= floor, f"{name}: the stand-in agrees with {agree:.4f} of the written labels"

@@ -65,17 +65,3 @@ def test_served_as_a_sampling_model_reading_the_prompt():
     a = teacher.sample(prompt, 8, hot).result()
     b = teacher.sample(prompt, 8, hot).result()
     assert [s.tokens for s in a.sequences] == [s.tokens for s in b.sequences]
-
-
-def test_the_stand_in_agrees_with_the_writers_labels():
-    """The pool's and the dev set's labels come from the data's writers and build script, not the stand-in.
-
-    The stand-in is tuned on these (never on the test set); the thresholds pin how close it is,
-    so that a change to its rules that makes it a worse teacher fails here.
-    """
-    from helpers.dataio import read_gold, read_queries
-    from helpers.pipeline import DATA
-
-    for name, rows, floor in (("pool", read_queries(DATA / "queries.jsonl"), 0.97), ("dev", read_gold(DATA / "dev_gold.jsonl"), 0.99)):
-        agree = sum(decide(r["text"]).label == r["label"] for r in rows) / len(rows)
-        assert agree >= floor, f"{name}: the stand-in agrees with {agree:.4f} of the written labels"
