@@ -43,7 +43,8 @@ CHAT_TEMPLATE = (
 @dataclass(frozen=True)
 class TinyConfig:
     """Size of the tiny student. Defaults: the size that did best in under three minutes on 2
-    cores (README, Benchmarks: offline it reaches the accuracy the course aims for, not yet the agreement)."""
+    cores (README, Benchmarks: offline it reaches the accuracy the course aims for at the
+    default seed, not at every seed, and not the agreement)."""
 
     hidden_size: int = 128
     num_layers: int = 3

@@ -1,0 +1,131 @@
+"""How much of a student's score is the seed? Train one student per seed, score each, vote.
+
+The course's own commands do the work, one after the other, so every figure can be redone
+by hand: ``python -m helpers generate`` once (unless ``--data`` names teacher data that
+exists), then for each seed ``python -m helpers train --seed N`` and ``python -m helpers
+evaluate``, and ``evaluate --predictor teacher`` once. Finished steps are kept: run it
+again with more seeds and only the new ones train.
+
+It prints, and writes to ``OUT/seed_study.json``: each run's accuracy and agreement with
+the teacher; how many test items were wrong (disagreed with the teacher) in how many runs;
+the items wrong in most runs; and the agreement of the runs' plurality vote. The vote is
+what an ensemble of all the runs would score: roughly the best that this student, at this
+data and budget, can do once the seed's luck is averaged out.
+
+Example (offline, about three minutes per seed on two cores)::
+
+    .venv/bin/python scripts/seed_study.py --out build/seeds --seeds 0 1 2 3 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str | None],
+                gold: Sequence[str]) -> dict:
+    """Per-run and voted scores of several students on the same items.
+
+    ``runs`` maps a run's name to its predicted labels (None: unparsed), in the order of
+    ``teacher`` (the teacher's labels) and ``gold``. The vote takes each item's most common
+    prediction; a tie goes to the label that the earliest run (in ``runs``' order) gave.
+    """
+    n = len(gold)
+    if not runs or len(teacher) != n or any(len(p) != n for p in runs.values()):
+        raise ValueError("seed_spread needs at least one run, and as many predictions as gold labels in each")
+
+    def score(pred):
+        return {"accuracy": sum(p == g for p, g in zip(pred, gold, strict=True)) / n,
+                "agreement": sum(p == t for p, t in zip(pred, teacher, strict=True)) / n}
+
+    per_run = {name: score(pred) for name, pred in runs.items()}
+    wrong = [sum(pred[i] != teacher[i] for pred in runs.values()) for i in range(n)]
+    vote = []
+    for i in range(n):
+        labels = [pred[i] for pred in runs.values()]
+        counts = collections.Counter(labels)
+        top = max(counts.values())
+        vote.append(next(label for label in labels if counts[label] == top))
+    agreements = [s["agreement"] for s in per_run.values()]
+    return {
+        "runs": per_run,
+        "mean_agreement": sum(agreements) / len(agreements),
+        "mean_accuracy": sum(s["accuracy"] for s in per_run.values()) / len(per_run),
+        "vote": score(vote),
+        "wrong_in_runs": {k: wrong.count(k) for k in range(1, len(runs) + 1) if wrong.count(k)},
+        "wrong_in_most": [i for i in range(n) if wrong[i] * 2 > len(runs)],
+        "wrong_counts": wrong,
+    }
+
+
+def _course(*args: str) -> None:
+    print("$ python -m helpers " + " ".join(args), flush=True)
+    done = subprocess.run([sys.executable, "-m", "helpers", *args], cwd=ROOT)
+    if done.returncode:
+        sys.exit(f"seed_study: `python -m helpers {' '.join(args)}` failed with exit code {done.returncode}")
+
+
+def _predictions(path: Path) -> tuple[list[str], list[str | None], list[str]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r["text"] for r in rows], [r["label"] for r in rows], [r["gold"] for r in rows]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="folder for the teacher data, students and evaluations")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--data", help="teacher data (JSONL, as generate writes it); default OUT/distill.jsonl, generated if missing")
+    parser.add_argument("--queries", default="data/queries.jsonl")
+    parser.add_argument("--gold", default="data/test_gold.jsonl")
+    parser.add_argument("--backend", choices=["local", "tinker"], default="local")
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds: each seed once, got {args.seeds}")
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(args.data).resolve() if args.data else out / "distill.jsonl"
+    backend = ["--backend", args.backend]
+    if not data.exists():
+        if args.data:
+            sys.exit(f"seed_study: --data: {data} does not exist")
+        _course("generate", "--queries", args.queries, "--out", str(data), "--no-progress", *backend)
+    teacher_dir = out / "eval_teacher"
+    if not (teacher_dir / "predictions.jsonl").exists():
+        _course("evaluate", "--data", args.gold, "--predictor", "teacher", "--out", str(teacher_dir), "--no-progress", *backend)
+    texts, teacher, gold = _predictions(teacher_dir / "predictions.jsonl")
+    runs = {}
+    for seed in args.seeds:
+        student, evaluation = out / f"seed_{seed}", out / f"eval_{seed}"
+        if not (student / "checkpoint.json").exists():
+            _course("train", "--data", str(data), "--out", str(student), "--seed", str(seed), *backend)
+        if not (evaluation / "predictions.jsonl").exists():
+            _course("evaluate", "--data", args.gold, "--predictor", f"student:{student}", "--out", str(evaluation), "--no-progress", *backend)
+        run_texts, runs[f"seed {seed}"], _ = _predictions(evaluation / "predictions.jsonl")
+        if run_texts != texts:
+            sys.exit(f"seed_study: {evaluation / 'predictions.jsonl'} does not score the same items as {teacher_dir}")
+    result = seed_spread(runs, teacher, gold)
+    print(f"\n{'run':<10} {'accuracy':>9} {'agreement':>10}")
+    for name, s in result["runs"].items():
+        print(f"{name:<10} {s['accuracy']:>9.4f} {s['agreement']:>10.4f}")
+    print(f"{'mean':<10} {result['mean_accuracy']:>9.4f} {result['mean_agreement']:>10.4f}")
+    print(f"{'vote':<10} {result['vote']['accuracy']:>9.4f} {result['vote']['agreement']:>10.4f}")
+    print("items that disagree with the teacher, by the number of runs they do so in:", result["wrong_in_runs"])
+    print(f"wrong in most runs ({len(result['wrong_in_most'])}):")
+    for i in result["wrong_in_most"]:
+        print(f"  {result['wrong_counts'][i]}/{len(runs)}  teacher {teacher[i]}  gold {gold[i]}  {texts[i][:70]!r}")
+    (out / "seed_study.json").write_text(json.dumps(
+        {**result, "items": [{"text": t, "teacher": te, "gold": g} for t, te, g in zip(texts, teacher, gold, strict=True)]},
+        ensure_ascii=False, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
