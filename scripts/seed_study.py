@@ -28,6 +28,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from helpers.dataio import iter_jsonl  # noqa: E402
+from helpers.evaluate import agreement  # noqa: E402
 
 
 def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str | None],
@@ -42,9 +46,8 @@ def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str 
     if not runs or len(teacher) != n or any(len(p) != n for p in runs.values()):
         raise ValueError("seed_spread needs at least one run, and as many predictions as gold labels in each")
 
-    def score(pred):
-        return {"accuracy": sum(p == g for p, g in zip(pred, gold, strict=True)) / n,
-                "agreement": sum(p == t for p, t in zip(pred, teacher, strict=True)) / n}
+    def score(pred):  # accuracy is agreement with the gold labels
+        return {"accuracy": agreement(pred, gold)["agreement"], "agreement": agreement(pred, teacher)["agreement"]}
 
     per_run = {name: score(pred) for name, pred in runs.items()}
     wrong = [sum(pred[i] != teacher[i] for pred in runs.values()) for i in range(n)]
@@ -74,7 +77,7 @@ def _course(*args: str) -> None:
 
 
 def _predictions(path: Path) -> tuple[list[str], list[str | None], list[str]]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [row for _, row in iter_jsonl(path)]
     return [r["text"] for r in rows], [r["label"] for r in rows], [r["gold"] for r in rows]
 
 

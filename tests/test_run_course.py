@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def run_course():
-    spec = importlib.util.spec_from_file_location("run_course", ROOT / "scripts" / "run_course.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["run_course"] = module
-    spec.loader.exec_module(module)
-    return module
+def run_course(load_script):
+    return load_script("run_course")
 
 
 REPORT = {

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def study():
-    spec = importlib.util.spec_from_file_location("seed_study", ROOT / "scripts" / "seed_study.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["seed_study"] = module
-    spec.loader.exec_module(module)
-    return module
+def study(load_script):
+    return load_script("seed_study")
 
 
 def test_seed_spread_by_hand(study):
