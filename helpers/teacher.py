@@ -19,9 +19,14 @@ It also returns a confidence for every label; sampling at temperature T draws
 the label from those confidences sharpened by 1/T, so K-sample voting and soft
 labels behave as they would with a real teacher.
 
+Its limits are the detector's: a language lingua has no model for is read as the
+nearest one it has. Galician comes out as Spanish and Nepali as Hindi about
+half the time (8 and 11 of the pool's 15 sentences in each); the gold sets have
+neither language.
+
 Example
 -------
->>> decide("Das Meeting ist um 10:30 https://example.org").label
+>>> decide("Wir sehen uns um 10:30 https://example.org").label
 'de'
 >>> decide("def f(x):\\n    return x * 2").label
 'ot'

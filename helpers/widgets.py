@@ -67,7 +67,7 @@ class TeacherPlayground:
         """A text box with the answer, rule check-boxes, and a re-measure button."""
         import ipywidgets as w
 
-        text = w.Text(value="Das Meeting ist um 10:30 https://example.org", description="Text", layout=w.Layout(width="90%"))
+        text = w.Text(value="Wir sehen uns um 10:30 https://example.org", description="Text", layout=w.Layout(width="90%"))
         answer = w.HTML()
         boxes = [w.Checkbox(value=True, description=name, indent=False, layout=w.Layout(width="120px")) for name in RULE_NAMES]
         score = w.HTML()
