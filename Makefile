@@ -89,7 +89,7 @@ $(STAMP): pyproject.toml
 
 test: setup
 	@status=0
-	$(PY) -m pytest -q tests || status=$$?
+	$(PY) -m pytest -q tests helpers || status=$$?
 	# The notebooks share a fresh work folder: each builds what it needs, nothing stale is reused.
 	export PD_WORKDIR=$$(mktemp -d)
 	$(PY) -m pytest -q --nbmake notebooks/ --nbmake-timeout=900 || { rc=$$?; [ $$status -ne 0 ] || status=$$rc; }
