@@ -19,7 +19,7 @@ It also returns a confidence for every label; sampling at temperature T draws
 the label from those confidences sharpened by 1/T, so K-sample voting and soft
 labels behave as they would with a real teacher.
 
-Its limits are the detector's: a language lingua has no model for is read as the
+Its limits are the detector's. A language lingua has no model for is read as the
 nearest one it has: of the pool's 15 Galician and 15 Nepali sentences, 8 come
 out as Spanish and 11 as Hindi. The gold sets have neither language.
 

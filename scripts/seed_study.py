@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import statistics
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -51,17 +52,12 @@ def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str 
 
     per_run = {name: score(pred) for name, pred in runs.items()}
     wrong = [sum(pred[i] != teacher[i] for pred in runs.values()) for i in range(n)]
-    vote = []
-    for i in range(n):
-        labels = [pred[i] for pred in runs.values()]
-        counts = collections.Counter(labels)
-        top = max(counts.values())
-        vote.append(next(label for label in labels if counts[label] == top))
-    agreements = [s["agreement"] for s in per_run.values()]
+    # most_common lists equal counts in the order first met, so a tie goes to the earliest run.
+    vote = [collections.Counter(pred[i] for pred in runs.values()).most_common(1)[0][0] for i in range(n)]
     return {
         "runs": per_run,
-        "mean_agreement": sum(agreements) / len(agreements),
-        "mean_accuracy": sum(s["accuracy"] for s in per_run.values()) / len(per_run),
+        "mean_agreement": statistics.fmean(s["agreement"] for s in per_run.values()),
+        "mean_accuracy": statistics.fmean(s["accuracy"] for s in per_run.values()),
         "vote": score(vote),
         "wrong_in_runs": {k: wrong.count(k) for k in range(1, len(runs) + 1) if wrong.count(k)},
         "wrong_in_most": [i for i in range(n) if wrong[i] * 2 > len(runs)],
