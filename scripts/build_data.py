@@ -2,6 +2,8 @@
 
     python scripts/build_data.py          # writes data/*.jsonl and data/README.md
     python scripts/build_data.py --check  # exit 1 if the committed files differ
+    python scripts/build_data.py --with-reserve --pool-out PATH
+                                          # a larger query pool, for data-volume studies
 
 Sources (all written for this project):
   data/src/natural/<label>.txt   natural sentences in the twelve languages
@@ -10,6 +12,10 @@ Sources (all written for this project):
   data/src/hard/*.jsonl          hand-written hard cases with labels and kinds
   data/src/short_pool.jsonl, data/src/extra_pool/*.jsonl
                                  more short, code and mixed inputs, for the pool only
+  data/src/reserve/natural/<label>.txt, data/src/reserve/other/<iso>.txt
+                                 6,115 more sentences, left out of the course's pool
+                                 (see "Where the student's limit lies" in the README);
+                                 --with-reserve adds them to the pool it writes to --pool-out
 
 Every row gets a deterministic split (pool, dev or test) from a hash of its text,
 so the three files are disjoint and rebuilding gives the same bytes. Hard cases
@@ -152,7 +158,16 @@ def nothing_natural(rng: random.Random) -> dict:
 # ------------------------------------------------------------------ build
 
 
-def build() -> dict[str, list[dict]]:
+def _pool_lines(folder: str, stem: str, reserve: bool) -> list[str]:
+    """The lines of ``src/<folder>/<stem>.txt``, then, with ``reserve``, of ``src/reserve/<kind>/<stem>.txt``."""
+    paths = [SRC / folder / f"{stem}.txt"]
+    if reserve:
+        paths.append(SRC / "reserve" / folder.removesuffix("_pool") / f"{stem}.txt")
+    return [line for path in paths if path.exists() for line in _read_lines(path)]
+
+
+def build(reserve: bool = False) -> dict[str, list[dict]]:
+    """Every split's rows; ``reserve`` adds ``src/reserve`` to the pool (the gold sets stay as they are)."""
     splits: dict[str, list[dict]] = {"pool": [], "dev": [], "test": []}
     rng = random.Random(20261128)
     for label in LABELS[:-1]:
@@ -165,8 +180,8 @@ def build() -> dict[str, list[dict]]:
                     splits[split].append({**a, "source": f"augment:{r['source']}"})
     pool_rng = random.Random(11)  # its own generator, so that the gold sets' rows stay as they are
     for label in LABELS[:-1]:  # more natural sentences, for the pool only
-        path = SRC / "natural_pool" / f"{label}.txt"
-        rows = [{"text": t, "label": label, "kind": "natural", "source": f"natural:{label}"} for t in _read_lines(path)] if path.exists() else []
+        rows = [{"text": t, "label": label, "kind": "natural", "source": f"natural:{label}"}
+                for t in _pool_lines("natural_pool", label, reserve)]
         splits["pool"].extend(rows)
         for r in rows[: len(rows) // 6]:
             splits["pool"].extend({**a, "source": f"augment:{r['source']}"} for a in augment(r["text"], label, pool_rng))
@@ -175,8 +190,12 @@ def build() -> dict[str, list[dict]]:
         if r["kind"] == "natural":
             pool_natural.setdefault(r["label"], []).append(r["text"])
     splits["pool"].extend(mixed_rows(pool_natural, random.Random(7), n_balanced=250, n_dominant=250))
-    for path in sorted((SRC / "other_pool").glob("*.txt")):  # extra sentences for the pool only
-        splits["pool"].extend({"text": t, "label": "ot", "kind": "other", "source": f"other:{path.stem}"} for t in _read_lines(path))
+    other_stems = {p.stem for p in (SRC / "other_pool").glob("*.txt")}
+    if reserve:
+        other_stems |= {p.stem for p in (SRC / "reserve" / "other").glob("*.txt")}
+    for stem in sorted(other_stems):  # extra sentences for the pool only
+        splits["pool"].extend({"text": t, "label": "ot", "kind": "other", "source": f"other:{stem}"}
+                              for t in _pool_lines("other_pool", stem, reserve))
     # Extra short, code and mixed inputs, for the pool only.
     for path, source in [(SRC / "short_pool.jsonl", "hard:short_pool")] + [
             (p, f"hard:extra_pool:{p.stem}") for p in sorted((SRC / "extra_pool").glob("*.jsonl"))]:
@@ -247,6 +266,10 @@ as the repository (MIT).
 - `src/`: the sources, and `src/POLICY.md`, the labelling policy in brief. The gold sets
   draw on `src/natural`, `src/other` and `src/hard`; `src/natural_pool`, `src/other_pool`,
   `src/short_pool.jsonl` and `src/extra_pool/*.jsonl` feed the query pool only.
+- `src/reserve/`: 6,115 more sentences (about 400 in each of the twelve languages, 1,310 in 24
+  others), written for a data-volume study and left out of the course's pool (the main
+  README's Benchmarks say why). `python scripts/build_data.py --with-reserve --pool-out FILE`
+  writes the pool with them (22,342 queries); the gold sets stay as they are.
 
 Gold labels follow the teacher prompt's policy (`helpers/prompt.py`); `kind` is
 `natural` (a sentence in one of the twelve languages), `other` (a language outside
@@ -284,7 +307,16 @@ def outputs(splits) -> dict[Path, str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only compare with the files on disk")
+    ap.add_argument("--with-reserve", action="store_true", help="add data/src/reserve to the pool (needs --pool-out)")
+    ap.add_argument("--pool-out", type=Path, help="write only the query pool, to this file")
     args = ap.parse_args(argv)
+    if args.with_reserve and not args.pool_out:
+        ap.error("--with-reserve needs --pool-out: the course's data/queries.jsonl is built without the reserve")
+    if args.pool_out:
+        splits = build(reserve=args.with_reserve)
+        args.pool_out.write_text(outputs(splits)[DATA / "queries.jsonl"], encoding="utf-8")
+        print(f"wrote {args.pool_out} ({len(splits['pool'])} queries)")
+        return 0
     files = outputs(build())
     if args.check:
         stale = [p.name for p, text in files.items() if not p.exists() or p.read_text(encoding="utf-8") != text]

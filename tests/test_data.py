@@ -13,7 +13,7 @@ from helpers.labels import LABELS
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 sys.path.insert(0, str(ROOT / "scripts"))
-from build_data import normalise  # noqa: E402
+from build_data import build, normalise  # noqa: E402
 
 
 def test_files_load_and_meet_the_sizes():
@@ -42,6 +42,28 @@ def test_splits_are_disjoint():
 def test_files_and_readme_counts_are_up_to_date():
     result = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_data.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_reserve_grows_the_pool_and_leaves_the_gold_sets_alone(tmp_path):
+    course, larger = build(), build(reserve=True)
+    assert larger["dev"] == course["dev"] and larger["test"] == course["test"]
+    reserve = [line.strip() for path in sorted((DATA / "src" / "reserve").rglob("*.txt"))
+               for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(reserve) >= 5000
+    gold = {normalise(r["text"]) for split in ("dev", "test") for r in course[split]}
+    pool = {normalise(r["text"]) for r in larger["pool"]}
+    missing = [t for t in reserve if normalise(t) not in pool and normalise(t) not in gold]
+    assert not missing, missing[:3]
+    # Fresh sentences: a few short ones (21 of 6,115) were already in the pool; the build keeps one copy.
+    course_pool = {normalise(r["text"]) for r in course["pool"]}
+    assert sum(normalise(t) in course_pool for t in reserve) <= len(reserve) // 100
+    # The command line writes only that pool, and never the course's files without being asked.
+    out = tmp_path / "pool.jsonl"
+    script = str(ROOT / "scripts" / "build_data.py")
+    subprocess.run([sys.executable, script, "--with-reserve", "--pool-out", str(out)], check=True, capture_output=True)
+    assert len(read_queries(out)) == len(larger["pool"])
+    refused = subprocess.run([sys.executable, script, "--with-reserve"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--pool-out" in refused.stderr
 
 
 @pytest.mark.slow
