@@ -14,7 +14,7 @@ Sources (all written for this project):
                                  more short, code and mixed inputs, for the pool only
   data/src/reserve/natural/<label>.txt, data/src/reserve/other/<iso>.txt
                                  6,115 more sentences, left out of the course's pool
-                                 (see "Where the student's limit lies" in the README);
+                                 (see "What more data buys" in the README);
                                  --with-reserve adds them to the pool it writes to --pool-out
 
 Every row gets a deterministic split (pool, dev or test) from a hash of its text,
@@ -158,12 +158,14 @@ def nothing_natural(rng: random.Random) -> dict:
 # ------------------------------------------------------------------ build
 
 
-def _pool_lines(folder: str, stem: str, reserve: bool) -> list[str]:
-    """The lines of ``src/<folder>/<stem>.txt``, then, with ``reserve``, of ``src/reserve/<kind>/<stem>.txt``."""
-    paths = [SRC / folder / f"{stem}.txt"]
-    if reserve:
-        paths.append(SRC / "reserve" / folder.removesuffix("_pool") / f"{stem}.txt")
-    return [line for path in paths if path.exists() for line in _read_lines(path)]
+def _pool_folders(kind: str, reserve: bool) -> list[Path]:
+    """Where the pool's extra ``kind`` sentences are: ``src/<kind>_pool``, and ``src/reserve/<kind>`` with ``reserve``."""
+    return [SRC / f"{kind}_pool"] + ([SRC / "reserve" / kind] if reserve else [])
+
+
+def _lines_of(stem: str, folders: list[Path]) -> list[str]:
+    """The lines of ``<stem>.txt`` in each folder that has one, in the folders' order."""
+    return [line for folder in folders if (folder / f"{stem}.txt").exists() for line in _read_lines(folder / f"{stem}.txt")]
 
 
 def build(reserve: bool = False) -> dict[str, list[dict]]:
@@ -179,9 +181,10 @@ def build(reserve: bool = False) -> dict[str, list[dict]]:
                 for a in augment(r["text"], label, rng):
                     splits[split].append({**a, "source": f"augment:{r['source']}"})
     pool_rng = random.Random(11)  # its own generator, so that the gold sets' rows stay as they are
+    natural_folders = _pool_folders("natural", reserve)
     for label in LABELS[:-1]:  # more natural sentences, for the pool only
         rows = [{"text": t, "label": label, "kind": "natural", "source": f"natural:{label}"}
-                for t in _pool_lines("natural_pool", label, reserve)]
+                for t in _lines_of(label, natural_folders)]
         splits["pool"].extend(rows)
         for r in rows[: len(rows) // 6]:
             splits["pool"].extend({**a, "source": f"augment:{r['source']}"} for a in augment(r["text"], label, pool_rng))
@@ -190,12 +193,10 @@ def build(reserve: bool = False) -> dict[str, list[dict]]:
         if r["kind"] == "natural":
             pool_natural.setdefault(r["label"], []).append(r["text"])
     splits["pool"].extend(mixed_rows(pool_natural, random.Random(7), n_balanced=250, n_dominant=250))
-    other_stems = {p.stem for p in (SRC / "other_pool").glob("*.txt")}
-    if reserve:
-        other_stems |= {p.stem for p in (SRC / "reserve" / "other").glob("*.txt")}
-    for stem in sorted(other_stems):  # extra sentences for the pool only
+    other_folders = _pool_folders("other", reserve)
+    for stem in sorted({p.stem for folder in other_folders for p in folder.glob("*.txt")}):  # for the pool only
         splits["pool"].extend({"text": t, "label": "ot", "kind": "other", "source": f"other:{stem}"}
-                              for t in _pool_lines("other_pool", stem, reserve))
+                              for t in _lines_of(stem, other_folders))
     # Extra short, code and mixed inputs, for the pool only.
     for path, source in [(SRC / "short_pool.jsonl", "hard:short_pool")] + [
             (p, f"hard:extra_pool:{p.stem}") for p in sorted((SRC / "extra_pool").glob("*.jsonl"))]:
@@ -292,10 +293,11 @@ def render_readme(splits) -> str:
     return README.replace("{counts}", counts_table(splits))
 
 
-def outputs(splits) -> dict[Path, str]:
-    def jsonl(rows):
-        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+def jsonl(rows) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
+
+def outputs(splits) -> dict[Path, str]:
     return {
         DATA / "queries.jsonl": jsonl(splits["pool"]),
         DATA / "dev_gold.jsonl": jsonl(splits["dev"]),
@@ -313,9 +315,9 @@ def main(argv=None) -> int:
     if args.with_reserve and not args.pool_out:
         ap.error("--with-reserve needs --pool-out: the course's data/queries.jsonl is built without the reserve")
     if args.pool_out:
-        splits = build(reserve=args.with_reserve)
-        args.pool_out.write_text(outputs(splits)[DATA / "queries.jsonl"], encoding="utf-8")
-        print(f"wrote {args.pool_out} ({len(splits['pool'])} queries)")
+        pool = build(reserve=args.with_reserve)["pool"]
+        args.pool_out.write_text(jsonl(pool), encoding="utf-8")
+        print(f"wrote {args.pool_out} ({len(pool)} queries)")
         return 0
     files = outputs(build())
     if args.check:
