@@ -264,7 +264,7 @@ def eval_set(quick: bool, gold: Sequence[Mapping] | None = None) -> EvalSet:
 
 
 def distillation_rows(service, quick: bool, rows: Sequence[Mapping] | None = None) -> list[dict]:
-    """The teacher's labelled pool (``workdir()/distill.jsonl``, made if missing), in a seeded order.
+    """The teacher's labelled pool (``run_dir(service, quick)/distill.jsonl``, made if missing), in a seeded order.
 
     The order is shuffled once with seed 0, so that the first ``n`` rows are an
     even sample of the pool and the smaller subsets are nested in the larger ones.

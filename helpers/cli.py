@@ -40,7 +40,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--val-fraction", type=float, default=None)
     p.add_argument("--prompt-weight", type=float, default=None,
-                   help="loss weight on the query's tokens (0 on Tinker; 0.5 for the local from-scratch student)")
+                   help="loss weight on the prompt side: the query's tokens and the chat markup (0 on Tinker; 0.5 for the local from-scratch student)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing, different output folder")
 
 
@@ -93,7 +93,7 @@ def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="folder for data, student, baseline, metrics and report")
     p.add_argument("--backend", choices=["local", "tinker"], default=None)
-    p.add_argument("--quick", action="store_true", help="fewer queries and epochs: minutes become seconds")
+    p.add_argument("--quick", action="store_true", help="a 1,200-query sample of the pool (locally 4 epochs in batches of 16; on Tinker 1 epoch)")
     p.add_argument("--queries", default=None, help="query pool (default data/queries.jsonl)")
     p.add_argument("--gold", default=None, help="gold set (default data/test_gold.jsonl)")
     p.add_argument("--overwrite", action="store_true")

@@ -5,8 +5,11 @@ Each notebook runs on its own. If notebook 02's distillation data or notebook
 :func:`ensure_student` make them through the same helpers (with quick settings
 offline), so a learner can open any notebook first.
 
-Files go to ``PD_WORKDIR`` (default ``runs/course`` in the repository); figures
-also to ``$PD_BUILD/figures`` when ``PD_BUILD`` is set (``make run`` sets it).
+Files go to ``PD_WORKDIR`` (default ``runs/course`` in the repository), the data
+and the student in one folder per backend and size (:func:`run_dir`), so that
+what an offline run made never stands in for a Tinker run's, or a quick sample
+for the full pool; figures also to ``$PD_BUILD/figures`` when ``PD_BUILD`` is set
+(``make run`` sets it).
 
 Example
 -------
@@ -29,6 +32,18 @@ QUICK_QUERIES = 1200  # offline, a quick sample of the pool: about a minute of t
 def workdir() -> Path:
     """The folder the notebooks share (``PD_WORKDIR``, default ``runs/course``)."""
     path = Path(os.environ.get("PD_WORKDIR", ROOT / "runs" / "course"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_dir(service, quick: bool | None = None) -> Path:
+    """``workdir()/<backend>`` (``local``, ``tinker``), with ``-quick`` for the quick sample.
+
+    ``quick`` defaults to offline-or-not, as in :func:`ensure_distillation_data`, so
+    notebooks find offline ``local-quick/`` and with a key ``tinker/``.
+    """
+    quick = is_offline(service) if quick is None else quick
+    path = workdir() / (service.backend + ("-quick" if quick else ""))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -72,12 +87,12 @@ def query_pool(quick: bool) -> list[dict]:
 
 
 def ensure_distillation_data(service, quick: bool | None = None, progress: bool = True) -> Path:
-    """The teacher's labels of the pool at ``workdir()/distill.jsonl``, made if missing (resumes)."""
+    """The teacher's labels of the pool at ``run_dir(service, quick)/distill.jsonl``, made if missing (resumes)."""
     from .evaluate import default_models
     from .generate import GenerateConfig, generate
 
     quick = is_offline(service) if quick is None else quick
-    out = workdir() / "distill.jsonl"
+    out = run_dir(service, quick) / "distill.jsonl"
     if out.exists():
         return out
     model = default_models(service.backend)["teacher"]
@@ -87,13 +102,13 @@ def ensure_distillation_data(service, quick: bool | None = None, progress: bool 
 
 
 def ensure_student(service, quick: bool | None = None, progress: bool = True) -> Path:
-    """A trained student at ``workdir()/student`` (``checkpoint.json``), trained if missing."""
+    """A trained student at ``run_dir(service, quick)/student`` (``checkpoint.json``), trained if missing."""
     from .train import TrainConfig, train
 
-    folder = workdir() / "student"
+    quick = is_offline(service) if quick is None else quick
+    folder = run_dir(service, quick) / "student"
     if (folder / "checkpoint.json").exists():
         return folder
-    quick = is_offline(service) if quick is None else quick
     rows = read_conversations(ensure_distillation_data(service, quick, progress))
     config = TrainConfig.for_backend(service.backend, quick=quick)
     store_service = service

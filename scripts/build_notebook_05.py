@@ -54,7 +54,8 @@ student by several points.
 
 **Offline** (no Tinker key), the teacher is the rule-based stand-in and the students are tiny
 models trained from scratch on this CPU: the plots say so in their titles, and none of their
-numbers are LLM results. The code is the same on Tinker, where teacher and student are LLMs."""
+numbers are LLM results. The code is the same on Tinker, where teacher and student are LLMs;
+there even `QUICK = True` trains about ten LoRA students, so check the cost first."""
     ),
     new_markdown_cell(
         """## 1. Teacher choice and prompt ablation
@@ -202,12 +203,14 @@ the teacher's uncertainty means something, as with an LLM teacher on genuinely a
 - `QUICK = False` runs the full grids: more data sizes, sampling strategies, learning rates and
   models (offline this takes an hour or more; on Tinker, many training runs).
 - Every function takes its grid as arguments, for example
-  `adv.data_volume(service, sizes=[200, 2000])` or
+  `adv.data_volume(service, sizes=[100, 300])` or
   `adv.hyperparameter_grid(service, learning_rates=[1e-4, 3e-4])`; points already computed come
-  from the cache.
+  from the cache. Sizes larger than the data are clipped to it: the quick data is a
+  1,200-query sample, and `QUICK = False` labels the whole pool.
 - More data than the pool holds: `data/src/reserve` has 6,115 more sentences written for this
   course, and `python scripts/build_data.py --with-reserve --pool-out larger.jsonl` builds a
-  22,342-query pool with them (52% more) for `python -m helpers generate --queries larger.jsonl`.
+  22,342-query pool with them (52% more) for
+  `python -m helpers generate --queries larger.jsonl --out larger_distill.jsonl`.
   The README's Benchmarks give what it buys offline, at full size: within the three-minute
   training budget nothing, and with two thirds more time about half a point of agreement.
 - To start over, delete the cache folder printed at the top."""

@@ -230,8 +230,9 @@ filter), and ends with the exported file that notebooks 03 and 04 read.
 
 **Offline, the teacher is the rule-based stand-in** (the prompt's policy on top of the
 `lingua` detector), not an LLM, and generation uses a quick sample of 1,200 queries from the
-pool (its size is printed below). Every count below is the stand-in's. With a Tinker key the same cells run
-the teacher LLM on the whole pool. The notebook takes under a minute offline."""
+pool (its size is printed below). Every count below is the stand-in's. With a Tinker key the
+same cells run the teacher LLM on the whole pool: 14,660 paid calls, each with the long
+prompt (check your model's price first). The notebook takes under a minute offline."""
     ),
     new_code_cell(
         """%matplotlib inline
@@ -303,8 +304,10 @@ beside its output: a journal (`.partial`) while it runs, the queries it could no
 time left.
 
 `ensure_distillation_data` runs it on the course's pool into the work folder, as
-`distill.jsonl`, the file notebooks 03 and 04 train and evaluate on. If the file is already
-there (you ran this notebook before), it is kept and only its summary is shown."""
+`distill.jsonl`, the file notebooks 03 and 04 train and evaluate on. Each backend has its
+own folder (`runs/course/local-quick/` offline, `runs/course/tinker/` with a key), so labels
+made offline never stand in for an LLM teacher's. If the file is already there (you ran this
+notebook before), it is kept and only its summary is shown."""
     ),
     new_code_cell(
         """path = helpers.course.ensure_distillation_data(service)

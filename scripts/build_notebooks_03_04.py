@@ -19,7 +19,7 @@ TRAIN = [
         """# 03 · Training the student
 
 In notebook 02 the teacher labelled a pool of queries while reading a long prompt (about
-3,000 tokens). Now a *student* learns those labels **without** the prompt: each training
+3,000 tokens with the offline tokenizer; an LLM's tokenizer counts fewer). Now a *student* learns those labels **without** the prompt: each training
 example is only the query and the teacher's answer. If the student learns well, it behaves
 as if it had read the prompt, and no query ever pays for the prompt again.
 
@@ -126,10 +126,11 @@ On Tinker the course follows the recipe: a LoRA adapter of rank 32 on the base m
 learning rate 1e-4 decaying linearly to zero, 4 epochs, batches of 128 examples. The local
 tiny model is different: it starts from random weights, so *all* its weights train (the
 rank is recorded but unused), and it needs a much larger learning rate and smaller batches.
-It also knows no language yet, which a pretrained LLM does. So locally the query's own
-tokens get weight 0.5 instead of 0 (`prompt_weight`): predicting the query's next token
-teaches the student the languages, and it lifted the full run's test accuracy from 0.89 to
-0.94 in our offline measurements at the same cost. On Tinker the recipe's 0 stays. Offline, this
+It also knows no language yet, which a pretrained LLM does. So locally the prompt side (the query's
+tokens and the chat markup around them) gets weight 0.5 instead of 0 (`prompt_weight`):
+predicting the query's next token teaches the student the languages. In our offline
+measurements on an earlier, smaller pool it lifted test accuracy from 0.89 to 0.94 at the
+same cost. On Tinker the recipe's 0 stays. Offline, this
 notebook trains on a quick sample of the pool, in batches of 16 so that it still makes a few
 hundred steps.
 
@@ -155,14 +156,14 @@ Markdown(markdown_table([{"setting": n, "Tinker recipe": getattr(recipe, n), "lo
 the cell redraws every few steps: the training loss per answer token, and at each validation
 the held-out loss and accuracy.
 
-The run writes to the course's work folder, `student/`: checkpoints every 100 steps and at
-the end, `progress.json` (the run's record) and `checkpoint.json`. Run the cell again with
-the same data and settings and it resumes where it stopped, or, as here when it already
-finished, only reloads the result. Offline, the weights are stored in `student/weights` so
+The run writes to `student/` in the backend's work folder, beside notebook 02's
+`distill.jsonl`: checkpoints every 100 steps and at the end, `progress.json` (the run's
+record) and `checkpoint.json`. Run the cell again with the same data and settings and it
+resumes where it stopped, or, as here when it already finished, only reloads the result. Offline, the weights are stored in `student/weights` so
 that notebook 04 finds them; on Tinker they stay on Tinker's servers."""
     ),
     new_code_cell(
-        """student_dir = helpers.course.workdir() / "student"
+        """student_dir = helpers.course.run_dir(service) / "student"
 trainer = helpers.connect("local", store=student_dir / "weights") if helpers.course.is_offline(service) else service
 live = LiveLossPlot(every=5)
 result = train(trainer, rows, config, out_dir=student_dir, callbacks=[live])
@@ -180,7 +181,8 @@ Both losses should fall together; a held-out loss that turns back up while the t
 keeps falling would mean the student memorises instead of learning the policy. Offline these
 are the tiny local model's numbers after a quick 4-epoch run, not an LLM's: the accuracy is
 still rising when the run stops, and the quick student stays well behind the full one (the
-full local run, `python -m helpers run`, trains on the whole pool, about ten times the data). Notebook 04
+full local run, `python -m helpers run --out DIR`, trains on the whole pool, about twelve
+times the data). Notebook 04
 measures the student on the gold test set."""
     ),
     new_code_cell(
@@ -191,8 +193,8 @@ fig"""
     new_markdown_cell(
         """## 7. The checkpoint
 
-`checkpoint.json` is what the next notebook (and `python -m helpers evaluate --predictor
-student:DIR`) reads: the base model, `sampler_path` (the weights to sample from),
+`checkpoint.json` is what the next notebook (and `python -m helpers evaluate --data
+data/test_gold.jsonl --predictor student:DIR`) reads: the base model, `sampler_path` (the weights to sample from),
 `state_path` (weights and optimiser state, to continue training), the number of steps and
 the last validation. Offline the paths start with `local://`, on Tinker with `tinker://`.
 The settings are in it too (left out below for brevity)."""
@@ -234,7 +236,8 @@ the prompt or training:
 
 Offline, the teacher is the rule-based stand-in and the student the tiny local model trained
 on this CPU, so the numbers below measure the recipe, not LLMs. If notebook 03 has not run,
-the first cells build its data and student quickly (one to two minutes)."""
+the first cells build its data and student (offline, quickly: one to two minutes; on Tinker,
+the full data and a full LoRA run)."""
     ),
     new_code_cell(
         """%matplotlib inline
@@ -345,7 +348,7 @@ Tinker the student starts from an LLM that already reads every one of these lang
     new_code_cell(
         """distill = read_conversations(helpers.course.ensure_distillation_data(service))
 baseline = train_baseline([r["messages"][0]["content"] for r in distill], [r["messages"][-1]["content"] for r in distill])
-baseline_dir = save_baseline(baseline, helpers.course.workdir() / "baseline", examples=len(distill))
+baseline_dir = save_baseline(baseline, helpers.course.run_dir(service) / "baseline", examples=len(distill))
 predictions["baseline"] = predict(f"baseline:{baseline_dir}", texts)
 metrics["baseline"] = compute_metrics(truth, predictions["baseline"])
 print(f"baseline accuracy {metrics['baseline']['accuracy']:.3f}, student {metrics['student']['accuracy']:.3f} "
@@ -385,7 +388,7 @@ text than an LLM's would). The prices are **example** numbers: put your provider
 `prices` and re-run the cell.
 
 Latency is measured one query at a time. Offline the teacher is the rule-based stand-in, so
-its time says nothing about an LLM reading 3,000 tokens; the student's is a real model's on
+its time says nothing about an LLM reading the long prompt; the student's is a real model's on
 this CPU."""
     ),
     new_code_cell(

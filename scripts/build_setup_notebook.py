@@ -99,8 +99,8 @@ print("TINKER_BASE_URL:", os.environ.get("TINKER_BASE_URL") or "not set (Tinker'
     new_markdown_cell(
         """**Offline, be clear about what you are looking at.** No model that fits on a laptop
 CPU can follow a long prompt, so offline the *teacher* is a stand-in: it applies the prompt's
-stated policy (strip code, URLs and numbers; short or romanised text is `ot`; ...) on top of
-an established language detector, `lingua`. The *student* is a tiny byte-level model trained
+stated policy (set URLs and numbers aside; judge code by its comments; a single word or a
+romanised message is `ot`; ...) on top of an established language detector, `lingua`. The *student* is a tiny byte-level model trained
 from scratch. The recipe, the code and the measurements are the real ones; the numbers are
 not those of an LLM teacher and student. With a Tinker key, the same notebooks run on real
 LLMs without edits."""

@@ -1,0 +1,34 @@
+"""helpers.course: the notebooks' shared work folder keeps each backend's and size's work apart."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from helpers import connect, course
+from helpers.dataio import read_conversations
+from helpers.local import TEACHER_MODEL
+
+
+def test_offline_and_tinker_work_never_stand_in_for_each_other(tmp_path, monkeypatch):
+    monkeypatch.setenv("PD_WORKDIR", str(tmp_path))
+    monkeypatch.setattr(course, "QUICK_QUERIES", 20)  # a quick sample of 20 queries keeps the test short
+    local, tinker = connect("local"), SimpleNamespace(backend="tinker")
+    assert course.run_dir(local) == tmp_path / "local-quick"  # offline defaults to the quick sample
+    assert course.run_dir(local, quick=False) == tmp_path / "local"
+    assert course.run_dir(tinker) == tmp_path / "tinker"
+
+    # A Tinker run's labels are already in the work folder; an offline notebook must not take them.
+    tinker_labels = course.run_dir(tinker) / "distill.jsonl"
+    line = json.dumps({"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": "es"}]})
+    tinker_labels.write_text(line + "\n")
+    path = course.ensure_distillation_data(local, progress=False)
+    assert path == tmp_path / "local-quick" / "distill.jsonl"
+    assert len(read_conversations(path)) == 20
+    assert json.loads(path.with_name(path.name + ".summary.json").read_text())["teacher"] == TEACHER_MODEL
+    assert tinker_labels.read_text() == line + "\n"
+
+    # Made once: a second call returns the same file untouched.
+    made = path.stat().st_mtime_ns
+    assert course.ensure_distillation_data(local, progress=False) == path
+    assert path.stat().st_mtime_ns == made
