@@ -82,7 +82,7 @@ from .dataio import DataError, read_conversations, read_gold, read_queries, writ
 from .evaluate import agreement, compute_metrics, default_models, labels_of, predict_with_client
 from .generate import GenerateConfig, generate
 from .labels import LABELS
-from .prompt import DEFAULT_PROMPT, RULE_NAMES, SHORT_PROMPT, build_prompt, prompt_tokens
+from .prompt import DEFAULT_PROMPT, RULE_NAMES, SHORT_PROMPT, build_prompt, count_tokens
 from .render import conversation
 from .train import TrainConfig, train
 
@@ -329,7 +329,7 @@ def teacher_point(service, evalset: EvalSet, model: str | None = None, prompt: s
     def compute():
         client = service.create_sampling_client(base_model=model).result()
         preds = predict_with_client(client, evalset.texts, with_prompt=True, prompt=prompt, progress=False)
-        return {"predictions": labels_of(preds), "prompt_tokens": prompt_tokens(client.get_tokenizer(), prompt)}
+        return {"predictions": labels_of(preds), "prompt_tokens": count_tokens(client.get_tokenizer(), prompt)}
 
     key = {"backend": _backend(service), "model": model, "prompt": _digest(prompt), "eval": evalset.digest}
     return cached("teacher", key, compute)

@@ -231,6 +231,9 @@ def student_messages(query: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": query}]
 
 
-def prompt_tokens(tokenizer, prompt: str = DEFAULT_PROMPT) -> int:
-    """Length of ``prompt`` in tokens of ``tokenizer`` (the model in use's own)."""
+def count_tokens(tokenizer, prompt: str = DEFAULT_PROMPT) -> int:
+    """Length of ``prompt`` (any text) in tokens of ``tokenizer`` (the model in use's own).
+
+    Not :func:`helpers.render.prompt_tokens`, which gives the token ids of a conversation.
+    """
     return len(tokenizer.encode(prompt, add_special_tokens=False))

@@ -46,7 +46,7 @@ import helpers
 import helpers.course
 from helpers.dataio import read_gold
 from helpers.evaluate import default_models, error_table, markdown_table, predict
-from helpers.prompt import DEFAULT_PROMPT, RULES, SHORT_PROMPT, get_rule, prompt_tokens
+from helpers.prompt import DEFAULT_PROMPT, RULES, SHORT_PROMPT, count_tokens, get_rule
 from helpers.widgets import TeacherPlayground
 
 service = helpers.connect()
@@ -69,7 +69,7 @@ Tinker it is the teacher LLM's tokenizer."""
         """teacher_model = default_models(service.backend)["teacher"]
 tokenizer = service.create_sampling_client(base_model=teacher_model).result().get_tokenizer()
 Markdown(markdown_table([{"rule": rule.name, "what it covers": rule.title,
-                          "tokens": prompt_tokens(tokenizer, rule.render())} for rule in RULES]))"""
+                          "tokens": count_tokens(tokenizer, rule.render())} for rule in RULES]))"""
     ),
     new_markdown_cell(
         """Here is one rule as the teacher reads it. Notice how specific it is: English-looking
@@ -87,8 +87,8 @@ prompt without the policy would cost."""
     ),
     new_code_cell(
         """dev = read_gold(helpers.course.DATA / "dev_gold.jsonl")
-full, short = prompt_tokens(tokenizer, DEFAULT_PROMPT), prompt_tokens(tokenizer, SHORT_PROMPT)
-query = statistics.median(prompt_tokens(tokenizer, row["text"]) for row in dev)
+full, short = count_tokens(tokenizer, DEFAULT_PROMPT), count_tokens(tokenizer, SHORT_PROMPT)
+query = statistics.median(count_tokens(tokenizer, row["text"]) for row in dev)
 print(f"teacher prompt: {full} tokens; one-line prompt: {short}; median dev query: {query:.0f} tokens")
 pool = len(helpers.course.query_pool(quick=False))
 Markdown(markdown_table([{"queries": f"{n:,}", "prompt tokens (teacher prompt)": f"{n * full:,}",
@@ -206,7 +206,7 @@ One example is an anecdote; the dev set gives the size of the effect. The same t
 scores = []
 for column, rules in switched_off.items():
     ablation.set_disabled(rules)
-    scores.append({"prompt": column, "tokens": prompt_tokens(tokenizer, ablation.prompt),
+    scores.append({"prompt": column, "tokens": count_tokens(tokenizer, ablation.prompt),
                    "dev accuracy (163 queries)": ablation.measure(subset)})
 Markdown(markdown_table(scores))"""
     ),

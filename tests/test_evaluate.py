@@ -39,7 +39,7 @@ from helpers.evaluate import (
 )
 from helpers.labels import LABELS
 from helpers.plots import LiveLossPlot, plot_confusions, plot_cost, save_figure
-from helpers.prompt import DEFAULT_PROMPT, prompt_tokens
+from helpers.prompt import DEFAULT_PROMPT, count_tokens
 
 IX = {label: i for i, label in enumerate(LABELS)}
 
@@ -184,7 +184,7 @@ def test_prompt_tokens_teacher_exceeds_student_by_the_prompt():
     student = prompt_tokens_per_query(tok, texts, with_prompt=False)
     extra = {t - s for t, s in zip(teacher, student, strict=True)}
     assert len(extra) == 1  # the same prompt on every query
-    prompt = prompt_tokens(tok, DEFAULT_PROMPT)
+    prompt = count_tokens(tok, DEFAULT_PROMPT)
     assert prompt <= extra.pop() <= prompt + 8  # the prompt plus the system turn's markup
     assert all(s > 0 for s in student)
 

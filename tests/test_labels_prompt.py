@@ -11,7 +11,7 @@ from helpers.prompt import (
     SHORT_PROMPT,
     active_rules,
     build_prompt,
-    prompt_tokens,
+    count_tokens,
     teacher_messages,
 )
 
@@ -56,9 +56,9 @@ def test_prompt_is_long_and_counted_with_the_model_tokenizer():
     from helpers.local.model import load_tokenizer
 
     tok = load_tokenizer()
-    n = prompt_tokens(tok)
+    n = count_tokens(tok)
     assert n > 1500  # the whole point: a long prompt paid for on every query
-    assert prompt_tokens(tok, SHORT_PROMPT) < n / 20
+    assert count_tokens(tok, SHORT_PROMPT) < n / 20
 
 
 def _write(tmp_path, name, content: bytes):
