@@ -198,8 +198,10 @@ fig"""
 are larger by the ratio of rows to queries, so each step still covers the same number of
 queries). Offline the stand-in's spread is partly synthetic: when one of its rules overrides the
 detector, it keeps a fixed 15% for the detector's other guesses, and the small student spends
-capacity learning that spread, so expect soft labels to match or trail hard ones here. Soft labels pay off when
-the teacher's uncertainty means something, as with an LLM teacher on genuinely ambiguous queries.
+capacity learning that spread. So read little into the order of the three rows here: in our
+quick run they differ by less than their intervals, and on the whole pool soft labels did
+worse offline (README, Benchmarks). Soft labels pay off when the teacher's uncertainty means
+something, as with an LLM teacher on genuinely ambiguous queries.
 
 ## What next
 
