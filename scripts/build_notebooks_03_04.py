@@ -19,9 +19,10 @@ TRAIN = [
         """# 03 · Training the student
 
 In notebook 02 the teacher labelled a pool of queries while reading a long prompt (about
-3,000 tokens with the offline tokenizer; an LLM's tokenizer counts fewer). Now a *student* learns those labels **without** the prompt: each training
-example is only the query and the teacher's answer. If the student learns well, it behaves
-as if it had read the prompt, and no query ever pays for the prompt again.
+3,000 tokens with the offline tokenizer; an LLM's tokenizer counts fewer). Now a *student*
+learns those labels **without** the prompt: each training example is only the query and the
+teacher's answer. If the student learns well, it behaves as if it had read the prompt, and
+no query ever pays for the prompt again.
 
 This notebook looks at one training example token by token, checks that training and
 sampling see exactly the same tokens, chooses the training settings, trains with live loss
@@ -126,13 +127,12 @@ On Tinker the course follows the recipe: a LoRA adapter of rank 32 on the base m
 learning rate 1e-4 decaying linearly to zero, 4 epochs, batches of 128 examples. The local
 tiny model is different: it starts from random weights, so *all* its weights train (the
 rank is recorded but unused), and it needs a much larger learning rate and smaller batches.
-It also knows no language yet, which a pretrained LLM does. So locally the prompt side (the query's
-tokens and the chat markup around them) gets weight 0.5 instead of 0 (`prompt_weight`):
-predicting the query's next token teaches the student the languages. In our offline
-measurements on an earlier, smaller pool it lifted test accuracy from 0.89 to 0.94 at the
-same cost. On Tinker the recipe's 0 stays. Offline, this
-notebook trains on a quick sample of the pool, in batches of 16 so that it still makes a few
-hundred steps.
+It also knows no language yet, which a pretrained LLM does. So locally the prompt side (the
+query's tokens and the chat markup around them) gets weight 0.5 instead of 0
+(`prompt_weight`): predicting the query's next token teaches the student the languages. In
+our offline measurements on an earlier, smaller pool it lifted test accuracy from 0.89 to
+0.94 at the same cost. On Tinker the recipe's 0 stays. Offline, this notebook trains on a
+quick sample of the pool, in batches of 16 so that it still makes a few hundred steps.
 
 We also validate about twice per epoch (`eval_every`, in steps; 0 means only at the end) on
 the 5% of the data held out: the loss on the held-out answers, and the accuracy of the
@@ -159,8 +159,9 @@ the held-out loss and accuracy.
 The run writes to `student/` in the backend's work folder, beside notebook 02's
 `distill.jsonl`: checkpoints every 100 steps and at the end, `progress.json` (the run's
 record) and `checkpoint.json`. Run the cell again with the same data and settings and it
-resumes where it stopped, or, as here when it already finished, only reloads the result. Offline, the weights are stored in `student/weights` so
-that notebook 04 finds them; on Tinker they stay on Tinker's servers."""
+resumes where it stopped, or, as here when it already finished, only reloads the result.
+Offline, the weights are stored in `student/weights` so that notebook 04 finds them; on
+Tinker they stay on Tinker's servers."""
     ),
     new_code_cell(
         """student_dir = helpers.course.run_dir(service) / "student"
@@ -182,8 +183,7 @@ keeps falling would mean the student memorises instead of learning the policy. O
 are the tiny local model's numbers after a quick 4-epoch run, not an LLM's: the accuracy is
 still rising when the run stops, and the quick student stays well behind the full one (the
 full local run, `python -m helpers run --out DIR`, trains on the whole pool, about twelve
-times the data). Notebook 04
-measures the student on the gold test set."""
+times the data). Notebook 04 measures the student on the gold test set."""
     ),
     new_code_cell(
         """fig = plot_history(result.history, result.validation, title=f"Student training ({config.base_model})")
@@ -194,9 +194,9 @@ fig"""
         """## 7. The checkpoint
 
 `checkpoint.json` is what the next notebook (and `python -m helpers evaluate --data
-data/test_gold.jsonl --predictor student:DIR`) reads: the base model, `sampler_path` (the weights to sample from),
-`state_path` (weights and optimiser state, to continue training), the number of steps and
-the last validation. Offline the paths start with `local://`, on Tinker with `tinker://`.
+data/test_gold.jsonl --predictor student:DIR`) reads: the base model, `sampler_path` (the
+weights to sample from), `state_path` (weights and optimiser state, to continue training),
+the number of steps and the last validation. Offline the paths start with `local://`, on Tinker with `tinker://`.
 The settings are in it too (left out below for brevity)."""
     ),
     new_code_cell(
