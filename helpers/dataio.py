@@ -70,6 +70,12 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise DataError(f"{path}:{number}: malformed JSON ({e.msg})") from None
             if not isinstance(obj, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+            if "\\ud" in line.lower():  # a \uXXXX escape of a surrogate: only whole pairs are text
+                try:
+                    json.dumps(obj, ensure_ascii=False).encode("utf-8")
+                except UnicodeEncodeError:
+                    raise DataError(f"{path}:{number}: a lone surrogate escape (such as \\ud83d without its pair) "
+                                    "is not text") from None
             yield number, obj
 
 
@@ -134,7 +140,7 @@ def read_conversations(path: str | os.PathLike) -> list[dict[str, Any]]:
         for m in messages:
             if not isinstance(m.get("content"), str):
                 raise DataError(f"{path}:{number}: message content must be a string")
-        answer = [m for m in messages if m["role"] == "assistant"][-1]["content"].strip()
+        answer = [m for m in messages if m.get("role") == "assistant"][-1]["content"].strip()
         if answer not in LABELS:
             raise DataError(f"{path}:{number}: assistant answer {answer!r} is not one of the 13 labels")
         rows.append(obj)

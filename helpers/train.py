@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -165,9 +166,9 @@ def _check_rows(rows: Sequence[dict]) -> list[tuple[str, str, float]]:
         answer = [m.get("content") for m in messages if m.get("role") == "assistant"]
         if not user or not answer:
             raise DataError(f"training data: example {i} needs a user turn and an assistant turn")
-        if answer[-1] not in LABELS:
+        if not isinstance(answer[-1], str) or answer[-1].strip() not in LABELS:
             raise DataError(f"training data: example {i} answer {answer[-1]!r} is not one of the 13 labels")
-        out.append((user[-1], answer[-1], float(row.get("weight", 1.0))))
+        out.append((user[-1], answer[-1].strip(), float(row.get("weight", 1.0))))
     return out
 
 
@@ -224,10 +225,11 @@ def train(
         raise DataError("training data: no examples left for training after the validation split")
     out = Path(out_dir) if out_dir is not None else None
     progress_file = out / "progress.json" if out else None
-    fingerprint = {"config": asdict(config), "n": len(examples), "first": examples[0][:2], "last": examples[-1][:2]}
+    data_sha = hashlib.sha256(json.dumps(examples, ensure_ascii=False).encode("utf-8")).hexdigest()
+    fingerprint = {"config": asdict(config), "n": len(examples), "data_sha256": data_sha}
     start_step, history, validation, checkpoints = 0, [], [], []
     resume_path = None
-    if progress_file and progress_file.exists():
+    if progress_file and progress_file.exists() and training_client is None:
         saved = json.loads(progress_file.read_text())
         if saved.get("fingerprint") == json.loads(json.dumps(fingerprint)) and saved.get("checkpoints"):
             start_step, history, validation = saved["step"], saved["history"], saved["validation"]

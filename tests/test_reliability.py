@@ -75,6 +75,23 @@ def test_training_completes_with_30_percent_transient_failures(tmp_path):
     assert result.history[-1]["loss"] < result.history[0]["loss"]
 
 
+def test_a_run_resumes_only_its_own_data_and_client(tmp_path):
+    first = train(connect("local", store=tmp_path / "w"), ROWS, CONFIG, out_dir=tmp_path / "run")
+    total = len(first.history)
+    # the same data: finished, nothing to do
+    assert train(connect("local", store=tmp_path / "w"), ROWS, CONFIG, out_dir=tmp_path / "run").history == first.history
+    # one label changed in the middle (same count, same first and last row): a new run, not the old one
+    changed = [dict(r) for r in ROWS]
+    changed[len(ROWS) // 2] = {"messages": conversation(ROWS[len(ROWS) // 2]["messages"][0]["content"], "ot")}
+    redo = train(connect("local", store=tmp_path / "w"), changed, CONFIG, out_dir=tmp_path / "run")
+    assert len(redo.history) == total and redo.history[0]["step"] == 1
+    # a client passed in starts from its own weights: no steps are skipped for another run's record
+    service = connect("local", store=tmp_path / "w2")
+    client = service.create_lora_training_client(CONFIG.base_model, seed=1).result()
+    given = train(service, ROWS, CONFIG, out_dir=tmp_path / "run", training_client=client)
+    assert len(given.history) == total and client.step == total
+
+
 def test_permanent_failure_stops_clearly_and_keeps_checkpoints(tmp_path):
     service = connect("local", store=tmp_path / "w")
     inner = service.create_lora_training_client("local/tiny", seed=0).result()

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from helpers import connect
-from helpers.dataio import DataError, read_queries
+from helpers.dataio import DataError, read_conversations, read_queries
 from helpers.local.model import load_tokenizer
 from helpers.render import RenderMismatchError, conversation, prompt_tokens, render_example
 from helpers.train import TrainConfig, epoch_batches, learning_rate_at, split, train
@@ -105,6 +105,16 @@ def test_bad_data():
         train(svc, [{"messages": conversation("hola", "spanish")}])
     with pytest.raises(DataError, match="needs a user turn and an assistant turn"):
         train(svc, [{"messages": [{"role": "user", "content": "hola"}]}])
+
+
+def test_a_file_that_loads_also_trains(tmp_path):
+    """What read_conversations accepts, train accepts too: a note without a role, an answer with a newline."""
+    path = tmp_path / "chat.jsonl"
+    row = {"messages": [{"content": "a note"}, {"role": "user", "content": "hola"}, {"role": "assistant", "content": "es\n"}]}
+    path.write_text(json.dumps(row) + "\n")
+    rows = read_conversations(path)
+    result = train(connect("local"), rows, TrainConfig(epochs=1, batch_size=1, val_fraction=0, warmup_steps=0))
+    assert len(result.history) == 1
 
 
 ROWS = [{"messages": conversation(t, a)} for t, a in [
