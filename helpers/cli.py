@@ -70,7 +70,10 @@ def train_main(args) -> int:
 
 
 def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> None:
-    """Refuse an existing folder that holds something else than this command's own files."""
+    """Refuse an existing folder that holds something else than this command's own files.
+
+    With ``overwrite``, this command's own files are removed and any others are left alone.
+    """
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()):
@@ -78,7 +81,12 @@ def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -
         if foreign and not overwrite:
             raise DataError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}); use --overwrite or another --out")
         if overwrite:
-            shutil.rmtree(out)
+            for name in own_files:
+                path = out / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

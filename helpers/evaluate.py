@@ -643,9 +643,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _fingerprint(data: Path, spec: str, limit: int | None, model: str | None) -> dict:
+def _fingerprint(data: Path, spec: str, limit: int | None, model: str | None, backend: str | None) -> dict:
+    """What an evaluation depends on: the data, the predictor and its weights, the backend.
+
+    A retrained student (its ``checkpoint.json``) or baseline (``baseline.joblib``), or the
+    same command with a Tinker key instead of offline, is a different evaluation.
+    """
+    from .baseline import MODEL_FILE
+
     digest = hashlib.sha256(data.read_bytes()).hexdigest()
-    return {"predictor": spec, "data_sha256": digest, "limit": limit, "model": model}
+    kind, folder = parse_spec(spec)
+    weights = None
+    if kind in ("student", "baseline"):
+        path = Path(folder) / ("checkpoint.json" if kind == "student" else MODEL_FILE)
+        weights = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return {"predictor": spec, "data_sha256": digest, "limit": limit, "model": model,
+            "backend": None if kind == "baseline" else backend, "weights_sha256": weights}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -667,7 +680,9 @@ def main(args: argparse.Namespace) -> int:
         name = predictor_name(spec)
         rows = read_gold(args.data)[: args.limit]
         out = Path(args.out) if args.out else None
-        fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model)
+        from .backend import choose_backend
+
+        fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model, choose_backend(args.backend)[0])
         if out is not None and (out / "metrics.json").exists():
             done = read_metrics(out / "metrics.json")
             if done.get("fingerprint") == fingerprint and not args.overwrite:

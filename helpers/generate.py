@@ -603,7 +603,7 @@ async def generate_async(
         raise DataError(f"queries: all {len(texts)} queries are empty")
     settings = _sha(json.dumps([FORMAT_VERSION, name, prompt, config.sampling()], sort_keys=True))
     keys = [_sha(settings, t)[:32] for t in distinct]
-    fingerprint = _sha(settings, json.dumps(config.min_agreement), *keys)
+    fingerprint = _sha(settings, json.dumps(float(config.min_agreement)), *keys)
 
     if out.exists():
         saved, why = _finished(out, paths["summary"], fingerprint)

@@ -39,7 +39,7 @@ LABEL_NAMES: dict[str, str] = {
 }
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
-_FINAL = re.compile(r"final\s*answer\s*[:：]?\s*[\"'`*(\[]*\s*([a-z]{2})\b", re.IGNORECASE)
+_FINAL = re.compile(r"final\s*answer\s*(?:is\s*[:：]?|[:：=\-–—])?\s*[\"'`*(\[]*\s*([a-z]{2})\b", re.IGNORECASE)
 _BARE = re.compile(r"^[\s\"'`*(\[]*([a-z]{2})[\s\"'`*)\].!]*$", re.IGNORECASE)
 
 

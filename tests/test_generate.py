@@ -370,6 +370,10 @@ def test_overwrite_protection_and_finished_outputs(tmp_path):
         generate(teacher, TEXTS[:5], out, progress=False)
     redo = generate(teacher, TEXTS[:6], out, overwrite=True, progress=False)
     assert redo.rows == 6 and len(teacher.calls) == 11 and b'"de"' not in out.read_bytes()
+    # 0 and 0.0 are one setting: the CLI passes floats, Python callers often ints
+    zero = generate(teacher, TEXTS[:6], tmp_path / "z.jsonl", config=GenerateConfig(min_agreement=0), progress=False)
+    assert generate(teacher, TEXTS[:6], tmp_path / "z.jsonl", config=GenerateConfig(min_agreement=0.0),
+                    progress=False) == zero
 
 
 def test_empty_and_duplicate_queries_are_counted(tmp_path):

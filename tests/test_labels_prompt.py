@@ -28,6 +28,10 @@ from helpers.prompt import (
     ("It is probably German.", None),
     ("", None),
     ("Final Answer: de\nFinal Answer: ru", "ru"),
+    ("The final answer is de.", "de"),  # LLM phrasings around the asked-for line
+    ("Final answer - fr", "fr"),
+    ("**Final Answer:** tr", "tr"),
+    ("The final answer is Italian.", None),
 ])
 def test_parse_answer(text, label):
     assert parse_answer(text) == label
