@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import time
 from urllib.parse import urlparse
 
 from .dataio import DataError
@@ -55,16 +54,24 @@ def tinker_base_url(base_url: str | None = None) -> str:
 
 
 def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Open a TCP connection to the server, or raise :class:`BackendError` within ``timeout``."""
+    """Open a TCP connection to the server, or raise :class:`BackendError` within ``timeout``.
+
+    Every address of the host is tried (IPv6 and IPv4). Behind a proxy (``HTTPS_PROXY`` and
+    the like, which Tinker's HTTP client follows) a direct connection proves nothing, so the
+    check is skipped unless ``NO_PROXY`` names the host.
+    """
+    from urllib.request import getproxies, proxy_bypass
+
     parsed = urlparse(base_url)
     host = parsed.hostname
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     if not host:
         raise BackendError(f"TINKER_BASE_URL {base_url!r} is not a URL like https://host/path")
-    deadline = time.monotonic() + timeout
+    proxies = getproxies()
+    if (proxies.get(parsed.scheme) or proxies.get("all")) and not proxy_bypass(host):
+        return
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        with socket.create_connection(infos[0][4][:2], timeout=max(0.1, deadline - time.monotonic())):
+        with socket.create_connection((host, port), timeout=timeout):
             pass
     except OSError as e:
         raise BackendError(

@@ -285,11 +285,26 @@ def test_unreachable_tinker_server_fails_fast(monkeypatch):
     from helpers.backend import BackendError
 
     monkeypatch.setenv("TINKER_API_KEY", "tml-fake-key-for-test")
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
     started = time.monotonic()
     with pytest.raises(BackendError, match="127.0.0.1:9") as err:
         connect("tinker", base_url="http://127.0.0.1:9/api")
     assert time.monotonic() - started < 30
     assert "tml-fake-key-for-test" not in str(err.value)
+
+
+def test_reachability_check_leaves_proxied_connections_to_the_client(monkeypatch):
+    """Behind a proxy a direct TCP connection says nothing: the check steps aside, unless NO_PROXY names the host."""
+    from helpers.backend import BackendError, check_reachable
+
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    check_reachable("http://192.0.2.1:9/api", timeout=1)  # would time out without the proxy
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with pytest.raises(BackendError, match="127.0.0.1:9"):
+        check_reachable("http://127.0.0.1:9/api", timeout=5)
 
 
 def test_hugging_face_folder_trains_with_lora(tmp_path):
