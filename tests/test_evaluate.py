@@ -231,6 +231,35 @@ def test_run_bounded_keeps_order_and_bounds_the_calls_in_flight():
     assert state["max"] == 4
 
 
+def test_run_bounded_retries_transient_failures_and_stops_on_others():
+    from helpers.generate import TransientError
+
+    class Done:
+        def __init__(self, value=None, error=None):
+            self.value, self.error = value, error
+
+        def result(self):
+            if self.error:
+                raise self.error
+            return self.value
+
+    calls = {}
+
+    def flaky(i):  # the first two calls for every third query fail transiently
+        calls[i] = calls.get(i, 0) + 1
+        return Done(error=TransientError("rate limited")) if i % 3 == 0 and calls[i] <= 2 else Done(i * 10)
+
+    got = []
+    _run_bounded(12, flaky, lambda i, v: got.append((i, v)), concurrency=4)
+    assert got == [(i, i * 10) for i in range(12)] and calls[0] == 3 and calls[1] == 1
+
+    def broken(i):
+        return Done(error=ValueError("bad request: query too long")) if i == 5 else Done(i)
+
+    with pytest.raises(ValueError, match="query too long"):
+        _run_bounded(12, broken, lambda i, v: None, concurrency=4)
+
+
 def test_predict_with_a_ready_client_keeps_raw_text_and_unparsed():
     from tinker import types
 
