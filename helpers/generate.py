@@ -580,7 +580,9 @@ async def generate_async(
     -------
     GenerateSummary
         Also written to ``<out>.summary.json``. When ``out_path`` already holds this
-        command's finished output, its saved summary is returned and nothing is asked.
+        command's finished output, its saved summary is returned and nothing is asked;
+        if some of its requests failed (rejects ``error``, ``retries_exhausted``), only
+        those queries are asked again.
 
     Raises
     ------
@@ -607,10 +609,13 @@ async def generate_async(
 
     if out.exists():
         saved, why = _finished(out, paths["summary"], fingerprint)
-        if saved is not None and not overwrite:
+        # A finished run whose requests failed keeps its journal: running it again asks the
+        # failed queries only. Otherwise a finished run is returned as it is.
+        retry_failed = saved is not None and _failures(saved.get("rejects", {})) > 0 and paths["journal"].exists()
+        if saved is not None and not overwrite and not retry_failed:
             paths["journal"].unlink(missing_ok=True)  # left over if a run died after its last write
             return GenerateSummary.from_dict(saved)
-        if not overwrite:
+        if saved is None and not overwrite:
             raise DataError(f"{out}: exists and {why}; pass overwrite=True (--overwrite) to replace it")
 
     journal = _Journal(paths["journal"])
@@ -660,7 +665,12 @@ async def generate_async(
         finished = True
         return summary
     finally:
-        journal.close(remove=finished)
+        journal.close(remove=finished and _failures(reasons) == 0)
+
+
+def _failures(rejects: dict) -> int:
+    """Queries whose requests failed (not those the teacher answered badly): worth asking again."""
+    return int(rejects.get("error", 0)) + int(rejects.get("retries_exhausted", 0))
 
 
 async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, resumed: int, progress: bool) -> None:

@@ -266,6 +266,11 @@ def test_permanent_faults_are_rejects_with_their_reason(standin, clean_run, tmp_
     assert summary.rows == len(rows) == 40 - flaky.failures
     assert {r["query"] for r in rejects} | {r["messages"][0]["content"] for r in rows} == set(TEXTS[100:140])
     assert [r for r in jsonl(reference) if r["messages"][0]["content"] not in {x["query"] for x in rejects}] == rows
+    # run again once the teacher works: only the failed queries are asked, and the output is whole
+    healed = FlakyTeacher(standin, failure_rate=0.0, permanent=True, seed=2)
+    again = generate(healed, queries, out, config=GenerateConfig(concurrency=8, **FAST), progress=False)
+    assert healed.calls == len(rejects) and again.rejects["error"] == 0 and again.rows == 40
+    assert jsonl(out) == jsonl(reference) and not Path(str(out) + ".partial").exists()
 
 
 def test_retries_are_bounded():
