@@ -56,6 +56,8 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
     path = _open_checked(path)
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a byte-order mark, as some editors save UTF-8
             if len(raw) > MAX_LINE_BYTES:
                 raise DataError(f"{path}:{number}: line is {len(raw):,} bytes, over the 1 MB limit")
             try:

@@ -90,6 +90,12 @@ def test_gold_loading_errors_name_file_and_line(tmp_path, content, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path):
+    p = tmp_path / "q.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps({"text": "hola"}).encode() + b"\n" + json.dumps({"text": "hi"}).encode() + b"\n")
+    assert [r["text"] for r in read_queries(p)] == ["hola", "hi"]
+
+
 def test_directory_and_missing_file(tmp_path):
     with pytest.raises(DataError, match="is a directory"):
         read_queries(tmp_path)
