@@ -157,6 +157,19 @@ def dumps(obj: dict[str, Any]) -> str:
 
 
 def _umask_mode() -> int:
+    """The mode a new file gets (0o666 less the umask), without changing the umask.
+
+    Linux reports the umask in ``/proc/self/status``; reading it there leaves no moment in
+    which another thread could create a file under a umask of 0. Elsewhere the umask is
+    set and put back, the only portable way to read it.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask

@@ -205,3 +205,22 @@ def test_orphaned_temporary_files_of_a_killed_writer_are_swept(tmp_path):
     assert target.read_text() == '{"a": 1}\n'
     assert not orphan_file.exists() and not orphan_dir.exists()
     assert live.exists()
+
+
+def test_written_files_get_the_usual_mode_without_touching_the_umask(tmp_path, monkeypatch):
+    """Atomic writes chmod their temporary file to 0o666 less the umask; on Linux that is read
+    from /proc, so no other thread ever runs under a umask of 0."""
+    from helpers.dataio import write_text
+
+    old = os.umask(0o027)
+    try:
+        if sys.platform.startswith("linux"):
+            def refuse(mask):
+                raise AssertionError("os.umask called while writing")
+
+            monkeypatch.setattr(os, "umask", refuse)
+        write_text(tmp_path / "f.txt", "hello")
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
