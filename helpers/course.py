@@ -36,13 +36,18 @@ def workdir() -> Path:
     return path
 
 
+def _quick(service, quick: bool | None) -> bool:
+    """``quick`` as given, else the course's default: the quick sample offline, the full pool on Tinker."""
+    return is_offline(service) if quick is None else quick
+
+
 def run_dir(service, quick: bool | None = None) -> Path:
     """``workdir()/<backend>`` (``local``, ``tinker``), with ``-quick`` for the quick sample.
 
-    ``quick`` defaults to offline-or-not, as in :func:`ensure_distillation_data`, so
-    notebooks find offline ``local-quick/`` and with a key ``tinker/``.
+    ``quick`` defaults as in :func:`ensure_distillation_data`, so notebooks find offline
+    ``local-quick/`` and with a key ``tinker/``.
     """
-    quick = is_offline(service) if quick is None else quick
+    quick = _quick(service, quick)
     path = workdir() / (service.backend + ("-quick" if quick else ""))
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -91,7 +96,7 @@ def ensure_distillation_data(service, quick: bool | None = None, progress: bool 
     from .evaluate import default_models
     from .generate import GenerateConfig, generate
 
-    quick = is_offline(service) if quick is None else quick
+    quick = _quick(service, quick)
     out = run_dir(service, quick) / "distill.jsonl"
     if out.exists():
         return out
@@ -105,7 +110,7 @@ def ensure_student(service, quick: bool | None = None, progress: bool = True) ->
     """A trained student at ``run_dir(service, quick)/student`` (``checkpoint.json``), trained if missing."""
     from .train import TrainConfig, train
 
-    quick = is_offline(service) if quick is None else quick
+    quick = _quick(service, quick)
     folder = run_dir(service, quick) / "student"
     if (folder / "checkpoint.json").exists():
         return folder

@@ -148,26 +148,6 @@ def read_checkpoint_info(directory: str | os.PathLike) -> dict:
     return info
 
 
-MAX_RETRIES = 6
-"""Retries of one request after transient errors (rate limits, timeouts, lost connections)."""
-
-
-def _result(i: int, fut, submit: Callable[[int], Any]):
-    """``fut``'s result; a transient error submits the request again, with jittered backoff."""
-    import random
-
-    from .generate import is_transient
-
-    for attempt in range(MAX_RETRIES + 1):
-        try:
-            return fut.result()
-        except Exception as e:
-            if not is_transient(e) or attempt == MAX_RETRIES:
-                raise
-            time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
-            fut = submit(i)
-
-
 def _run_bounded(count: int, submit: Callable[[int], Any], finish: Callable[[int, Any], None],
                  concurrency: int) -> None:
     """Submit ``submit(i)`` for ``i < count`` with at most ``concurrency`` in flight, in order.
@@ -175,9 +155,11 @@ def _run_bounded(count: int, submit: Callable[[int], Any], finish: Callable[[int
     The oldest future is awaited first; futures that are already done after it are
     collected too before new ones are submitted, so a backend that batches calls
     arriving together (the local one) sees full batches, and Tinker sees a steady
-    stream of requests. A request that fails transiently is sent again (up to
-    :data:`MAX_RETRIES` times); any other error stops the run with its reason.
+    stream of requests. A request that fails transiently is sent again
+    (:func:`helpers.generate.result_with_retries`); any other error stops the run.
     """
+    from .generate import result_with_retries
+
     concurrency = max(1, int(concurrency))
     in_flight: list[tuple[int, Any]] = []
     nxt = 0
@@ -186,10 +168,10 @@ def _run_bounded(count: int, submit: Callable[[int], Any], finish: Callable[[int
             in_flight.append((nxt, submit(nxt)))
             nxt += 1
         i, fut = in_flight.pop(0)
-        finish(i, _result(i, fut, submit))
+        finish(i, result_with_retries(fut, lambda i=i: submit(i)))
         while in_flight and callable(getattr(in_flight[0][1], "done", None)) and in_flight[0][1].done():
             i, fut = in_flight.pop(0)
-            finish(i, _result(i, fut, submit))
+            finish(i, result_with_retries(fut, lambda i=i: submit(i)))
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):

@@ -107,6 +107,23 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TRANSIENT_ERRORS)
 
 
+def result_with_retries(future, resubmit, retries: int = 6):
+    """``future.result()``; after a transient error, ``resubmit()`` gives a new future to wait for.
+
+    Up to ``retries`` times, each after a jittered wait of at most ``min(2, 0.05 * 2**n)``
+    seconds; any other error, or the last transient one, propagates. For the blocking
+    callers (training's steps, evaluation's requests); generation has its own async retries.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return future.result()
+        except Exception as e:
+            if not is_transient(e) or attempt == retries:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+            future = resubmit()
+
+
 def one_line(error: BaseException, limit: int = 300) -> str:
     """``"ClassName: message"`` on one line, at most ``limit`` characters."""
     message = " ".join(str(error).split())

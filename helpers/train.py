@@ -330,9 +330,6 @@ class _Pending:
     tick: float
 
 
-MAX_RETRIES = 6
-
-
 def answer_loss(output, answer_weights: Sequence, weighted: bool = False) -> float:
     """Loss per answer token of a ``forward``/``forward_backward`` output.
 
@@ -352,27 +349,19 @@ def _finish(client, p: _Pending, history: list, record) -> None:
     that ran without gradients changed nothing); a failed ``optim_step`` alone is
     submitted again. Permanent errors propagate: checkpoints already saved stay.
     """
-    from .generate import is_transient
+    from .generate import result_with_retries
 
-    for attempt in range(MAX_RETRIES + 1):
-        try:
-            out = p.fb.result()
-            break
-        except Exception as e:
-            if not is_transient(e) or attempt == MAX_RETRIES:
-                raise
-            time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
-            p.fb = client.forward_backward(p.batch, "cross_entropy")
-            p.opt = client.optim_step(p.adam)
-    for attempt in range(MAX_RETRIES + 1):
-        try:
-            p.opt.result()
-            break
-        except Exception as e:
-            if not is_transient(e) or attempt == MAX_RETRIES:
-                raise
-            time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
-            p.opt = client.optim_step(p.adam)
+    def both_again():
+        p.fb = client.forward_backward(p.batch, "cross_entropy")
+        p.opt = client.optim_step(p.adam)
+        return p.fb
+
+    def step_again():
+        p.opt = client.optim_step(p.adam)
+        return p.opt
+
+    out = result_with_retries(p.fb, both_again)
+    result_with_retries(p.opt, step_again)
     seconds = max(time.time() - p.tick, 1e-9)
     info = {"kind": "step", "step": p.step + 1, "loss": answer_loss(out, p.answer_weights),
             "learning_rate": p.lr, "tokens_per_second": p.n_tokens / seconds}

@@ -196,7 +196,8 @@ fig"""
 `checkpoint.json` is what the next notebook (and `python -m helpers evaluate --data
 data/test_gold.jsonl --predictor student:DIR`) reads: the base model, `sampler_path` (the
 weights to sample from), `state_path` (weights and optimiser state, to continue training),
-the number of steps and the last validation. Offline the paths start with `local://`, on Tinker with `tinker://`.
+the number of steps and the last validation. Offline the paths start with `local://`, on
+Tinker with `tinker://`.
 The settings are in it too (left out below for brevity)."""
     ),
     new_code_cell(
