@@ -179,7 +179,9 @@ class LiveLossPlot:
 
     Pass it to :func:`helpers.train.train` (``callbacks=[LiveLossPlot()]``). It
     records every ``{"kind": "step", "step", "loss"}`` and ``{"kind":
-    "validation", "step", "val_loss", "val_accuracy"}`` it receives, and every
+    "validation", "step", "val_loss", "val_accuracy"}`` it receives (a ``{"kind":
+    "restart", "step"}``, sent when a run goes back to a checkpoint, drops the later
+    points), and every
     ``every`` steps (and at each validation) redraws a single output in place
     (IPython's ``display_id``), so a long run does not print hundreds of
     pictures. Outside Jupyter it only records; call :meth:`figure` to draw.
@@ -210,6 +212,9 @@ class LiveLossPlot:
         elif kind == "validation":
             self.validation.append(dict(info))
             self.update()
+        elif kind == "restart":  # the run went back to a checkpoint: its later steps will be redone
+            self.steps = [s for s in self.steps if s["step"] <= info["step"]]
+            self.validation = [v for v in self.validation if v["step"] <= info["step"]]
 
     def figure(self) -> Figure:
         """The picture of everything recorded so far (the same figure object each time)."""

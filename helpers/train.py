@@ -13,6 +13,13 @@ again with the same data, settings and ``out_dir`` resumes from the last one and
 ends with the same weights as an uninterrupted run (batches are shuffled from the
 seed, so the order is the same).
 
+A step that fails with a transient error (rate limit, timeout, lost connection) is
+not retried in place, since the next step is already queued behind it: the run
+goes back to its last checkpoint on a new client and replays the same batches, so
+it too ends with an unbroken run's weights. Before the first checkpoint it starts
+again from a fresh client of the same seed (or, with a ``training_client`` passed in
+and no ``out_dir``, stops and says so).
+
 Example
 -------
 >>> from helpers import connect
@@ -40,10 +47,12 @@ import numpy as np
 from tinker import types
 
 from .dataio import DataError, write_text
+from .generate import is_transient, one_line
 from .labels import LABELS, parse_answer
 from .render import conversation, model_input, render_example
 
 SCHEDULES = ("constant", "linear", "cosine")
+RESTARTS = 6  # transient failures in a row, with no step gained between them, before a run gives up
 
 
 @dataclass
@@ -215,7 +224,8 @@ def train(
     config : :class:`TrainConfig`; defaults to ``TrainConfig()``.
     out_dir : where ``progress.json`` and ``checkpoint.json`` go; enables resuming.
     callbacks : called with every metrics dict (steps and validations), e.g. a live plot.
-    training_client : use this client instead of creating one (no resuming then).
+    training_client : use this client instead of creating one (no resuming then; a transient
+        failure before the first checkpoint stops the run).
     """
     config = config or TrainConfig()
     config.validate()
@@ -229,13 +239,16 @@ def train(
     fingerprint = {"config": asdict(config), "n": len(examples), "data_sha256": data_sha}
     start_step, history, validation, checkpoints = 0, [], [], []
     resume_path = None
+    restart_point: tuple[int, str] | None = None  # (step, state path) a failed run goes back to
     if progress_file and progress_file.exists() and training_client is None:
         saved = json.loads(progress_file.read_text())
         if saved.get("fingerprint") == json.loads(json.dumps(fingerprint)) and saved.get("checkpoints"):
             start_step, history, validation = saved["step"], saved["history"], saved["validation"]
             checkpoints = saved["checkpoints"]
             resume_path = checkpoints[-1]
+            restart_point = (start_step, resume_path)
     started = time.time()
+    own_client = training_client is None
     if training_client is None:
         if resume_path:
             training_client = service.create_training_client_from_state_with_optimizer(resume_path).result()
@@ -263,9 +276,11 @@ def train(
             cb(info)
 
     def save_progress(step: int) -> None:
+        nonlocal restart_point
         if progress_file:
             path = training_client.save_state(f"step-{step:06d}").result().path
             checkpoints.append(path)
+            restart_point = (step, path)
             state = {"fingerprint": fingerprint, "step": step, "history": history, "validation": validation, "checkpoints": checkpoints}
             write_text(progress_file, json.dumps(state))
 
@@ -279,36 +294,77 @@ def train(
         validation.append(point)
         record({"kind": "validation", **point})
 
-    pending = None  # the previous step's futures, resolved after the next step is submitted
-    tick = time.time()
-    for step in range(start_step, total):
+    def step_request(step: int, client) -> _Pending:
         batch = [train_data[i] for i in batches[step]]
         lr = learning_rate_at(step, total, config)
         adam = types.AdamParams(learning_rate=lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
                                 weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm)
-        fb = training_client.forward_backward(batch, "cross_entropy")
-        opt = training_client.optim_step(adam)
-        if pending is not None:
-            _finish(training_client, pending, history, record)
-        n_tokens = sum(d.model_input.length for d in batch)
-        pending = _Pending(step, lr, batch, adam, fb, opt, [answer_weights[i] for i in batches[step]], n_tokens, tick)
+        fb = client.forward_backward(batch, "cross_entropy")
+        opt = client.optim_step(adam)
+        return _Pending(step, lr, fb, opt, [answer_weights[i] for i in batches[step]], sum(d.model_input.length for d in batch))
+
+    in_flight: list[_Pending] = []  # submitted, not yet awaited: at most this step and the one before
+
+    def run_from(first: int) -> None:
+        """Steps ``first`` to the end, each submitted before the previous one is awaited."""
         tick = time.time()
-        done = step + 1
-        if (config.eval_every and done % config.eval_every == 0 and done < total) or (done % config.save_every == 0 and done < total):
-            _finish(training_client, pending, history, record)
-            pending = None
-        if config.eval_every and done % config.eval_every == 0 and done < total:
-            validate(done)
-        if done % config.save_every == 0 and done < total:
-            save_progress(done)
-    if pending is not None:
-        _finish(training_client, pending, history, record)
-    if not validation or validation[-1]["step"] != total:
-        validate(total)
+        for step in range(first, total):
+            in_flight.append(step_request(step, training_client))
+            if len(in_flight) == 2:
+                tick = _finish(in_flight.pop(0), history, record, tick)
+            done = step + 1
+            boundary = done < total and ((config.eval_every and done % config.eval_every == 0) or done % config.save_every == 0)
+            if boundary:
+                tick = _finish(in_flight.pop(0), history, record, tick)
+            if config.eval_every and done % config.eval_every == 0 and done < total:
+                validate(done)
+            if done % config.save_every == 0 and done < total:
+                save_progress(done)
+        if in_flight:
+            _finish(in_flight.pop(0), history, record, tick)
+        if not validation or validation[-1]["step"] != total:
+            validate(total)
+        if out is not None and (not checkpoints or not checkpoints[-1].endswith(f"step-{total:06d}")):
+            save_progress(total)
+
+    # A transient failure cannot be retried in place: the next step is already queued behind
+    # it, and a repeated request would run out of order (or an optim_step would take two
+    # batches' gradients). So the run goes back to its last checkpoint, on a fresh client,
+    # and replays from there; the batches are the same, so the weights end as they would have.
+    first, furthest, failures = start_step, start_step, 0
+    while True:
+        try:
+            run_from(first)
+            break
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            for p in in_flight:  # let the queued requests settle before leaving their client
+                for future in (p.fb, p.opt):
+                    try:
+                        future.result()
+                    except Exception:
+                        pass
+            in_flight.clear()
+            failures = 0 if len(history) > furthest else failures + 1  # reset when the run got further
+            furthest = max(furthest, len(history))
+            if failures > RESTARTS:
+                raise
+            time.sleep(min(2.0, 0.05 * 2**failures) * random.random())
+            if restart_point is not None:
+                first, path = restart_point
+                training_client = service.create_training_client_from_state_with_optimizer(path).result()
+            elif own_client:
+                first = 0
+                training_client = service.create_lora_training_client(config.base_model, rank=config.rank, seed=config.seed).result()
+            else:
+                raise RuntimeError(f"training: a step failed ({one_line(error)}) before any checkpoint; pass out_dir "
+                                   "so that the run can go back to one, or retry the run") from error
+            del history[first:]
+            validation[:] = [v for v in validation if v["step"] <= first]
+            record({"kind": "restart", "step": first, "error": one_line(error)})
     sampler_path = None
     if out is not None:
-        if not checkpoints or not checkpoints[-1].endswith(f"step-{total:06d}"):
-            save_progress(total)
         sampler_path = training_client.save_weights_for_sampler("final").result().path
         info = {"base_model": config.base_model, "sampler_path": sampler_path, "state_path": checkpoints[-1], "config": asdict(config),
                 "steps": total, "examples": len(train_ex), "validation": validation[-1] if validation else None}
@@ -321,13 +377,10 @@ def train(
 class _Pending:
     step: int
     lr: float
-    batch: list
-    adam: Any
     fb: Any
     opt: Any
     answer_weights: list
     n_tokens: int
-    tick: float
 
 
 def answer_loss(output, answer_weights: Sequence, weighted: bool = False) -> float:
@@ -342,28 +395,16 @@ def answer_loss(output, answer_weights: Sequence, weighted: bool = False) -> flo
     return total / max(count, 1e-9 if weighted else 1)
 
 
-def _finish(client, p: _Pending, history: list, record) -> None:
-    """Wait for one step's results; a transient failure is retried with backoff.
+def _finish(p: _Pending, history: list, record, tick: float) -> float:
+    """Wait for one step's results, record its metrics, and return the time it ended.
 
-    A failed ``forward_backward`` is submitted again with its ``optim_step`` (the step
-    that ran without gradients changed nothing); a failed ``optim_step`` alone is
-    submitted again. Permanent errors propagate: checkpoints already saved stay.
+    Any error propagates: :func:`train` goes back to the last checkpoint after a transient one.
     """
-    from .generate import result_with_retries
-
-    def both_again():
-        p.fb = client.forward_backward(p.batch, "cross_entropy")
-        p.opt = client.optim_step(p.adam)
-        return p.fb
-
-    def step_again():
-        p.opt = client.optim_step(p.adam)
-        return p.opt
-
-    out = result_with_retries(p.fb, both_again)
-    result_with_retries(p.opt, step_again)
-    seconds = max(time.time() - p.tick, 1e-9)
+    out = p.fb.result()
+    p.opt.result()
+    now = time.time()
     info = {"kind": "step", "step": p.step + 1, "loss": answer_loss(out, p.answer_weights),
-            "learning_rate": p.lr, "tokens_per_second": p.n_tokens / seconds}
+            "learning_rate": p.lr, "tokens_per_second": p.n_tokens / max(now - tick, 1e-9)}
     history.append(info)
     record(info)
+    return now

@@ -21,6 +21,7 @@ import torch
 from helpers import connect
 from helpers.generate import TransientError
 from helpers.local import LocalFuture
+from helpers.plots import LiveLossPlot
 from helpers.render import conversation
 from helpers.train import TrainConfig, train
 
@@ -34,17 +35,23 @@ ROWS = [{"messages": conversation(t, a)} for t, a in [
 
 
 class FlakyTrainer:
-    """Wraps a training client; a share of forward_backward/optim_step calls fail before running."""
+    """Wraps a training client; a share of forward_backward/optim_step calls fail.
 
-    def __init__(self, client, rate: float, permanent: bool = False, seed: int = 0):
-        self.client, self.rate, self.permanent = client, rate, permanent
-        self.rng = random.Random(seed)
+    With ``lost`` the failing call runs first and only its answer is lost, as when a
+    connection drops after the server did the work: the case a blind retry gets wrong.
+    """
+
+    def __init__(self, client, rate: float, permanent: bool = False, seed: int = 0, lost: bool = False, rng=None):
+        self.client, self.rate, self.permanent, self.lost = client, rate, permanent, lost
+        self.rng = rng or random.Random(seed)
         self.failures = 0
 
     def _maybe_fail(self, call, *args, **kwargs):
         if self.rng.random() < self.rate:
             self.failures += 1
             error = RuntimeError("injected permanent failure") if self.permanent else TransientError("injected")
+            if self.lost:
+                call(*args, **kwargs)
             return LocalFuture.failed(error)
         return call(*args, **kwargs)
 
@@ -58,6 +65,28 @@ class FlakyTrainer:
         return getattr(self.client, name)
 
 
+class FlakyService:
+    """A local service whose training clients, new or restored, are all flaky alike."""
+
+    def __init__(self, service, rate: float, seed: int = 0):
+        self.service, self.rate, self.rng = service, rate, random.Random(seed)
+        self.clients: list[FlakyTrainer] = []
+
+    def _wrap(self, future):
+        client = FlakyTrainer(future.result(), self.rate, lost=True, rng=self.rng)
+        self.clients.append(client)
+        return LocalFuture.completed(client)
+
+    def create_lora_training_client(self, *a, **k):
+        return self._wrap(self.service.create_lora_training_client(*a, **k))
+
+    def create_training_client_from_state_with_optimizer(self, *a, **k):
+        return self._wrap(self.service.create_training_client_from_state_with_optimizer(*a, **k))
+
+    def __getattr__(self, name):
+        return getattr(self.service, name)
+
+
 CONFIG = TrainConfig(epochs=2, batch_size=4, val_fraction=0, warmup_steps=0, save_every=4)
 
 
@@ -66,13 +95,31 @@ def _weights(folder: Path) -> dict:
     return torch.load(Path(info["sampler_path"][len("local://"):]) / "weights.pt")
 
 
-def test_training_completes_with_30_percent_transient_failures(tmp_path):
+def test_transient_failures_go_back_to_a_checkpoint_and_end_at_the_same_weights(tmp_path):
+    """Failed steps whose work was done anyway (the answer lost on the way back) are not
+    retried in place, behind the next step already queued: the run goes back to its last
+    checkpoint and replays, and ends exactly where an unbroken run ends."""
+    plain = train(connect("local", store=tmp_path / "w0"), ROWS, CONFIG, out_dir=tmp_path / "plain")
+    flaky = FlakyService(connect("local", store=tmp_path / "w1"), rate=0.1, seed=3)
+    plot = LiveLossPlot(live=False)
+    events = []
+    result = train(flaky, ROWS, CONFIG, out_dir=tmp_path / "flaky", callbacks=[plot, events.append])
+    restarts = [e["step"] for e in events if e["kind"] == "restart"]
+    assert sum(c.failures for c in flaky.clients) >= 3 and len(restarts) >= 3
+    assert 0 in restarts and any(s > 0 for s in restarts)  # from scratch, and from a checkpoint
+    assert all(s % CONFIG.save_every == 0 for s in restarts)
+    assert [h["step"] for h in result.history] == list(range(1, 17))
+    assert [s["step"] for s in plot.steps] == list(range(1, 17))  # the live plot dropped the redone steps
+    assert [h["loss"] for h in result.history] == [h["loss"] for h in plain.history]
+    a, b = _weights(tmp_path / "plain"), _weights(tmp_path / "flaky")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_transient_failure_without_a_checkpoint_on_a_given_client_stops_clearly(tmp_path):
     service = connect("local", store=tmp_path / "w")
-    client = FlakyTrainer(service.create_lora_training_client("local/tiny", seed=0).result(), rate=0.3)
-    result = train(service, ROWS, CONFIG, training_client=client)
-    assert client.failures > 3
-    assert len(result.history) == 16  # every step done
-    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    client = FlakyTrainer(service.create_lora_training_client("local/tiny", seed=0).result(), rate=1.0)
+    with pytest.raises(RuntimeError, match="before any checkpoint; pass out_dir"):
+        train(service, ROWS, CONFIG, training_client=client)
 
 
 def test_a_run_resumes_only_its_own_data_and_client(tmp_path):
