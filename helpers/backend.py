@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 from urllib.parse import urlparse
 
 from .dataio import DataError
@@ -54,7 +55,8 @@ def tinker_base_url(base_url: str | None = None) -> str:
 
 
 def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Open a TCP connection to the server, or raise :class:`BackendError` within ``timeout``.
+    """Open a TCP connection to the server, or raise :class:`BackendError` within ``timeout``
+    (the whole check: the host name's lookup and every address tried).
 
     Every address of the host is tried (IPv6 and IPv4). Behind a proxy (``HTTPS_PROXY`` and
     the like, which Tinker's HTTP client follows) a direct connection proves nothing, so the
@@ -70,14 +72,25 @@ def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     proxies = getproxies()
     if (proxies.get(parsed.scheme) or proxies.get("all")) and not proxy_bypass(host):
         return
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except OSError as e:
-        raise BackendError(
-            f"cannot reach the Tinker server at {base_url} ({e.__class__.__name__}: {e}); "
-            "check your network, TINKER_BASE_URL, or run offline with PD_BACKEND=local"
-        ) from None
+    outcome: list[BaseException | None] = []
+
+    def attempt() -> None:  # in a thread: the name lookup has no timeout of its own
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as e:
+            outcome.append(e)
+
+    worker = threading.Thread(target=attempt, name="tinker-reachability", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if outcome and outcome[0] is None:
+        return
+    e = outcome[0] if outcome else TimeoutError(f"no connection within {timeout:g} s, name lookup included")
+    raise BackendError(
+        f"cannot reach the Tinker server at {base_url} ({e.__class__.__name__}: {e}); "
+        "check your network, TINKER_BASE_URL, or run offline with PD_BACKEND=local"
+    ) from None
 
 
 def connect(backend: str | None = None, base_url: str | None = None, store=None, verbose: bool = False):

@@ -307,6 +307,21 @@ def test_reachability_check_leaves_proxied_connections_to_the_client(monkeypatch
         check_reachable("http://127.0.0.1:9/api", timeout=5)
 
 
+def test_reachability_check_is_bounded_even_when_the_name_lookup_hangs(monkeypatch):
+    import socket
+    import time
+
+    from helpers.backend import BackendError, check_reachable
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(30))
+    started = time.monotonic()
+    with pytest.raises(BackendError, match=r"tinker\.example.*no connection within 0\.5 s, name lookup included"):
+        check_reachable("https://tinker.example/api", timeout=0.5)
+    assert time.monotonic() - started < 5
+
+
 def test_hugging_face_folder_trains_with_lora(tmp_path):
     """A local folder holding a Hugging Face causal LM loads, and trains through peft's LoRA."""
     from helpers.local.clients import load_model
