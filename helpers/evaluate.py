@@ -169,9 +169,16 @@ def _run_bounded(count: int, submit: Callable[[int], Any], finish: Callable[[int
             nxt += 1
         i, fut = in_flight.pop(0)
         finish(i, result_with_retries(fut, lambda i=i: submit(i)))
-        while in_flight and callable(getattr(in_flight[0][1], "done", None)) and in_flight[0][1].done():
+        while in_flight and _is_done(in_flight[0][1]):
             i, fut = in_flight.pop(0)
             finish(i, result_with_retries(fut, lambda i=i: submit(i)))
+
+
+def _is_done(future) -> bool:
+    """Whether a future has finished, without waiting: Tinker's ``APIFuture`` hands out its
+    ``concurrent.futures.Future`` with ``.future()`` (its own ``.done()`` is deprecated)."""
+    inner = future.future() if callable(getattr(future, "future", None)) else future
+    return bool(callable(getattr(inner, "done", None)) and inner.done())
 
 
 def _progress_bar(total: int, desc: str, enabled: bool):

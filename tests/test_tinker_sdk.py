@@ -1,0 +1,119 @@
+"""The Tinker path through the real ``tinker`` SDK, up to the network boundary.
+
+Tinker cannot be reached from CI, so ``fake_tinker.FakeTinker`` answers the SDK's HTTP
+requests on localhost with the local backend's models. These tests run the course's
+commands with a key set, exactly as a learner with a Tinker account would, and check
+that what crosses the wire (rendered prompts, datums, checkpoints, sampling sessions)
+gives the same results as the local backend computes directly.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from fake_tinker import FakeTinker
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "tml-FAKE-SDK-PATH-KEY-must-not-leak"
+
+
+def _rows(path: Path, every: int) -> list[dict]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines[::every]]
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_the_whole_run_goes_through_the_real_sdk_and_labels_as_the_local_backend_does(tmp_path):
+    queries = _write(tmp_path / "queries.jsonl", _rows(ROOT / "data" / "queries.jsonl", 300))
+    gold = _write(tmp_path / "gold.jsonl", _rows(ROOT / "data" / "test_gold.jsonl", 20))
+    out = tmp_path / "out"
+    with FakeTinker(tmp_path / "server") as server:
+        proc = subprocess.run(
+            [sys.executable, "-m", "helpers", "run", "--out", str(out), "--backend", "tinker", "--quick",
+             "--queries", str(queries), "--gold", str(gold)],
+            cwd=ROOT, env=server.environment(tmp_path / "hf", KEY), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    calls = Counter(p.rsplit("/api/v1/", 1)[-1] for p in server.paths)
+    for route in ("create_session", "create_model", "get_info", "forward_backward", "optim_step", "save_weights",
+                  "save_weights_for_sampler", "create_sampling_session", "asample", "retrieve_future"):
+        assert calls[route] > 0, f"the run never called {route}: {dict(calls)}"
+    assert server.keys == {KEY}  # the SDK authenticated with the key ...
+    written = [p for p in out.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".txt")]
+    for text in [proc.stdout, proc.stderr, *(p.read_text(encoding="utf-8") for p in written)]:
+        assert KEY not in text  # ... and it is in no output
+    assert "DEPRECATED" not in proc.stderr  # no call the SDK is about to remove
+    for name in ("teacher", "base", "student", "baseline"):
+        metrics = json.loads((out / f"metrics_{name}.json").read_text())
+        assert metrics["n"] == len(_rows(gold, 1))
+    # the teacher's labels that came back over the wire are the ones the local backend gives
+    from helpers import connect
+    from helpers.generate import generate
+    from helpers.local import TEACHER_MODEL
+
+    def labels(path: Path) -> dict[str, str]:
+        return {r["messages"][0]["content"]: r["messages"][1]["content"] for r in _rows(path, 1)}
+
+    teacher = connect("local").create_sampling_client(base_model=TEACHER_MODEL).result()
+    generate(teacher, [r["text"] for r in _rows(queries, 1)], tmp_path / "local.jsonl", progress=False)
+    remote, local = labels(out / "distill.jsonl"), labels(tmp_path / "local.jsonl")
+    assert len(remote) >= 45 and remote == {q: local[q] for q in remote}
+
+
+TRAIN_SCRIPT = """
+import json, sys
+from helpers import connect
+from helpers.render import conversation
+from helpers.train import TrainConfig, train
+out = sys.argv[1]
+pairs = [("Guten Morgen zusammen", "de"), ("Buenos días a todos", "es"), ("Bonjour tout le monde", "fr"),
+         ("Good morning everyone", "en"), ("Καλημέρα σε όλους", "el"), ("Доброе утро всем", "ru")]
+rows = [{"messages": conversation(t, a)} for t, a in pairs * 4]
+cfg = TrainConfig(base_model="local/tiny", epochs=2, batch_size=4, val_fraction=0.25, warmup_steps=0,
+                  save_every=2, val_samples=6)
+local = train(connect("local", store=out + "/local_store"), rows, cfg, out_dir=out + "/local")
+
+class Stop(Exception):
+    pass
+
+def stop_at_3(info):
+    if info.get("kind") == "step" and info["step"] == 3:
+        raise Stop()
+
+service = connect("tinker")
+try:
+    train(service, rows, cfg, out_dir=out + "/remote", callbacks=[stop_at_3])
+except Stop:
+    pass
+remote = train(service, rows, cfg, out_dir=out + "/remote")  # resumes from the step-2 checkpoint, over the wire
+sampler = service.create_sampling_client(model_path=remote.sampler_path).result()
+print(json.dumps({"local": local.history, "remote": remote.history, "local_val": local.validation,
+                  "remote_val": remote.validation, "sampler_path": remote.sampler_path,
+                  "sampler_model": sampler.get_base_model()}))
+"""
+
+
+def test_training_over_the_wire_resumes_and_matches_the_local_backend_step_for_step(tmp_path):
+    script = tmp_path / "train_both.py"
+    script.write_text(TRAIN_SCRIPT)
+    with FakeTinker(tmp_path / "server") as server:
+        proc = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=ROOT,
+                              env=server.environment(tmp_path / "hf", KEY), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    loss = [round(h["loss"], 5) for h in result["local"]]
+    assert [h["step"] for h in result["remote"]] == list(range(1, len(loss) + 1))
+    assert [round(h["loss"], 5) for h in result["remote"]] == loss  # the same datums, the same steps
+    assert result["remote_val"][-1]["val_accuracy"] == result["local_val"][-1]["val_accuracy"]
+    assert abs(result["remote_val"][-1]["val_loss"] - result["local_val"][-1]["val_loss"]) < 1e-4
+    assert result["sampler_path"].startswith("tinker://")
+    assert result["sampler_model"] == "local/tiny"
+    calls = Counter(p.rsplit("/api/v1/", 1)[-1] for p in server.paths)
+    assert calls["load_weights"] == 1  # the resume
