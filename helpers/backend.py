@@ -72,13 +72,13 @@ def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     proxies = getproxies()
     if (proxies.get(parsed.scheme) or proxies.get("all")) and not proxy_bypass(host):
         return
-    outcome: list[BaseException | None] = []
+    outcome: list[Exception | None] = []
 
     def attempt() -> None:  # in a thread: the name lookup has no timeout of its own
         try:
             with socket.create_connection((host, port), timeout=timeout):
                 outcome.append(None)
-        except OSError as e:
+        except Exception as e:  # noqa: BLE001 (reported by the caller, not lost in the thread)
             outcome.append(e)
 
     worker = threading.Thread(target=attempt, name="tinker-reachability", daemon=True)
