@@ -103,8 +103,15 @@ TRANSIENT_ERRORS = _transient_types()
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for rate limits, timeouts, lost connections and server errors (see :data:`TRANSIENT_ERRORS`)."""
-    return isinstance(error, TRANSIENT_ERRORS)
+    """True for rate limits, timeouts, lost connections and server errors (see :data:`TRANSIENT_ERRORS`),
+    and for a Tinker request that failed on the server's side (``RequestFailedError`` of category
+    ``Server``; a ``User`` error, such as a bad request, is permanent)."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    import tinker
+
+    request_failed = getattr(tinker, "RequestFailedError", ())
+    return isinstance(error, request_failed) and str(getattr(error, "category", "")).lower() == "server"
 
 
 def result_with_retries(future, resubmit, retries: int = 6):

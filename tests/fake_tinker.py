@@ -74,8 +74,13 @@ def _sample_proto(response: types.SampleResponse) -> bytes:
 class FakeTinker:
     """``with FakeTinker(tmp_path) as server:`` then point the SDK at ``server.url``."""
 
-    def __init__(self, store: str | Path, aliases: dict[str, tuple[str, str]] | None = None):
+    def __init__(self, store: str | Path, aliases: dict[str, tuple[str, str]] | None = None,
+                 fail: dict[str, set[int]] | None = None):
         self.store = Path(store)
+        # route -> the calls (1, 2, ...) whose future fails on the server's side after the work is done
+        self.fail = {route: set(calls) for route, calls in (fail or {}).items()}
+        self.calls: dict[str, int] = {}
+        self.failed: list[str] = []
         # a Tinker model name -> (local model it trains as, local model it samples as)
         self.aliases = dict(ALIASES if aliases is None else aliases)
         self._names: dict[str, str] = {}  # model id -> the name it was created with
@@ -136,6 +141,9 @@ class FakeTinker:
     # ------------------------------------------------------------------ requests
     def _future(self, kind: str, body, model_id: str | None = None) -> dict:
         rid = f"req-{next(self._ids)}"
+        if self.calls.get(self._route, 0) in self.fail.get(self._route, ()):
+            self.failed.append(f"{self._route} #{self.calls[self._route]}")
+            kind, body = "json", {"error": "injected: the worker went away", "category": "server"}
         self._futures[rid] = (kind, body)
         return {"request_id": rid, "model_id": model_id}
 
@@ -154,6 +162,8 @@ class FakeTinker:
         else:
             request = json.loads(body or b"{}")
         route = path.rsplit("/api/v1/", 1)[-1]
+        self._route = route
+        self.calls[route] = self.calls.get(route, 0) + 1
         if route in ("client/config", "client/dynamic_config", "telemetry"):
             return "json", {"status": "accepted"} if route == "telemetry" else {}
         if route == "healthz":

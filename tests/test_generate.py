@@ -295,6 +295,14 @@ def test_error_classes():
     assert issubclass(tinker.RateLimitError, tinker.APIStatusError)
     assert all(isinstance(t, type) for t in (tinker.RateLimitError, tinker.APITimeoutError, tinker.InternalServerError))
     assert not is_transient(ValueError("bad request")) and not is_transient(KeyError("x"))
+    # a Tinker request that failed on the server's side is worth another try; the user's own error is not
+    from tinker.types import RequestErrorCategory
+
+    def failed(category):
+        return tinker.RequestFailedError("Request failed: x", request_id="r1", category=category)
+
+    assert is_transient(failed(RequestErrorCategory.Server))
+    assert not is_transient(failed(RequestErrorCategory.User)) and not is_transient(failed(RequestErrorCategory.Unknown))
 
 
 # --------------------------------------------------------------------------- voting

@@ -32,10 +32,13 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def test_the_whole_run_goes_through_the_real_sdk_and_labels_as_the_local_backend_does(tmp_path):
+    """With server-side failures injected into generation (asample 3 and 20), evaluation
+    (asample 70) and training's first step: each is retried, and nothing is lost."""
     queries = _write(tmp_path / "queries.jsonl", _rows(ROOT / "data" / "queries.jsonl", 300))
     gold = _write(tmp_path / "gold.jsonl", _rows(ROOT / "data" / "test_gold.jsonl", 20))
     out = tmp_path / "out"
-    with FakeTinker(tmp_path / "server") as server:
+    faults = {"asample": {3, 20, 70}, "forward_backward": {1}}
+    with FakeTinker(tmp_path / "server", fail=faults) as server:
         proc = subprocess.run(
             [sys.executable, "-m", "helpers", "run", "--out", str(out), "--backend", "tinker", "--quick",
              "--queries", str(queries), "--gold", str(gold)],
@@ -45,6 +48,7 @@ def test_the_whole_run_goes_through_the_real_sdk_and_labels_as_the_local_backend
     for route in ("create_session", "create_model", "get_info", "forward_backward", "optim_step", "save_weights",
                   "save_weights_for_sampler", "create_sampling_session", "asample", "retrieve_future"):
         assert calls[route] > 0, f"the run never called {route}: {dict(calls)}"
+    assert len(server.failed) == 4 and calls["create_model"] == 2  # training began again on a fresh client
     assert server.keys == {KEY}  # the SDK authenticated with the key ...
     written = [p for p in out.rglob("*") if p.is_file() and p.suffix in (".json", ".jsonl", ".md", ".txt")]
     for text in [proc.stdout, proc.stderr, *(p.read_text(encoding="utf-8") for p in written)]:
@@ -64,7 +68,7 @@ def test_the_whole_run_goes_through_the_real_sdk_and_labels_as_the_local_backend
     teacher = connect("local").create_sampling_client(base_model=TEACHER_MODEL).result()
     generate(teacher, [r["text"] for r in _rows(queries, 1)], tmp_path / "local.jsonl", progress=False)
     remote, local = labels(out / "distill.jsonl"), labels(tmp_path / "local.jsonl")
-    assert len(remote) >= 45 and remote == {q: local[q] for q in remote}
+    assert len(remote) == len(_rows(queries, 1)) and remote == local
 
 
 TRAIN_SCRIPT = """
@@ -88,32 +92,50 @@ def stop_at_3(info):
         raise Stop()
 
 service = connect("tinker")
-try:
-    train(service, rows, cfg, out_dir=out + "/remote", callbacks=[stop_at_3])
-except Stop:
-    pass
-remote = train(service, rows, cfg, out_dir=out + "/remote")  # resumes from the step-2 checkpoint, over the wire
+if sys.argv[2] == "stop":
+    try:
+        train(service, rows, cfg, out_dir=out + "/remote", callbacks=[stop_at_3])
+    except Stop:
+        pass
+events = []
+remote = train(service, rows, cfg, out_dir=out + "/remote", callbacks=[events.append])  # a stopped run resumes
 sampler = service.create_sampling_client(model_path=remote.sampler_path).result()
 print(json.dumps({"local": local.history, "remote": remote.history, "local_val": local.validation,
                   "remote_val": remote.validation, "sampler_path": remote.sampler_path,
-                  "sampler_model": sampler.get_base_model()}))
+                  "sampler_model": sampler.get_base_model(),
+                  "restarts": [e["step"] for e in events if e["kind"] == "restart"]}))
 """
 
 
-def test_training_over_the_wire_resumes_and_matches_the_local_backend_step_for_step(tmp_path):
+def _train_both(tmp_path: Path, mode: str, fail=None) -> tuple[dict, Counter]:
     script = tmp_path / "train_both.py"
     script.write_text(TRAIN_SCRIPT)
-    with FakeTinker(tmp_path / "server") as server:
-        proc = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=ROOT,
+    with FakeTinker(tmp_path / "server", fail=fail) as server:
+        proc = subprocess.run([sys.executable, str(script), str(tmp_path), mode], cwd=ROOT,
                               env=server.environment(tmp_path / "hf", KEY), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1]), Counter(p.rsplit("/api/v1/", 1)[-1] for p in server.paths)
+
+
+def _same_steps(result: dict) -> None:
     loss = [round(h["loss"], 5) for h in result["local"]]
     assert [h["step"] for h in result["remote"]] == list(range(1, len(loss) + 1))
     assert [round(h["loss"], 5) for h in result["remote"]] == loss  # the same datums, the same steps
     assert result["remote_val"][-1]["val_accuracy"] == result["local_val"][-1]["val_accuracy"]
     assert abs(result["remote_val"][-1]["val_loss"] - result["local_val"][-1]["val_loss"]) < 1e-4
+
+
+def test_training_over_the_wire_resumes_and_matches_the_local_backend_step_for_step(tmp_path):
+    result, calls = _train_both(tmp_path, "stop")
+    _same_steps(result)
     assert result["sampler_path"].startswith("tinker://")
     assert result["sampler_model"] == "local/tiny"
-    calls = Counter(p.rsplit("/api/v1/", 1)[-1] for p in server.paths)
-    assert calls["load_weights"] == 1  # the resume
+    assert calls["load_weights"] == 1 and result["restarts"] == []  # the resume
+
+
+def test_a_step_that_fails_on_the_server_after_doing_its_work_sends_training_back_to_a_checkpoint(tmp_path):
+    """The 5th forward_backward (step 5) runs on the server but its future fails: the run goes
+    back to the step-4 checkpoint over the wire and still takes the local backend's steps."""
+    result, calls = _train_both(tmp_path, "plain", fail={"forward_backward": {5}})
+    assert result["restarts"] == [4] and calls["load_weights"] == 1
+    _same_steps(result)
