@@ -139,3 +139,21 @@ def test_a_step_that_fails_on_the_server_after_doing_its_work_sends_training_bac
     result, calls = _train_both(tmp_path, "plain", fail={"forward_backward": {5}})
     assert result["restarts"] == [4] and calls["load_weights"] == 1
     _same_steps(result)
+
+
+def test_notebooks_00_and_01_run_with_a_key_through_the_real_sdk(tmp_path):
+    """The notebooks' Tinker branch (connect, tokenizer, teacher on the dev set, playgrounds),
+    executed headless with a key against the local server; the key is in no output."""
+    with FakeTinker(tmp_path / "server") as server:
+        env = {**server.environment(tmp_path / "hf", KEY), "PD_WORKDIR": str(tmp_path / "wd")}
+        for name in ("00_setup", "01_teacher_prompt"):
+            proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                                   str(ROOT / "notebooks" / f"{name}.ipynb"), "--output-dir", str(tmp_path / "nb")],
+                                  cwd=ROOT / "notebooks", env=env, capture_output=True, text=True, timeout=900)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert KEY not in proc.stdout + proc.stderr
+    setup, teacher = ((tmp_path / "nb" / f"{name}.ipynb").read_text(encoding="utf-8") for name in ("00_setup", "01_teacher_prompt"))
+    assert KEY not in setup and KEY not in teacher
+    assert "backend: tinker (because TINKER_API_KEY is set)" in setup
+    assert "Tinker mode" in teacher and "teacher (Qwen/Qwen3-30B-A3B) accuracy on dev" in teacher
+    assert Counter(p.rsplit("/api/v1/", 1)[-1] for p in server.paths)["asample"] > 487  # the dev set and the playgrounds
