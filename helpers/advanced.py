@@ -77,7 +77,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .backend import connect, supported_models
-from .course import DATA, ensure_distillation_data, is_offline, workdir
+from .course import DATA, ensure_distillation_data, is_offline, is_quick, workdir
 from .dataio import DataError, read_conversations, read_gold, read_queries, write_text
 from .evaluate import agreement, compute_metrics, default_models, labels_of, predict_with_client
 from .generate import GenerateConfig, generate
@@ -129,8 +129,9 @@ OFFLINE_TITLE = "offline: stand-in teacher, tiny local student (not LLM results)
 
 
 def resolve_quick(service, quick: bool | None) -> bool:
-    """``quick`` as given, else True offline and False on Tinker."""
-    return is_offline(service) if quick is None else bool(quick)
+    """``quick`` as given, else ``PD_QUICK``, else True offline and False on Tinker
+    (:func:`helpers.course.is_quick`)."""
+    return is_quick(service, quick)
 
 
 def student_config(service, quick: bool | None = None, **overrides) -> TrainConfig:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .dataio import read_conversations, read_queries
+from .dataio import DataError, read_conversations, read_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -36,18 +36,35 @@ def workdir() -> Path:
     return path
 
 
-def _quick(service, quick: bool | None) -> bool:
-    """``quick`` as given, else the course's default: the quick sample offline, the full pool on Tinker."""
-    return is_offline(service) if quick is None else quick
+def quick_setting() -> bool | None:
+    """``PD_QUICK`` from the environment: True for 1, False for 0, None when unset."""
+    value = os.environ.get("PD_QUICK", "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise DataError(f"setting: PD_QUICK must be 1 or 0, got {value!r}")
+
+
+def is_quick(service, quick: bool | None = None) -> bool:
+    """``quick`` as given; else ``PD_QUICK`` when set; else the course's default: the quick
+    sample offline, the full pool on Tinker. ``PD_QUICK=1`` makes a first Tinker run cheap
+    (1,200 queries, one epoch); ``PD_QUICK=0`` runs the full pool offline."""
+    if quick is not None:
+        return bool(quick)
+    setting = quick_setting()
+    return is_offline(service) if setting is None else setting
 
 
 def run_dir(service, quick: bool | None = None) -> Path:
     """``workdir()/<backend>`` (``local``, ``tinker``), with ``-quick`` for the quick sample.
 
-    ``quick`` defaults as in :func:`ensure_distillation_data`, so notebooks find offline
-    ``local-quick/`` and with a key ``tinker/``.
+    ``quick`` defaults as in :func:`is_quick`, so notebooks find offline ``local-quick/``
+    and with a key ``tinker/`` (``tinker-quick/`` with ``PD_QUICK=1``).
     """
-    quick = _quick(service, quick)
+    quick = is_quick(service, quick)
     path = workdir() / (service.backend + ("-quick" if quick else ""))
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -96,7 +113,7 @@ def ensure_distillation_data(service, quick: bool | None = None, progress: bool 
     from .evaluate import default_models
     from .generate import GenerateConfig, generate
 
-    quick = _quick(service, quick)
+    quick = is_quick(service, quick)
     out = run_dir(service, quick) / "distill.jsonl"
     if out.exists():
         return out
@@ -110,7 +127,7 @@ def ensure_student(service, quick: bool | None = None, progress: bool = True) ->
     """A trained student at ``run_dir(service, quick)/student`` (``checkpoint.json``), trained if missing."""
     from .train import TrainConfig, train
 
-    quick = _quick(service, quick)
+    quick = is_quick(service, quick)
     folder = run_dir(service, quick) / "student"
     if (folder / "checkpoint.json").exists():
         return folder

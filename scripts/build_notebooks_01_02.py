@@ -232,7 +232,8 @@ filter), and ends with the exported file that notebooks 03 and 04 read.
 `lingua` detector), not an LLM, and generation uses a quick sample of 1,200 queries from the
 pool (its size is printed below). Every count below is the stand-in's. With a Tinker key the
 same cells run the teacher LLM on the whole pool: 14,660 paid calls, each with the long
-prompt (check your model's price first). The notebook takes under a minute offline."""
+prompt (check your model's price first; `PD_QUICK=1` in the environment keeps to the 1,200-query
+sample on Tinker too). The notebook takes under a minute offline."""
     ),
     new_code_cell(
         """%matplotlib inline
@@ -257,7 +258,7 @@ service = helpers.connect()
 print(helpers.course.backend_note(service))
 teacher_model = default_models(service.backend)["teacher"]
 teacher = service.create_sampling_client(base_model=teacher_model).result()
-workdir = helpers.course.workdir()"""
+workdir = helpers.course.run_dir(service)  # this backend's own folder: offline files never stand in for Tinker's"""
     ),
     new_markdown_cell(
         """## 1. The query pool
@@ -335,9 +336,11 @@ slow_teacher = LatencyTeacher(teacher, delay=0.2)  # answers like the teacher, 0
 demo, demo_queries = workdir / "interrupted.jsonl", helpers.course.query_pool(quick=True)[:300]
 for old in workdir.glob("interrupted.jsonl*"):
     old.unlink()  # start from scratch each time
+# 300 answers, 16 at a time, each at least 0.2 s late: the run needs 3.75 s or more on any
+# server, so stopping it after 1.5 s (offline) or 3 s (Tinker, slower to answer) always interrupts it.
 try:
     await asyncio.wait_for(generate_async(slow_teacher, demo_queries, demo, config=GenerateConfig(concurrency=16)),
-                           timeout=1.5 if helpers.course.is_offline(service) else 10)
+                           timeout=1.5 if helpers.course.is_offline(service) else 3)
 except TimeoutError:
     print("stopped before the end")"""
     ),

@@ -30,7 +30,8 @@ and validation curves, and leaves a checkpoint for `04_evaluate`.
 
 Offline, a tiny model starts from random weights and trains on this CPU, on a quick version
 of the data (about 1,200 queries, 4 epochs in batches of 16): about a minute. With a Tinker key the same
-cells fine-tune a LoRA adapter on an LLM, with the recipe's settings."""
+cells fine-tune a LoRA adapter on an LLM, with the recipe's settings (on the quick sample for
+one epoch when `PD_QUICK=1` is set)."""
     ),
     new_code_cell(
         """%matplotlib inline
@@ -132,14 +133,15 @@ query's tokens and the chat markup around them) gets weight 0.5 instead of 0
 (`prompt_weight`): predicting the query's next token teaches the student the languages. In
 our offline measurements on an earlier, smaller pool it lifted test accuracy from 0.89 to
 0.94 at the same cost. On Tinker the recipe's 0 stays. Offline, this notebook trains on a
-quick sample of the pool, in batches of 16 so that it still makes a few hundred steps.
+quick sample of the pool, in batches of 16 so that it still makes a few hundred steps
+(`PD_QUICK=0` trains on the whole pool, as `make run` does).
 
 We also validate about twice per epoch (`eval_every`, in steps; 0 means only at the end) on
 the 5% of the data held out: the loss on the held-out answers, and the accuracy of the
 student's own greedy answers to those queries."""
     ),
     new_code_cell(
-        """config = TrainConfig.for_backend(service.backend, quick=helpers.course.is_offline(service))
+        """config = TrainConfig.for_backend(service.backend, quick=helpers.course.is_quick(service))
 config.eval_every = max(1, len(rows) // (2 * config.batch_size))  # steps: about twice per epoch
 
 names = ["base_model", "rank", "learning_rate", "lr_schedule", "warmup_steps", "epochs", "batch_size", "prompt_weight",

@@ -59,6 +59,10 @@ def run_pipeline(out: Path) -> None:
         print("pipeline: skipped (the helpers package has no command line yet)")
         return
     command = [sys.executable, "-m", "helpers", "run", "--out", str(out)]
+    from helpers.course import quick_setting
+
+    if quick_setting():  # PD_QUICK=1: the 1,200-query sample, for a cheap first run on Tinker
+        command.append("--quick")
     print(f"pipeline: {' '.join(['python', *command[1:]])}", flush=True)
     start = time.monotonic()
     code = subprocess.call(command, cwd=ROOT)

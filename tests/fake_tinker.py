@@ -269,11 +269,14 @@ class FakeTinker:
                 except KeyError as e:
                     kind, out, status = "json", {"error": f"fake Tinker server: no {e}"}, 404
                 payload = out if kind == "proto" else json.dumps(out).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/x-protobuf" if kind == "proto" else "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/x-protobuf" if kind == "proto" else "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up on this request (a cancelled run): nothing to answer
 
             do_GET = do_POST  # noqa: N815
 

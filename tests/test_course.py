@@ -32,3 +32,24 @@ def test_offline_and_tinker_work_never_stand_in_for_each_other(tmp_path, monkeyp
     made = path.stat().st_mtime_ns
     assert course.ensure_distillation_data(local, progress=False) == path
     assert path.stat().st_mtime_ns == made
+
+
+def test_pd_quick_chooses_the_sample_on_either_backend(tmp_path, monkeypatch):
+    import pytest
+
+    from helpers.advanced import resolve_quick
+    from helpers.dataio import DataError
+
+    monkeypatch.setenv("PD_WORKDIR", str(tmp_path))
+    local, tinker = connect("local"), SimpleNamespace(backend="tinker")
+    monkeypatch.delenv("PD_QUICK", raising=False)
+    assert (course.is_quick(local), course.is_quick(tinker)) == (True, False)
+    monkeypatch.setenv("PD_QUICK", "1")  # a cheap first run with a key
+    assert course.is_quick(tinker) and resolve_quick(tinker, None)
+    assert course.run_dir(tinker) == tmp_path / "tinker-quick"
+    assert not course.is_quick(tinker, quick=False)  # an explicit argument wins
+    monkeypatch.setenv("PD_QUICK", "0")
+    assert not course.is_quick(local) and course.run_dir(local) == tmp_path / "local"
+    monkeypatch.setenv("PD_QUICK", "maybe")
+    with pytest.raises(DataError, match="PD_QUICK must be 1 or 0, got 'maybe'"):
+        course.is_quick(local)

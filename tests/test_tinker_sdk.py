@@ -10,6 +10,7 @@ gives the same results as the local backend computes directly.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -141,19 +142,34 @@ def test_a_step_that_fails_on_the_server_after_doing_its_work_sends_training_bac
     _same_steps(result)
 
 
-def test_notebooks_00_and_01_run_with_a_key_through_the_real_sdk(tmp_path):
-    """The notebooks' Tinker branch (connect, tokenizer, teacher on the dev set, playgrounds),
-    executed headless with a key against the local server; the key is in no output."""
+def _execute(name: str, env: dict, out: Path) -> str:
+    proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                           str(ROOT / "notebooks" / f"{name}.ipynb"), "--output-dir", str(out)],
+                          cwd=ROOT / "notebooks", env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
+    assert KEY not in proc.stdout + proc.stderr
+    return (out / f"{name}.ipynb").read_text(encoding="utf-8")
+
+
+def test_notebooks_00_to_04_run_with_a_key_through_the_real_sdk_after_an_offline_run(tmp_path):
+    """The notebooks' Tinker branch, headless, with a key and PD_QUICK=1 (a learner's cheap
+    first run), in a work folder where notebook 02 already ran offline: nothing offline is
+    taken for Tinker's, every notebook runs through the real SDK, and the key is in no output.
+    (Notebook 05 trains about ten students; its Tinker branch is left to a real account.)"""
+    workdir = tmp_path / "wd"
+    offline = {k: v for k, v in os.environ.items() if k != "TINKER_API_KEY"}
+    _execute("02_generate_data", {**offline, "PD_BACKEND": "local", "PD_WORKDIR": str(workdir)}, tmp_path / "offline")
     with FakeTinker(tmp_path / "server") as server:
-        env = {**server.environment(tmp_path / "hf", KEY), "PD_WORKDIR": str(tmp_path / "wd")}
-        for name in ("00_setup", "01_teacher_prompt"):
-            proc = subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                                   str(ROOT / "notebooks" / f"{name}.ipynb"), "--output-dir", str(tmp_path / "nb")],
-                                  cwd=ROOT / "notebooks", env=env, capture_output=True, text=True, timeout=900)
-            assert proc.returncode == 0, proc.stderr[-3000:]
-            assert KEY not in proc.stdout + proc.stderr
-    setup, teacher = ((tmp_path / "nb" / f"{name}.ipynb").read_text(encoding="utf-8") for name in ("00_setup", "01_teacher_prompt"))
-    assert KEY not in setup and KEY not in teacher
-    assert "backend: tinker (because TINKER_API_KEY is set)" in setup
-    assert "Tinker mode" in teacher and "teacher (Qwen/Qwen3-30B-A3B) accuracy on dev" in teacher
-    assert Counter(p.rsplit("/api/v1/", 1)[-1] for p in server.paths)["asample"] > 487  # the dev set and the playgrounds
+        env = {**server.environment(tmp_path / "hf", KEY), "PD_WORKDIR": str(workdir), "PD_QUICK": "1"}
+        run = {name: _execute(name, env, tmp_path / "nb")
+               for name in ("00_setup", "01_teacher_prompt", "02_generate_data", "03_train_student", "04_evaluate")}
+    assert all(KEY not in text for text in run.values())
+    assert "backend: tinker (because TINKER_API_KEY is set)" in run["00_setup"]
+    assert "Tinker mode" in run["01_teacher_prompt"] and "teacher (Qwen/Qwen3-30B-A3B) accuracy on dev" in run["01_teacher_prompt"]
+    summary = json.loads((workdir / "tinker-quick" / "distill.jsonl.summary.json").read_text())
+    assert summary["teacher"] == "Qwen/Qwen3-30B-A3B" and summary["rows"] > 1000
+    checkpoint = json.loads((workdir / "tinker-quick" / "student" / "checkpoint.json").read_text())
+    assert checkpoint["sampler_path"].startswith("tinker://") and checkpoint["config"]["epochs"] == 1
+    assert "615 gold queries" in run["04_evaluate"]
+    calls = Counter(p.rsplit("/api/v1/", 1)[-1] for p in server.paths)
+    assert calls["create_model"] == 1 and calls["forward_backward"] > 1 and calls["asample"] > 3000
