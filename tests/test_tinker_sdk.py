@@ -10,7 +10,6 @@ gives the same results as the local backend computes directly.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -151,19 +150,19 @@ def _execute(name: str, env: dict, out: Path) -> str:
     return (out / f"{name}.ipynb").read_text(encoding="utf-8")
 
 
-def test_notebooks_00_to_04_run_with_a_key_through_the_real_sdk_after_an_offline_run(tmp_path):
+def test_notebooks_00_to_04_run_with_a_key_through_the_real_sdk(tmp_path):
     """The notebooks' Tinker branch, headless, with a key and PD_QUICK=1 (a learner's cheap
-    first run), in a work folder where notebook 02 already ran offline: nothing offline is
-    taken for Tinker's, every notebook runs through the real SDK, and the key is in no output.
-    (Notebook 05 trains about ten students; its Tinker branch is left to a real account.)"""
+    first run): every notebook runs through the real SDK, writes only to the Tinker folder of
+    the work folder (so an offline run's files are never taken for Tinker's, nor the other
+    way round), and the key is in no output. (Notebook 05 trains about ten students; its
+    Tinker branch is left to a real account.)"""
     workdir = tmp_path / "wd"
-    offline = {k: v for k, v in os.environ.items() if k != "TINKER_API_KEY"}
-    _execute("02_generate_data", {**offline, "PD_BACKEND": "local", "PD_WORKDIR": str(workdir)}, tmp_path / "offline")
     with FakeTinker(tmp_path / "server") as server:
         env = {**server.environment(tmp_path / "hf", KEY), "PD_WORKDIR": str(workdir), "PD_QUICK": "1"}
         run = {name: _execute(name, env, tmp_path / "nb")
                for name in ("00_setup", "01_teacher_prompt", "02_generate_data", "03_train_student", "04_evaluate")}
     assert all(KEY not in text for text in run.values())
+    assert sorted(p.name for p in workdir.iterdir()) == ["tinker-quick"]
     assert "backend: tinker (because TINKER_API_KEY is set)" in run["00_setup"]
     assert "Tinker mode" in run["01_teacher_prompt"] and "teacher (Qwen/Qwen3-30B-A3B) accuracy on dev" in run["01_teacher_prompt"]
     summary = json.loads((workdir / "tinker-quick" / "distill.jsonl.summary.json").read_text())
