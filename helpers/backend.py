@@ -20,6 +20,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from urllib.parse import urlparse
 
 from .dataio import DataError
@@ -73,11 +74,25 @@ def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     if (proxies.get(parsed.scheme) or proxies.get("all")) and not proxy_bypass(host):
         return
     outcome: list[Exception | None] = []
+    deadline = time.monotonic() + timeout
 
     def attempt() -> None:  # in a thread: the name lookup has no timeout of its own
         try:
-            with socket.create_connection((host, port), timeout=timeout):
-                outcome.append(None)
+            addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            error: Exception = OSError(f"no address for {host}")
+            for i, (family, kind, proto, _, address) in enumerate(addresses):
+                # each address gets an equal share of the time left, so a silent first one
+                # (often IPv6) does not use it all up before the others are tried
+                share = max(0.1, (deadline - time.monotonic()) / (len(addresses) - i))
+                try:
+                    with socket.socket(family, kind, proto) as sock:
+                        sock.settimeout(share)
+                        sock.connect(address)
+                    outcome.append(None)
+                    return
+                except OSError as e:
+                    error = e
+            outcome.append(error)
         except Exception as e:  # noqa: BLE001 (reported by the caller, not lost in the thread)
             outcome.append(e)
 

@@ -95,7 +95,12 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     import tinker
 
     names = ("RateLimitError", "APITimeoutError", "APIConnectionError", "InternalServerError")
-    return (TransientError, TimeoutError, ConnectionError) + tuple(getattr(tinker, n) for n in names if hasattr(tinker, n))
+    types_ = (TransientError, TimeoutError, ConnectionError) + tuple(getattr(tinker, n) for n in names if hasattr(tinker, n))
+    try:  # the SDK's "promise expired, send the request again" (HTTP 410)
+        from tinker.lib.retryable_exception import RetryableException
+    except ImportError:
+        return types_
+    return (*types_, RetryableException)
 
 
 TRANSIENT_ERRORS = _transient_types()

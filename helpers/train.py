@@ -52,7 +52,7 @@ from .labels import LABELS, parse_answer
 from .render import conversation, model_input, render_example
 
 SCHEDULES = ("constant", "linear", "cosine")
-RESTARTS = 6  # transient failures in a row, with no step gained between them, before a run gives up
+RESTARTS = 6  # restarts in a row with no step gained between them; the next transient failure ends the run
 
 
 @dataclass
@@ -249,11 +249,15 @@ def train(
             restart_point = (start_step, resume_path)
     started = time.time()
     own_client = training_client is None
+
+    def open_client(state_path: str | None):
+        """A training client resumed from ``state_path`` (weights and optimizer), or a fresh one."""
+        if state_path:
+            return service.create_training_client_from_state_with_optimizer(state_path).result()
+        return service.create_lora_training_client(config.base_model, rank=config.rank, seed=config.seed).result()
+
     if training_client is None:
-        if resume_path:
-            training_client = service.create_training_client_from_state_with_optimizer(resume_path).result()
-        else:
-            training_client = service.create_lora_training_client(config.base_model, rank=config.rank, seed=config.seed).result()
+        training_client = open_client(resume_path)
     tokenizer = training_client.get_tokenizer()
 
     def datum(q, a, w):
@@ -331,32 +335,28 @@ def train(
     # it, and a repeated request would run out of order (or an optim_step would take two
     # batches' gradients). So the run goes back to its last checkpoint, on a fresh client,
     # and replays from there; the batches are the same, so the weights end as they would have.
-    first, furthest, failures = start_step, start_step, 0
+    first, furthest, failures, reopen, reopen_path = start_step, start_step, 0, False, None
     while True:
         try:
+            if reopen:  # in the try: a failure to reopen counts as one more failure
+                training_client, reopen = open_client(reopen_path), False
             run_from(first)
             break
         except Exception as error:
             if not is_transient(error):
                 raise
-            for p in in_flight:  # let the queued requests settle before leaving their client
-                for future in (p.fb, p.opt):
-                    try:
-                        future.result()
-                    except Exception:
-                        pass
+            # The old client's queued requests are left to finish or fail on their own: the new
+            # client starts from a checkpoint and shares no state with them.
             in_flight.clear()
-            failures = 0 if len(history) > furthest else failures + 1  # reset when the run got further
+            failures = 1 if len(history) > furthest else failures + 1  # counted since the run last got further
             furthest = max(furthest, len(history))
             if failures > RESTARTS:
                 raise
             time.sleep(min(2.0, 0.05 * 2**failures) * random.random())
             if restart_point is not None:
-                first, path = restart_point
-                training_client = service.create_training_client_from_state_with_optimizer(path).result()
+                (first, reopen_path), reopen = restart_point, True
             elif own_client:
-                first = 0
-                training_client = service.create_lora_training_client(config.base_model, rank=config.rank, seed=config.seed).result()
+                first, reopen_path, reopen = 0, None, True
             else:
                 raise RuntimeError(f"training: a step failed ({one_line(error)}) before any checkpoint; pass out_dir "
                                    "so that the run can go back to one, or retry the run") from error

@@ -1,12 +1,12 @@
 """Run the whole course headless, in order, and summarise it: the driver behind ``make run``.
 
-1. The pipeline, ``python -m helpers run --out build/run``, when the package has a command
-   line (``helpers/__main__.py``): it writes ``build/run/report.json``.
+1. The pipeline, ``python -m helpers run --out build/run/<backend>``, when the package has a
+   command line (``helpers/__main__.py``): it writes ``report.json`` there (:func:`pipeline_folder`).
 2. Every ``notebooks/NN_*.ipynb`` in order, in the ``python3`` kernel of this interpreter
    (the course's ``.venv``), with a time limit per cell; the executed copies go to
    ``build/notebooks/``, each kernel's own log to ``build/logs/``. The kernels see
    ``PD_BUILD`` (the build folder, absolute) and save figures under ``$PD_BUILD/figures``.
-3. A short summary of ``build/run/report.json``: accuracies, agreement, prompt tokens saved.
+3. A short summary of that ``report.json``: accuracies, agreement, prompt tokens saved.
 
 The backend is whatever ``helpers.connect()`` picks (``PD_BACKEND``, else Tinker when
 ``TINKER_API_KEY`` is set, else offline). On failure it exits non-zero with one line naming
@@ -53,15 +53,23 @@ def one_line(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+def pipeline_folder() -> str:
+    """``local``, ``tinker``, with ``-quick`` when ``PD_QUICK=1``: the pipeline's folder under
+    ``build/run/``, one per backend and size as the notebooks' work folders are, so that a
+    second ``make run`` with a key or ``PD_QUICK`` never meets another run's files."""
+    from helpers.backend import choose_backend
+    from helpers.course import quick_setting
+
+    return choose_backend()[0] + ("-quick" if quick_setting() else "")
+
+
 def run_pipeline(out: Path) -> None:
     """``python -m helpers run --out OUT`` in this interpreter, its output streamed as it comes."""
     if importlib.util.find_spec("helpers.__main__") is None:
         print("pipeline: skipped (the helpers package has no command line yet)")
         return
     command = [sys.executable, "-m", "helpers", "run", "--out", str(out)]
-    from helpers.course import quick_setting
-
-    if quick_setting():  # PD_QUICK=1: the 1,200-query sample, for a cheap first run on Tinker
+    if out.name.endswith("-quick"):  # PD_QUICK=1: the 1,200-query sample, for a cheap first run on Tinker
         command.append("--quick")
     print(f"pipeline: {' '.join(['python', *command[1:]])}", flush=True)
     start = time.monotonic()
@@ -193,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     build = args.build.resolve()
     os.environ["PD_BUILD"] = str(build)  # inherited by the pipeline and every notebook kernel
     (build / "figures").mkdir(parents=True, exist_ok=True)
-    run_dir = build / "run"
+    run_dir = build / "run" / pipeline_folder()
     try:
         if not args.no_pipeline:
             run_pipeline(run_dir)

@@ -71,6 +71,11 @@ def _sample_proto(response: types.SampleResponse) -> bytes:
     return msg.SerializeToString()
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the SDK opens many connections at once
+    daemon_threads = True
+
+
 class FakeTinker:
     """``with FakeTinker(tmp_path) as server:`` then point the SDK at ``server.url``."""
 
@@ -94,7 +99,7 @@ class FakeTinker:
         self._sampler_info: dict[str, dict] = {}  # sampling session id -> GetSamplerResponse
         self._checkpoints: dict[str, str] = {}  # tinker:// path -> local path
         self._futures: dict[str, tuple[str, object]] = {}  # request id -> ("json" | "proto", body)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> FakeTinker:
@@ -268,6 +273,8 @@ class FakeTinker:
                     status = 200
                 except KeyError as e:
                     kind, out, status = "json", {"error": f"fake Tinker server: no {e}"}, 404
+                except Exception as e:  # noqa: BLE001 (a 400 is not retried: the test fails at once, with the reason)
+                    kind, out, status = "json", {"error": f"fake Tinker server: {type(e).__name__}: {e}"}, 400
                 payload = out if kind == "proto" else json.dumps(out).encode()
                 try:
                     self.send_response(status)

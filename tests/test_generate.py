@@ -302,6 +302,9 @@ def test_error_classes():
         return tinker.RequestFailedError("Request failed: x", request_id="r1", category=category)
 
     assert is_transient(failed(RequestErrorCategory.Server))
+    from tinker.lib.retryable_exception import RetryableException
+
+    assert is_transient(RetryableException("promise expired"))
     assert not is_transient(failed(RequestErrorCategory.User)) and not is_transient(failed(RequestErrorCategory.Unknown))
 
 

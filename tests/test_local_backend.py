@@ -327,6 +327,34 @@ def test_reachability_check_is_bounded_even_when_the_name_lookup_hangs(monkeypat
     assert time.monotonic() - started < 4
 
 
+def test_a_silent_first_address_leaves_time_for_the_next(monkeypatch):
+    """A host's first address that never answers (a full listen backlog drops the SYN) must
+    not use up the whole timeout: the next address, which answers, is still tried."""
+    import socket
+
+    from helpers.backend import check_reachable
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    silent, alive = socket.socket(), socket.socket()
+    for server in (silent, alive):
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+    fillers = []
+    for _ in range(3):  # fill the silent server's backlog; its next SYN goes unanswered
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(silent.getsockname())
+        fillers.append(filler)
+    addresses = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", s.getsockname()) for s in (silent, alive)]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: addresses)
+    try:
+        check_reachable("http://tinker.example/api", timeout=3)  # no error: the second address answered
+    finally:
+        for sock in (silent, alive, *fillers):
+            sock.close()
+
+
 def test_hugging_face_folder_trains_with_lora(tmp_path):
     """A local folder holding a Hugging Face causal LM loads, and trains through peft's LoRA."""
     from helpers.local.clients import load_model

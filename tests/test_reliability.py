@@ -98,21 +98,34 @@ def _weights(folder: Path) -> dict:
 def test_transient_failures_go_back_to_a_checkpoint_and_end_at_the_same_weights(tmp_path):
     """Failed steps whose work was done anyway (the answer lost on the way back) are not
     retried in place, behind the next step already queued: the run goes back to its last
-    checkpoint and replays, and ends exactly where an unbroken run ends."""
-    plain = train(connect("local", store=tmp_path / "w0"), ROWS, CONFIG, out_dir=tmp_path / "plain")
+    checkpoint and replays, and ends exactly where an unbroken run ends, validation included."""
+    config = TrainConfig(epochs=2, batch_size=4, val_fraction=0.25, warmup_steps=0, save_every=4, eval_every=3, val_samples=4)
+    plain = train(connect("local", store=tmp_path / "w0"), ROWS, config, out_dir=tmp_path / "plain")
     flaky = FlakyService(connect("local", store=tmp_path / "w1"), rate=0.1, seed=3)
     plot = LiveLossPlot(live=False)
     events = []
-    result = train(flaky, ROWS, CONFIG, out_dir=tmp_path / "flaky", callbacks=[plot, events.append])
+    result = train(flaky, ROWS, config, out_dir=tmp_path / "flaky", callbacks=[plot, events.append])
     restarts = [e["step"] for e in events if e["kind"] == "restart"]
     assert sum(c.failures for c in flaky.clients) >= 3 and len(restarts) >= 3
     assert 0 in restarts and any(s > 0 for s in restarts)  # from scratch, and from a checkpoint
-    assert all(s % CONFIG.save_every == 0 for s in restarts)
-    assert [h["step"] for h in result.history] == list(range(1, 17))
-    assert [s["step"] for s in plot.steps] == list(range(1, 17))  # the live plot dropped the redone steps
+    assert all(s % config.save_every == 0 for s in restarts)
+    steps = list(range(1, len(plain.history) + 1))
+    assert [h["step"] for h in result.history] == steps and [s["step"] for s in plot.steps] == steps
     assert [h["loss"] for h in result.history] == [h["loss"] for h in plain.history]
+    assert result.validation == plain.validation and len(plain.validation) >= 3
+    assert plot.validation == [{"kind": "validation", **v} for v in plain.validation]  # redone points dropped
     a, b = _weights(tmp_path / "plain"), _weights(tmp_path / "flaky")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_that_keeps_failing_in_the_same_place_gives_up(tmp_path):
+    from helpers.train import RESTARTS
+
+    flaky = FlakyService(connect("local", store=tmp_path / "w"), rate=1.0)
+    events = []
+    with pytest.raises(TransientError):
+        train(flaky, ROWS, CONFIG, out_dir=tmp_path / "run", callbacks=[events.append])
+    assert sum(e["kind"] == "restart" for e in events) == RESTARTS
 
 
 def test_a_transient_failure_without_a_checkpoint_on_a_given_client_stops_clearly(tmp_path):

@@ -71,3 +71,13 @@ def test_a_failing_cell_is_named_and_the_executed_copy_kept(run_course, tmp_path
     assert "\n" not in message
     executed = nbformat.read(tmp_path / "out" / "07_broken.ipynb", as_version=4)
     assert executed.cells[2].outputs[0]["ename"] == "ValueError"
+
+
+def test_each_backend_and_size_has_its_own_pipeline_folder(run_course, monkeypatch):
+    monkeypatch.delenv("TINKER_API_KEY", raising=False)
+    monkeypatch.delenv("PD_QUICK", raising=False)
+    monkeypatch.setenv("PD_BACKEND", "local")
+    assert run_course.pipeline_folder() == "local"
+    monkeypatch.setenv("PD_BACKEND", "tinker")
+    monkeypatch.setenv("PD_QUICK", "1")
+    assert run_course.pipeline_folder() == "tinker-quick"
