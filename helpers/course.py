@@ -102,10 +102,13 @@ def backend_note(service) -> str:
 def query_pool(quick: bool) -> list[dict]:
     """The distillation pool; with ``quick``, an even sample that keeps the mix of kinds."""
     rows = read_queries(DATA / "queries.jsonl")
-    if not quick:
-        return rows
-    step = max(1, len(rows) // QUICK_QUERIES)
-    return rows[::step][:QUICK_QUERIES]
+    return even_sample(rows, QUICK_QUERIES) if quick else rows
+
+
+def even_sample(rows: list, n: int) -> list:
+    """``n`` rows taken evenly (every k-th), so the sample keeps the pool's mix of kinds."""
+    step = max(1, len(rows) // n)
+    return rows[::step][:n]
 
 
 def ensure_distillation_data(service, quick: bool | None = None, progress: bool = True) -> Path:

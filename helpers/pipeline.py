@@ -25,6 +25,7 @@ from pathlib import Path
 from . import baseline as baseline_mod
 from . import evaluate as ev
 from .backend import choose_backend, connect
+from .course import QUICK_QUERIES, even_sample
 from .dataio import DataError, read_conversations, read_gold, read_queries, write_text
 from .generate import GenerateConfig, generate
 from .train import TrainConfig, train
@@ -42,12 +43,6 @@ OFFLINE_NOTE = (
 )
 
 
-def _quick_queries(rows: list[dict], n: int) -> list[dict]:
-    """An even sample of ``n`` rows (every k-th row keeps the pool's mix of kinds)."""
-    step = max(1, len(rows) // n)
-    return rows[::step][:n]
-
-
 def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=None, gold=None,
                  overwrite: bool = False, progress: bool = True, train_overrides: dict | None = None) -> dict:
     """Run every step into ``out``; return the report (also written as report.json)."""
@@ -63,7 +58,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     query_rows = read_queries(queries or DATA / "queries.jsonl")
     gold_rows = read_gold(gold or DATA / "test_gold.jsonl")
     if quick:
-        query_rows = _quick_queries(query_rows, 1200)
+        query_rows = even_sample(query_rows, QUICK_QUERIES)
     service = connect(backend, store=out / "student" / "weights")
 
     # 1. The teacher labels the pool, with the long prompt.

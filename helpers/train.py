@@ -47,7 +47,7 @@ import numpy as np
 from tinker import types
 
 from .dataio import DataError, write_text
-from .generate import is_transient, one_line
+from .generate import is_transient, one_line, result_with_retries
 from .labels import LABELS, parse_answer
 from .render import conversation, model_input, render_example
 
@@ -277,7 +277,11 @@ def train(
 
     def record(info: dict) -> None:
         for cb in callbacks:
-            cb(info)
+            try:
+                cb(info)
+            except Exception as e:
+                e.raised_by_callback = True  # the caller's own error: stop, never replay it
+                raise
 
     def save_progress(step: int) -> None:
         nonlocal restart_point
@@ -291,8 +295,11 @@ def train(
     def validate(step: int) -> None:
         if not val_data:
             return
-        fwd = training_client.forward(val_data, "cross_entropy").result()
-        sampler = training_client.save_weights_and_get_sampling_client().result()
+        # neither call changes the weights, so a transient failure is simply asked again
+        fwd = result_with_retries(training_client.forward(val_data, "cross_entropy"),
+                                  lambda: training_client.forward(val_data, "cross_entropy"))
+        sampler = result_with_retries(training_client.save_weights_and_get_sampling_client(),
+                                      training_client.save_weights_and_get_sampling_client)
         acc = accuracy_by_sampling(sampler, tokenizer, val_ex[: config.val_samples])
         point = {"step": step, "val_loss": answer_loss(fwd, val_weights, weighted=True), "val_accuracy": acc}
         validation.append(point)
@@ -343,7 +350,7 @@ def train(
             run_from(first)
             break
         except Exception as error:
-            if not is_transient(error):
+            if not is_transient(error) or getattr(error, "raised_by_callback", False):
                 raise
             # The old client's queued requests are left to finish or fail on their own: the new
             # client starts from a checkpoint and shares no state with them.

@@ -128,6 +128,42 @@ def test_a_run_that_keeps_failing_in_the_same_place_gives_up(tmp_path):
     assert sum(e["kind"] == "restart" for e in events) == RESTARTS
 
 
+def test_a_transient_failure_in_validation_is_asked_again_without_a_restart(tmp_path):
+    config = TrainConfig(epochs=1, batch_size=4, val_fraction=0.25, warmup_steps=0, save_every=4, eval_every=3, val_samples=4)
+    plain = train(connect("local", store=tmp_path / "w0"), ROWS, config)
+    service = connect("local", store=tmp_path / "w1")
+    client = service.create_lora_training_client(config.base_model, rank=config.rank, seed=config.seed).result()
+    lost = {"left": 2}
+
+    class LosesValidations:  # the first two validation passes fail on the way back
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def forward(self, *args, **kwargs):
+            if lost["left"]:
+                lost["left"] -= 1
+                return LocalFuture.failed(TransientError("injected"))
+            return client.forward(*args, **kwargs)
+
+    events = []
+    result = train(service, ROWS, config, training_client=LosesValidations(), callbacks=[events.append])
+    assert lost["left"] == 0 and not any(e["kind"] == "restart" for e in events)
+    assert result.validation == plain.validation
+
+
+def test_an_error_from_a_callback_stops_the_run_even_when_it_looks_transient(tmp_path):
+    events = []
+
+    def impatient(info):
+        events.append(info)
+        if info.get("step") == 3:
+            raise TimeoutError("the notebook's own deadline")
+
+    with pytest.raises(TimeoutError, match="own deadline"):
+        train(connect("local", store=tmp_path / "w"), ROWS, CONFIG, out_dir=tmp_path / "run", callbacks=[impatient])
+    assert not any(e["kind"] == "restart" for e in events) and events[-1]["step"] == 3
+
+
 def test_a_transient_failure_without_a_checkpoint_on_a_given_client_stops_clearly(tmp_path):
     service = connect("local", store=tmp_path / "w")
     client = FlakyTrainer(service.create_lora_training_client("local/tiny", seed=0).result(), rate=1.0)
