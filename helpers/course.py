@@ -64,10 +64,15 @@ def run_dir(service, quick: bool | None = None) -> Path:
     ``quick`` defaults as in :func:`is_quick`, so notebooks find offline ``local-quick/``
     and with a key ``tinker/`` (``tinker-quick/`` with ``PD_QUICK=1``).
     """
-    quick = is_quick(service, quick)
-    path = workdir() / (service.backend + ("-quick" if quick else ""))
+    path = workdir() / run_name(service.backend, is_quick(service, quick))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def run_name(backend: str, quick: bool) -> str:
+    """``local``, ``tinker``, with ``-quick`` for the quick sample: one folder name per backend
+    and size, for the notebooks' work (:func:`run_dir`) and ``make run``'s pipeline."""
+    return backend + ("-quick" if quick else "")
 
 
 def figure_path(name: str) -> Path | None:

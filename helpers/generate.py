@@ -119,6 +119,12 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, request_failed) and str(getattr(error, "category", "")).lower() == "server"
 
 
+def backoff(attempt: int, base: float = 0.05, cap: float = 2.0, rng=random) -> float:
+    """Seconds to wait before retry ``attempt`` (0 for the first): a random time in
+    ``[0, min(cap, base * 2**attempt)]`` ("full jitter", so that clients do not retry in step)."""
+    return rng.uniform(0, min(cap, base * 2**attempt))
+
+
 def result_with_retries(future, resubmit, retries: int = 6):
     """``future.result()``; after a transient error, ``resubmit()`` gives a new future to wait for.
 
@@ -132,7 +138,7 @@ def result_with_retries(future, resubmit, retries: int = 6):
         except Exception as e:
             if not is_transient(e) or attempt == retries:
                 raise
-            time.sleep(min(2.0, 0.05 * 2**attempt) * random.random())
+            time.sleep(backoff(attempt))
             future = resubmit()
 
 
@@ -550,8 +556,7 @@ class _Run:
                         if not is_transient(e) or retries >= cfg.max_retries:
                             raise
                         retries += 1  # the slot is kept while waiting: backing off means fewer requests
-                        cap = min(cfg.backoff_max, cfg.backoff_base * 2 ** (retries - 1))
-                        await asyncio.sleep(self.jitter.uniform(0, cap))
+                        await asyncio.sleep(backoff(retries - 1, cfg.backoff_base, cfg.backoff_max, self.jitter))
             answers = [self.tokenizer.decode(list(s.tokens), skip_special_tokens=True) for s in response.sequences]
             if not answers:
                 raise ValueError("the teacher returned no sequences")

@@ -47,7 +47,7 @@ import numpy as np
 from tinker import types
 
 from .dataio import DataError, write_text
-from .generate import is_transient, one_line, result_with_retries
+from .generate import backoff, is_transient, one_line, result_with_retries
 from .labels import LABELS, parse_answer
 from .render import conversation, model_input, render_example
 
@@ -305,13 +305,13 @@ def train(
         validation.append(point)
         record({"kind": "validation", **point})
 
-    def step_request(step: int, client) -> _Pending:
+    def step_request(step: int) -> _Pending:
         batch = [train_data[i] for i in batches[step]]
         lr = learning_rate_at(step, total, config)
         adam = types.AdamParams(learning_rate=lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
                                 weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm)
-        fb = client.forward_backward(batch, "cross_entropy")
-        opt = client.optim_step(adam)
+        fb = training_client.forward_backward(batch, "cross_entropy")
+        opt = training_client.optim_step(adam)
         return _Pending(step, lr, fb, opt, [answer_weights[i] for i in batches[step]], sum(d.model_input.length for d in batch))
 
     in_flight: list[_Pending] = []  # submitted, not yet awaited: at most this step and the one before
@@ -320,16 +320,17 @@ def train(
         """Steps ``first`` to the end, each submitted before the previous one is awaited."""
         tick = time.time()
         for step in range(first, total):
-            in_flight.append(step_request(step, training_client))
+            in_flight.append(step_request(step))
             if len(in_flight) == 2:
                 tick = _finish(in_flight.pop(0), history, record, tick)
             done = step + 1
-            boundary = done < total and ((config.eval_every and done % config.eval_every == 0) or done % config.save_every == 0)
-            if boundary:
+            evaluate_now = bool(config.eval_every) and done % config.eval_every == 0 and done < total
+            save_now = done % config.save_every == 0 and done < total
+            if evaluate_now or save_now:  # both need this step's weights: wait for it first
                 tick = _finish(in_flight.pop(0), history, record, tick)
-            if config.eval_every and done % config.eval_every == 0 and done < total:
+            if evaluate_now:
                 validate(done)
-            if done % config.save_every == 0 and done < total:
+            if save_now:
                 save_progress(done)
         if in_flight:
             _finish(in_flight.pop(0), history, record, tick)
@@ -359,7 +360,7 @@ def train(
             furthest = max(furthest, len(history))
             if failures > RESTARTS:
                 raise
-            time.sleep(min(2.0, 0.05 * 2**failures) * random.random())
+            time.sleep(backoff(failures))
             if restart_point is not None:
                 (first, reopen_path), reopen = restart_point, True
             elif own_client:

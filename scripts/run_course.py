@@ -58,18 +58,18 @@ def pipeline_folder() -> str:
     ``build/run/``, one per backend and size as the notebooks' work folders are, so that a
     second ``make run`` with a key or ``PD_QUICK`` never meets another run's files."""
     from helpers.backend import choose_backend
-    from helpers.course import quick_setting
+    from helpers.course import quick_setting, run_name
 
-    return choose_backend()[0] + ("-quick" if quick_setting() else "")
+    return run_name(choose_backend()[0], bool(quick_setting()))
 
 
-def run_pipeline(out: Path) -> None:
+def run_pipeline(out: Path, quick: bool = False) -> None:
     """``python -m helpers run --out OUT`` in this interpreter, its output streamed as it comes."""
     if importlib.util.find_spec("helpers.__main__") is None:
         print("pipeline: skipped (the helpers package has no command line yet)")
         return
     command = [sys.executable, "-m", "helpers", "run", "--out", str(out)]
-    if out.name.endswith("-quick"):  # PD_QUICK=1: the 1,200-query sample, for a cheap first run on Tinker
+    if quick:  # PD_QUICK=1: the 1,200-query sample, for a cheap first run on Tinker
         command.append("--quick")
     print(f"pipeline: {' '.join(['python', *command[1:]])}", flush=True)
     start = time.monotonic()
@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = build / "run" / pipeline_folder()
     try:
         if not args.no_pipeline:
-            run_pipeline(run_dir)
+            from helpers.course import quick_setting
+
+            run_pipeline(run_dir, quick=bool(quick_setting()))
         notebooks = course_notebooks()
         if not notebooks:
             raise CourseError(f"no notebooks NN_*.ipynb in {_rel(NOTEBOOKS)}")

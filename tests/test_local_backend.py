@@ -280,14 +280,19 @@ def test_connect_chooses_and_refuses(monkeypatch):
         connect("tinker")
 
 
-def test_unreachable_tinker_server_fails_fast(monkeypatch):
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """No HTTP(S) proxy in the environment: the reachability check then connects directly."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_unreachable_tinker_server_fails_fast(monkeypatch, no_proxy):
     import time
 
     from helpers.backend import BackendError
 
     monkeypatch.setenv("TINKER_API_KEY", "tml-fake-key-for-test")
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
     started = time.monotonic()
     with pytest.raises(BackendError, match="127.0.0.1:9") as err:
         connect("tinker", base_url="http://127.0.0.1:9/api")
@@ -308,14 +313,12 @@ def test_reachability_check_leaves_proxied_connections_to_the_client(monkeypatch
         check_reachable("http://127.0.0.1:9/api", timeout=5)
 
 
-def test_reachability_check_is_bounded_even_when_the_name_lookup_hangs(monkeypatch):
+def test_reachability_check_is_bounded_even_when_the_name_lookup_hangs(monkeypatch, no_proxy):
     import socket
     import time
 
     from helpers.backend import BackendError, check_reachable
 
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
     def hanging_lookup(*args, **kwargs):
         time.sleep(5)
         raise socket.gaierror("lookup gave up")
@@ -327,15 +330,13 @@ def test_reachability_check_is_bounded_even_when_the_name_lookup_hangs(monkeypat
     assert time.monotonic() - started < 4
 
 
-def test_a_silent_first_address_leaves_time_for_the_next(monkeypatch):
+def test_a_silent_first_address_leaves_time_for_the_next(monkeypatch, no_proxy):
     """A host's first address that never answers (a full listen backlog drops the SYN) must
     not use up the whole timeout: the next address, which answers, is still tried."""
     import socket
 
     from helpers.backend import check_reachable
 
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
     silent, alive = socket.socket(), socket.socket()
     for server in (silent, alive):
         server.bind(("127.0.0.1", 0))

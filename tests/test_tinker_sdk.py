@@ -17,17 +17,18 @@ from pathlib import Path
 
 from fake_tinker import FakeTinker
 
+from helpers.dataio import iter_jsonl, write_jsonl
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "tml-FAKE-SDK-PATH-KEY-must-not-leak"
 
 
 def _rows(path: Path, every: int) -> list[dict]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines[::every]]
+    return [row for _, row in iter_jsonl(path)][::every]
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_jsonl(path, rows)
     return path
 
 
