@@ -371,13 +371,16 @@ def train(
             del history[first:]
             validation[:] = [v for v in validation if v["step"] <= first]
             record({"kind": "restart", "step": first, "error": one_line(error)})
+    # the weights are final here: saving them changes nothing, so a transient failure is asked again
     sampler_path = None
     if out is not None:
-        sampler_path = training_client.save_weights_for_sampler("final").result().path
+        sampler_path = result_with_retries(training_client.save_weights_for_sampler("final"),
+                                           lambda: training_client.save_weights_for_sampler("final")).path
         info = {"base_model": config.base_model, "sampler_path": sampler_path, "state_path": checkpoints[-1], "config": asdict(config),
                 "steps": total, "examples": len(train_ex), "validation": validation[-1] if validation else None}
         write_text(out / "checkpoint.json", json.dumps(info, indent=1))
-    sampling_client = training_client.save_weights_and_get_sampling_client().result()
+    sampling_client = result_with_retries(training_client.save_weights_and_get_sampling_client(),
+                                          training_client.save_weights_and_get_sampling_client)
     return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config), time.time() - started)
 
 

@@ -356,6 +356,7 @@ def test_a_silent_first_address_leaves_time_for_the_next(monkeypatch, no_proxy):
             sock.close()
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # no deprecation reaches a learner from our calls
 def test_hugging_face_folder_trains_with_lora(tmp_path):
     """A local folder holding a Hugging Face causal LM loads, and trains through peft's LoRA."""
     from helpers.local.clients import load_model

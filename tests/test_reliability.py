@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,34 @@ def test_a_transient_failure_in_validation_is_asked_again_without_a_restart(tmp_
     result = train(service, ROWS, config, training_client=LosesValidations(), callbacks=[events.append])
     assert lost["left"] == 0 and not any(e["kind"] == "restart" for e in events)
     assert result.validation == plain.validation
+
+
+def test_a_transient_failure_saving_the_final_weights_is_asked_again(tmp_path):
+    service = connect("local", store=tmp_path / "w")
+    client = service.create_lora_training_client(CONFIG.base_model, rank=CONFIG.rank, seed=CONFIG.seed).result()
+    lost = {"save_weights_for_sampler": 2, "save_weights_and_get_sampling_client": 2}
+    calls = {name: 0 for name in lost}
+
+    class LosesFinalSaves:  # the sampler saves fail on the way back, twice each
+        def __getattr__(self, name):
+            attr = getattr(client, name)
+            if name not in lost:
+                return attr
+
+            def flaky(*args, **kwargs):
+                calls[name] += 1
+                if lost[name]:
+                    lost[name] -= 1
+                    return LocalFuture.failed(TransientError("injected"))
+                return attr(*args, **kwargs)
+            return flaky
+
+    # validation is off, so every sampler save is one of the two final ones
+    config = replace(CONFIG, eval_every=0, val_fraction=0.0)
+    result = train(service, ROWS, config, out_dir=tmp_path / "run", training_client=LosesFinalSaves())
+    assert lost == {name: 0 for name in lost} and calls == {name: 3 for name in lost}
+    assert result.sampler_path and json.loads((tmp_path / "run" / "checkpoint.json").read_text())["sampler_path"] == result.sampler_path
+    assert result.sampling_client is not None
 
 
 def test_an_error_from_a_callback_stops_the_run_even_when_it_looks_transient(tmp_path):
