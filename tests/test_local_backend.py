@@ -381,3 +381,48 @@ def test_hugging_face_folder_trains_with_lora(tmp_path):
         warnings.simplefilter("error", FutureWarning)  # the KV cache goes under the name this transformers uses
         assert sampler.sample(model_input(tok, [{"role": "user", "content": "hallo"}]), 1,
                               types.SamplingParams(max_tokens=2, temperature=0)).result().sequences
+
+
+EXIT_WITH_WORK_QUEUED = """
+from tinker import types
+from helpers import connect
+from helpers.prompt import student_messages
+from helpers.render import model_input
+client = connect("local").create_sampling_client(base_model="local/tiny").result()
+tok = client.get_tokenizer()
+params = types.SamplingParams(max_tokens=64, temperature=1.0)
+futures = [client.sample(model_input(tok, student_messages("hello world " * 60 + str(i))), 1, params) for i in range(300)]
+futures[0].result()
+print("exiting with sampling work queued")
+"""
+
+
+def test_sampler_threads_stop_at_exit_and_queued_jobs_fail(tmp_path):
+    """A daemon thread inside a torch call while Python finalises aborts the process (exit code
+    134, "terminate called without an active exception"; about one exit in three before). The
+    exit hook stops every sampler between decoding steps and fails what is still queued."""
+    import subprocess
+    import sys
+    import threading
+
+    from helpers.local import clients
+    from helpers.prompt import student_messages
+
+    client = connect("local", store=tmp_path / "w").create_sampling_client(base_model="local/tiny").result()
+    tok = client.get_tokenizer()
+    params = types.SamplingParams(max_tokens=64, temperature=1.0)
+    futures = [client.sample(model_input(tok, student_messages("hello world " * 60 + str(i))), 1, params) for i in range(300)]
+    futures[0].result()
+    try:
+        clients._stop_samplers()
+        assert not [t for t in threading.enumerate() if t.name == "local-sampler"]
+        outcomes = [f.future().exception(timeout=5) for f in futures]
+        assert all(e is None or isinstance(e, clients.SamplerStopped) for e in outcomes)
+        assert any(isinstance(e, clients.SamplerStopped) for e in outcomes)  # it did not run the queue to the end
+        assert isinstance(client.sample(model_input(tok, student_messages("late")), 1, params).future()
+                          .exception(timeout=5), clients.SamplerStopped)
+    finally:
+        clients._EXITING.clear()
+    assert client.sample(model_input(tok, student_messages("after")), 1, params).result(timeout=60).sequences
+    proc = subprocess.run([sys.executable, "-c", EXIT_WITH_WORK_QUEUED], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "exiting with sampling work queued" in proc.stdout, proc.stderr[-2000:]
