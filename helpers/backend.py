@@ -136,6 +136,7 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
 
     client = tinker.ServiceClient(base_url=url)
     client.backend = "tinker"
+    client.server_url = url  # for the REST calls that need no session (supported_models)
     return client
 
 
@@ -144,7 +145,10 @@ def supported_models(service) -> list[str]:
     if getattr(service, "backend", None) == "local":
         caps = service.get_server_capabilities()
     else:
-        caps = service.create_rest_client().get_server_capabilities().result()
+        import tinker
+
+        # a RestClient needs no session (ServiceClient.create_rest_client is deprecated)
+        caps = tinker.RestClient(base_url=getattr(service, "server_url", None)).get_server_capabilities().result()
     return [m.model_name for m in caps.supported_models if m.model_name]
 
 

@@ -92,6 +92,8 @@ class FakeTinker:
         self.local = LocalServiceClient(store=self.store / "local")
         self.paths: list[str] = []  # every request path, in order
         self.keys: set[str] = set()  # the API keys the SDK sent
+        self.ranks: list[int] = []  # the LoRA rank of every model created
+        self.sampled: dict[str, int] = {}  # model name -> asample requests to it
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._models: dict[str, object] = {}  # model id -> local training client
@@ -183,6 +185,7 @@ class FakeTinker:
             lora = request.get("lora_config") or {}
             base = self.aliases.get(request["base_model"], (request["base_model"],))[0]
             client = self.local.create_lora_training_client(base, rank=lora.get("rank", 32), seed=lora.get("seed")).result()
+            self.ranks.append(lora.get("rank", 32))
             model_id = f"model-{next(self._ids)}"
             self._models[model_id] = client
             self._names[model_id] = request["base_model"]
@@ -247,6 +250,8 @@ class FakeTinker:
             return "json", {"type": "create_sampling_session", "sampling_session_id": session}
         if route == "asample":
             sampler = self._samplers[request["sampling_session_id"]]
+            name = self._sampler_info[request["sampling_session_id"]]["base_model"]
+            self.sampled[name] = self.sampled.get(name, 0) + 1
             prompt = types.ModelInput.model_validate(request["prompt"])
             params = types.SamplingParams.model_validate(request["sampling_params"])
             out = sampler.sample(prompt, request.get("num_samples", 1), params).result()
