@@ -132,12 +132,36 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
         )
     url = tinker_base_url(base_url)
     check_reachable(url)
+    check_key(url)
     import tinker
 
     client = tinker.ServiceClient(base_url=url)
     client.backend = "tinker"
     client.server_url = url  # for the REST calls that need no session (supported_models)
     return client
+
+
+def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Ask the server for its capabilities with the key in ``TINKER_API_KEY``, or raise
+    :class:`BackendError` saying that the key was refused (the key itself is never shown).
+
+    One small request that needs no session: a wrong or revoked key stops ``connect()``
+    with a one-line reason instead of a traceback from the first real call.
+    """
+    import tinker
+
+    setting = "TINKER_API_KEY"
+    try:
+        tinker.RestClient(base_url=base_url).get_server_capabilities().result(timeout=timeout)
+    except tinker.AuthenticationError as e:
+        raise BackendError(f"Tinker at {base_url} refused the API key in {setting} ({e.status_code}): check that "
+                           "it is complete and current, or run offline with PD_BACKEND=local") from None
+    except tinker.PermissionDeniedError as e:
+        raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but gives it no access "
+                           f"({e.status_code}): check the key's project and billing") from None
+    except TimeoutError:
+        raise BackendError(f"Tinker at {base_url} did not answer within {timeout:g} s; try again later, "
+                           "or run offline with PD_BACKEND=local") from None
 
 
 def supported_models(service) -> list[str]:

@@ -15,6 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from tinker import TinkerError
+
 from .dataio import DataError, read_conversations, write_text
 
 
@@ -147,8 +149,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    except (DataError, ValueError, KeyError, OSError, RuntimeError) as e:
+    except (DataError, ValueError, KeyError, OSError, RuntimeError, TinkerError) as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        if isinstance(e, TinkerError):  # from the server (a key revoked mid-run, a refused request): say so
+            message = f"Tinker: {e.__class__.__name__}: {message}"
         print(f"error: {_redact(message)}", file=sys.stderr)
         return 2
 

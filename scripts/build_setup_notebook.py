@@ -141,6 +141,23 @@ use_button.on_click(use_key)
 widgets.HBox([key_box, use_button, status])"""
     ),
     new_markdown_cell(
+        """With a key set, the next cell asks the server once which models it offers: a wrong or
+expired key shows up here, in one line, rather than in the middle of notebook 01. Offline it
+lists the local backend's models."""
+    ),
+    new_code_cell(
+        """from helpers import connect
+from helpers.backend import BackendError, supported_models
+
+try:
+    service = connect()
+    models = supported_models(service)
+    where = "Tinker answered, the key works" if service.backend == "tinker" else "the local backend"
+    print(f"{where}: {len(models)} models offered, e.g. {', '.join(models[:4])}")
+except BackendError as e:  # one line, never the key
+    print("cannot use this backend:", e)"""
+    ),
+    new_markdown_cell(
         """## 4. The data
 
 The course ships its own data in `data/`, written for this project: a pool of queries for the

@@ -80,8 +80,9 @@ class FakeTinker:
     """``with FakeTinker(tmp_path) as server:`` then point the SDK at ``server.url``."""
 
     def __init__(self, store: str | Path, aliases: dict[str, tuple[str, str]] | None = None,
-                 fail: dict[str, set[int]] | None = None):
+                 fail: dict[str, set[int]] | None = None, key: str | None = None):
         self.store = Path(store)
+        self.key = key  # when given, a request with another key gets a 401, as from Tinker
         # route -> the calls (1, 2, ...) whose future fails on the server's side after the work is done
         self.fail = {route: set(calls) for route, calls in (fail or {}).items()}
         self.calls: dict[str, int] = {}
@@ -272,6 +273,14 @@ class FakeTinker:
                 server.paths.append(self.path)
                 if self.headers.get("x-api-key"):
                     server.keys.add(self.headers["x-api-key"])
+                if server.key is not None and self.headers.get("x-api-key") != server.key:
+                    payload = json.dumps({"error": "Invalid API key"}).encode()
+                    self.send_response(401)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 try:
                     with server._lock:
                         kind, out = server.handle(self.path, body, self.headers.get("content-type", ""))

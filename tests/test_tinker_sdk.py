@@ -165,6 +165,7 @@ def test_notebooks_00_to_04_run_with_a_key_through_the_real_sdk(tmp_path):
     assert all(KEY not in text for text in run.values())
     assert sorted(p.name for p in workdir.iterdir()) == ["tinker-quick"]
     assert "backend: tinker (because TINKER_API_KEY is set)" in run["00_setup"]
+    assert "Tinker answered, the key works" in run["00_setup"]
     assert "Tinker mode" in run["01_teacher_prompt"] and "teacher (Qwen/Qwen3-30B-A3B) accuracy on dev" in run["01_teacher_prompt"]
     summary = json.loads((workdir / "tinker-quick" / "distill.jsonl.summary.json").read_text())
     assert summary["teacher"] == "Qwen/Qwen3-30B-A3B" and summary["rows"] > 1000
@@ -233,3 +234,26 @@ def test_the_advanced_experiments_run_on_tinker_through_the_real_sdk(tmp_path):
     assert [(r["rank"], r["model"]) for r in grid] == [(8, "Qwen/Qwen3-30B-A3B"), (32, "Qwen/Qwen3-30B-A3B")]
     assert sorted(set(server.ranks)) == [8, 32]  # the rank reached the server
     assert result["titles"] and not any("offline" in t for t in result["titles"])  # Tinker's pictures are not labelled offline
+
+
+def test_a_refused_key_stops_with_one_line_naming_the_setting(tmp_path):
+    """Tinker answers a wrong or revoked key with a 401: connect() asks once, and every command
+    stops at once with exit code 2 and one line naming TINKER_API_KEY, never the key; notebook
+    00's connection cell shows the same line."""
+    wrong = "tml-WRONG-KEY-typed-by-hand-must-not-leak"
+    with FakeTinker(tmp_path / "server", key=KEY) as server:
+        env = server.environment(tmp_path / "hf", wrong)
+        runs = [subprocess.run([sys.executable, "-m", "helpers", *args], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=120)
+                for args in (["generate", "--queries", "data/dev_gold.jsonl", "--out", str(tmp_path / "d.jsonl"),
+                              "--backend", "tinker"],
+                             ["run", "--out", str(tmp_path / "run"), "--backend", "tinker", "--quick"])]
+        setup = _execute("00_setup", env, tmp_path / "nb")  # the notebook says so in its connection cell
+    assert "cannot use this backend: Tinker at" in setup and "refused the API key in TINKER_API_KEY" in setup
+    assert wrong not in setup
+    for proc in runs:
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "refused the API key in TINKER_API_KEY (401)" in lines[0], proc.stderr[-2000:]
+        assert wrong not in proc.stdout + proc.stderr
+    assert server.keys == {wrong} and not (tmp_path / "d.jsonl").exists()
