@@ -159,6 +159,8 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     except tinker.PermissionDeniedError as e:
         raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but gives it no access "
                            f"({e.status_code}): check the key's project and billing") from None
+    except tinker.APIStatusError:
+        return  # any other answer (a compatible server without this route, ...) proves nothing against the key
     except TimeoutError:
         raise BackendError(f"Tinker at {base_url} did not answer within {timeout:g} s; try again later, "
                            "or run offline with PD_BACKEND=local") from None

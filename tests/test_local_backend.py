@@ -300,6 +300,43 @@ def test_unreachable_tinker_server_fails_fast(monkeypatch, no_proxy):
     assert "tml-fake-key-for-test" not in str(err.value)
 
 
+def test_a_compatible_server_without_the_capabilities_route_still_connects(monkeypatch, no_proxy):
+    """connect() checks the key by asking for the server's capabilities; a Tinker-compatible
+    server that answers that with a 404 says nothing against the key, so connect() goes on
+    (a 401 stops it: test_tinker_sdk.py::test_a_refused_key_stops_with_one_line_naming_the_setting)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked = []
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            asked.append(self.path)
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            payload = json.dumps({"error": "no such route"}).encode()
+            self.send_response(404)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("TINKER_API_KEY", "tml-fake-key-for-test")
+        client = connect("tinker", base_url=f"http://127.0.0.1:{server.server_address[1]}")
+        assert client.backend == "tinker" and asked  # it asked, and took the 404 for no verdict
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_reachability_check_leaves_proxied_connections_to_the_client(monkeypatch):
     """Behind a proxy a direct TCP connection says nothing: the check steps aside, unless NO_PROXY names the host."""
     from helpers.backend import BackendError, check_reachable
