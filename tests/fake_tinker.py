@@ -274,21 +274,16 @@ class FakeTinker:
                 if self.headers.get("x-api-key"):
                     server.keys.add(self.headers["x-api-key"])
                 if server.key is not None and self.headers.get("x-api-key") != server.key:
-                    payload = json.dumps({"error": "Invalid API key"}).encode()
-                    self.send_response(401)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                try:
-                    with server._lock:
-                        kind, out = server.handle(self.path, body, self.headers.get("content-type", ""))
-                    status = 200
-                except KeyError as e:
-                    kind, out, status = "json", {"error": f"fake Tinker server: no {e}"}, 404
-                except Exception as e:  # noqa: BLE001 (a 400 is not retried: the test fails at once, with the reason)
-                    kind, out, status = "json", {"error": f"fake Tinker server: {type(e).__name__}: {e}"}, 400
+                    kind, out, status = "json", {"error": "Invalid API key"}, 401
+                else:
+                    try:
+                        with server._lock:
+                            kind, out = server.handle(self.path, body, self.headers.get("content-type", ""))
+                        status = 200
+                    except KeyError as e:
+                        kind, out, status = "json", {"error": f"fake Tinker server: no {e}"}, 404
+                    except Exception as e:  # noqa: BLE001 (a 400 is not retried: the test fails at once, with the reason)
+                        kind, out, status = "json", {"error": f"fake Tinker server: {type(e).__name__}: {e}"}, 400
                 payload = out if kind == "proto" else json.dumps(out).encode()
                 try:
                     self.send_response(status)
