@@ -86,6 +86,11 @@ outlasted ``max_retries``."""
 
 FORMAT_VERSION = 1  # part of every key: bump it when the journal or the rows change meaning
 
+STALL_NOTICE_SECONDS = 60.0
+"""With requests in flight and no answer for this long, generation says so on stderr, once per
+stall. A server that stops answering is otherwise silent: Tinker's SDK retries a lost
+connection quietly, for up to two hours, before it gives up."""
+
 
 class TransientError(RuntimeError):
     """An error worth retrying. Raise it from a wrapper or a test teacher."""
@@ -722,10 +727,26 @@ async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, r
     failed: list[BaseException] = []
     counts = Counter()
     bar = tqdm(total=total, initial=resumed, unit="query", desc="teacher", disable=not progress, dynamic_ncols=True)
+    last_answer = [time.monotonic()]
+
+    async def watch() -> None:
+        """Say once per stall that no answer is coming, and what to do about it."""
+        noticed = False
+        while True:
+            await asyncio.sleep(min(5.0, STALL_NOTICE_SECONDS / 4))
+            quiet = time.monotonic() - last_answer[0]
+            if quiet < STALL_NOTICE_SECONDS:
+                noticed = False
+            elif tasks and not noticed:
+                noticed = True
+                tqdm.write(f"teacher: no answer for {quiet:.0f} s; the server may be down or overloaded, and the SDK "
+                           "keeps retrying. To stop, interrupt (Ctrl-C, or the notebook's stop button) and run the "
+                           f"same command later: the {len(done)} answers so far are kept.", file=sys.stderr)
 
     async def one(key: str, text: str) -> None:
         try:
             entry = await run.ask(key, text, slots)
+            last_answer[0] = time.monotonic()
             journal.append(entry)
             done[key] = entry
             counts["retries"] += entry.get("retries", 0)
@@ -737,6 +758,7 @@ async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, r
         finally:
             window.release()
 
+    watcher = asyncio.create_task(watch())
     try:
         for key, text in todo:
             await window.acquire()
@@ -754,6 +776,7 @@ async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, r
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     finally:
+        watcher.cancel()
         bar.close()
     if failed:
         raise failed[0]

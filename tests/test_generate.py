@@ -470,3 +470,42 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(DataError, match="overwrite"):  # the same output with other settings (1 sample, not 2)
         main(parser.parse_args(["--queries", str(queries), "--out", str(out), "--backend", "local", "--no-progress",
                                 "--prompt-file", str(prompt)]))
+
+
+def test_a_stalled_teacher_is_reported_once_and_the_run_goes_on(monkeypatch, capsys, tmp_path):
+    """A server that stops answering is silent (Tinker's SDK retries quietly for up to two
+    hours): after STALL_NOTICE_SECONDS with no answer, generation says so once, with what to
+    do, and when the answers come back the run finishes as if nothing happened."""
+    import threading
+
+    import helpers.generate as gen
+
+    monkeypatch.setattr(gen, "STALL_NOTICE_SECONDS", 0.4)
+    scripted = ScriptedTeacher(lambda q, k, p: ["Final Answer: en"] * k)
+    release = threading.Event()
+
+    class Stalls:  # answers the first 5 queries at once, the rest only after `release`
+        def __init__(self):
+            self.calls = 0
+
+        def get_tokenizer(self):
+            return scripted.get_tokenizer()
+
+        def sample(self, prompt, num_samples, params):
+            self.calls += 1
+            if self.calls <= 5:
+                return scripted.sample(prompt, num_samples, params)
+            future = concurrent.futures.Future()
+
+            def later():
+                release.wait()
+                future.set_result(scripted.sample(prompt, num_samples, params).result())
+            threading.Thread(target=later, daemon=True).start()
+            return future
+
+    threading.Timer(2.0, release.set).start()
+    summary = generate(Stalls(), TEXTS[:20], tmp_path / "d.jsonl", config=GenerateConfig(concurrency=4),
+                       progress=False, teacher_name="test/stalls")
+    notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("teacher: no answer for")]
+    assert summary.rows == 20
+    assert len(notices) == 1 and "the 5 answers so far are kept" in notices[0] and "run the same command" in notices[0]
