@@ -232,10 +232,15 @@ def predict_with_client(
     def finish(i: int, response) -> None:
         raw = tokenizer.decode(list(response.sequences[0].tokens), skip_special_tokens=True)
         out[i] = Prediction(parse_answer(raw), raw)
+        watch.tick()
         bar.update(1)
 
+    from .generate import StallWatch
+
+    watch = StallWatch("evaluation", lambda: "predictions are not saved until the end, so it starts again")
     try:
-        _run_bounded(len(texts), submit, finish, concurrency)
+        with watch:
+            _run_bounded(len(texts), submit, finish, concurrency)
     finally:
         bar.close()
     return out  # type: ignore[return-value]

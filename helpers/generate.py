@@ -61,7 +61,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,51 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     message = " ".join(str(error).split())
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class StallWatch:
+    """Says once per stall, on stderr, that nothing has come back for :data:`STALL_NOTICE_SECONDS`.
+
+    ``with StallWatch("teacher", lambda: "the 40 answers so far are kept") as watch:`` then
+    ``watch.tick()`` on every answer. A thread watches, so the blocking callers (training,
+    evaluation) are covered as well as generation's event loop. ``kept`` says, at the time of
+    the notice, what an interrupted run keeps.
+    """
+
+    def __init__(self, what: str, kept: Callable[[], str]):
+        self.what, self.kept = what, kept
+        self.last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def tick(self) -> None:
+        self.last = time.monotonic()
+
+    def _watch(self, stop: threading.Event) -> None:
+        noticed = False
+        while not stop.wait(min(5.0, STALL_NOTICE_SECONDS / 4)):
+            quiet = time.monotonic() - self.last
+            if quiet < STALL_NOTICE_SECONDS:
+                noticed = False
+            elif not noticed:
+                noticed = True
+                from tqdm.auto import tqdm
+
+                tqdm.write(f"{self.what}: no answer for {quiet:.0f} s; the server may be down or overloaded, and the "
+                           "SDK keeps retrying. To stop, interrupt (Ctrl-C, or the notebook's stop button) and run it "
+                           f"again later: {self.kept()}.", file=sys.stderr)
+
+    def __enter__(self) -> StallWatch:  # may be entered again after it exits (training's restarts)
+        self.tick()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(self._stop,), name=f"stall-watch-{self.what}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 # --------------------------------------------------------------------------- settings
@@ -727,26 +772,12 @@ async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, r
     failed: list[BaseException] = []
     counts = Counter()
     bar = tqdm(total=total, initial=resumed, unit="query", desc="teacher", disable=not progress, dynamic_ncols=True)
-    last_answer = [time.monotonic()]
-
-    async def watch() -> None:
-        """Say once per stall that no answer is coming, and what to do about it."""
-        noticed = False
-        while True:
-            await asyncio.sleep(min(5.0, STALL_NOTICE_SECONDS / 4))
-            quiet = time.monotonic() - last_answer[0]
-            if quiet < STALL_NOTICE_SECONDS:
-                noticed = False
-            elif tasks and not noticed:
-                noticed = True
-                tqdm.write(f"teacher: no answer for {quiet:.0f} s; the server may be down or overloaded, and the SDK "
-                           "keeps retrying. To stop, interrupt (Ctrl-C, or the notebook's stop button) and run the "
-                           f"same command later: the {len(done)} answers so far are kept.", file=sys.stderr)
+    watch = StallWatch("teacher", lambda: f"the {len(done)} answers so far are kept")
 
     async def one(key: str, text: str) -> None:
         try:
             entry = await run.ask(key, text, slots)
-            last_answer[0] = time.monotonic()
+            watch.tick()
             journal.append(entry)
             done[key] = entry
             counts["retries"] += entry.get("retries", 0)
@@ -758,25 +789,24 @@ async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, r
         finally:
             window.release()
 
-    watcher = asyncio.create_task(watch())
     try:
-        for key, text in todo:
-            await window.acquire()
-            if failed:
-                window.release()
-                break
-            task = asyncio.create_task(one(key, text))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        while tasks:
-            await asyncio.gather(*list(tasks))
+        with watch:
+            for key, text in todo:
+                await window.acquire()
+                if failed:
+                    window.release()
+                    break
+                task = asyncio.create_task(one(key, text))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            while tasks:
+                await asyncio.gather(*list(tasks))
     except BaseException:  # Ctrl-C or cancellation: stop what is in flight; the journal keeps the rest
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     finally:
-        watcher.cancel()
         bar.close()
     if failed:
         raise failed[0]

@@ -47,7 +47,7 @@ import numpy as np
 from tinker import types
 
 from .dataio import DataError, write_text
-from .generate import backoff, is_transient, one_line, result_with_retries
+from .generate import StallWatch, backoff, is_transient, one_line, result_with_retries
 from .labels import LABELS, parse_answer
 from .render import conversation, model_input, render_example
 
@@ -276,6 +276,7 @@ def train(
         batches += epoch_batches(lengths, config.batch_size, random.Random(config.seed * 1000 + epoch))
 
     def record(info: dict) -> None:
+        watch.tick()
         for cb in callbacks:
             try:
                 cb(info)
@@ -343,12 +344,19 @@ def train(
     # it, and a repeated request would run out of order (or an optim_step would take two
     # batches' gradients). So the run goes back to its last checkpoint, on a fresh client,
     # and replays from there; the batches are the same, so the weights end as they would have.
+    def kept() -> str:
+        if restart_point is not None and out is not None:
+            return f"it resumes from its last checkpoint, step {restart_point[0]}"
+        return "there is no checkpoint to resume from yet, so it starts again"
+
+    watch = StallWatch("training", kept)
     first, furthest, failures, reopen, reopen_path = start_step, start_step, 0, False, None
     while True:
         try:
             if reopen:  # in the try: a failure to reopen counts as one more failure
                 training_client, reopen = open_client(reopen_path), False
-            run_from(first)
+            with watch:
+                run_from(first)
             break
         except Exception as error:
             if not is_transient(error) or getattr(error, "raised_by_callback", False):

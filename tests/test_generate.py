@@ -508,4 +508,4 @@ def test_a_stalled_teacher_is_reported_once_and_the_run_goes_on(monkeypatch, cap
                        progress=False, teacher_name="test/stalls")
     notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("teacher: no answer for")]
     assert summary.rows == 20
-    assert len(notices) == 1 and "the 5 answers so far are kept" in notices[0] and "run the same command" in notices[0]
+    assert len(notices) == 1 and "the 5 answers so far are kept" in notices[0] and "run it again later" in notices[0]

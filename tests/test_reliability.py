@@ -349,3 +349,62 @@ def test_written_files_get_the_usual_mode_without_touching_the_umask(tmp_path, m
         monkeypatch.undo()
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
+
+
+def _stalling(call, stall_at: int, seconds: float):
+    """``call`` whose ``stall_at``-th call answers only after ``seconds`` (a server gone quiet)."""
+    import concurrent.futures
+    import threading
+
+    count = {"n": 0}
+
+    def wrapped(*args, **kwargs):
+        count["n"] += 1
+        if count["n"] != stall_at:
+            return call(*args, **kwargs)
+        future = concurrent.futures.Future()
+        result = call(*args, **kwargs).result()
+        threading.Timer(seconds, future.set_result, args=(result,)).start()
+        return LocalFuture(future)
+    return wrapped
+
+
+def _notices(err: str, what: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith(f"{what}: no answer for")]
+
+
+def test_a_stalled_training_step_and_evaluation_are_reported(monkeypatch, capsys, tmp_path):
+    """Training and evaluation say so when the server goes quiet, as generation does
+    (test_generate.py::test_a_stalled_teacher_is_reported_once_and_the_run_goes_on), each with
+    what an interrupted run keeps, and go on when the answers come back."""
+    import helpers.generate as gen
+    from helpers.evaluate import predict_with_client
+
+    monkeypatch.setattr(gen, "STALL_NOTICE_SECONDS", 1.0)
+    service = connect("local", store=tmp_path / "w")
+    client = service.create_lora_training_client(CONFIG.base_model, rank=CONFIG.rank, seed=CONFIG.seed).result()
+
+    class Quiet:  # the 6th forward_backward (step 6) answers after 3 s; the step-4 checkpoint is saved by then
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+    quiet = Quiet()
+    quiet.forward_backward = _stalling(client.forward_backward, 6, 3.0)
+    result = train(service, ROWS, CONFIG, out_dir=tmp_path / "run", training_client=quiet)
+    assert len(result.history) == 16
+    notices = _notices(capsys.readouterr().err, "training")
+    assert notices and any("it resumes from its last checkpoint, step 4" in n for n in notices), notices
+
+    sampler = result.sampling_client
+
+    class QuietSampler:  # the 3rd query's answer comes after 3 s
+        def __getattr__(self, name):
+            return getattr(sampler, name)
+
+    quiet_sampler = QuietSampler()
+    quiet_sampler.sample = _stalling(sampler.sample, 3, 3.0)
+    predictions = predict_with_client(quiet_sampler, ["Guten Morgen", "Bonjour", "Hello", "Hola", "Ciao", "Merhaba"], with_prompt=False, progress=False,
+                                      concurrency=2)
+    assert len(predictions) == 6
+    notices = _notices(capsys.readouterr().err, "evaluation")
+    assert notices and "so it starts again" in notices[0], notices
