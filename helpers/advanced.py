@@ -327,11 +327,8 @@ def teacher_point(service, evalset: EvalSet, model: str | None = None, prompt: s
 
     def compute():
         client = service.create_sampling_client(base_model=model).result()
-        # one query first: a model that cannot answer at all (its context too short for the
-        # prompt, no chat template, ...) fails once, not once per query of the set
-        first = predict_with_client(client, evalset.texts[:1], with_prompt=True, prompt=prompt, progress=False)
-        rest = predict_with_client(client, evalset.texts[1:], with_prompt=True, prompt=prompt, progress=False)
-        return {"predictions": labels_of(first + rest), "prompt_tokens": count_tokens(client.get_tokenizer(), prompt)}
+        preds = predict_with_client(client, evalset.texts, with_prompt=True, prompt=prompt, progress=False)
+        return {"predictions": labels_of(preds), "prompt_tokens": count_tokens(client.get_tokenizer(), prompt)}
 
     key = {"backend": _backend(service), "model": model, "prompt": _digest(prompt), "eval": evalset.digest}
     return cached("teacher", key, compute)

@@ -152,7 +152,7 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
 
     setting = "TINKER_API_KEY"
     try:
-        tinker.RestClient(base_url=base_url).get_server_capabilities().result(timeout=timeout)
+        _capabilities(base_url, timeout)
     except tinker.AuthenticationError as e:
         raise BackendError(f"Tinker at {base_url} refused the API key in {setting} ({e.status_code}): check that "
                            "it is complete and current, or run offline with PD_BACKEND=local") from None
@@ -166,15 +166,20 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
                            "or run offline with PD_BACKEND=local") from None
 
 
+def _capabilities(base_url: str | None, timeout: float | None = None):
+    """The server's ``GetServerCapabilitiesResponse``, asked through a ``tinker.RestClient``
+    (it needs no session; ``ServiceClient.create_rest_client`` is deprecated)."""
+    import tinker
+
+    return tinker.RestClient(base_url=base_url).get_server_capabilities().result(timeout=timeout)
+
+
 def supported_models(service) -> list[str]:
     """Names of the models the server (or the local backend) offers."""
     if getattr(service, "backend", None) == "local":
         caps = service.get_server_capabilities()
     else:
-        import tinker
-
-        # a RestClient needs no session (ServiceClient.create_rest_client is deprecated)
-        caps = tinker.RestClient(base_url=getattr(service, "server_url", None)).get_server_capabilities().result()
+        caps = _capabilities(getattr(service, "server_url", None))
     return [m.model_name for m in caps.supported_models if m.model_name]
 
 

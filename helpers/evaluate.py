@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from .dataio import DataError, check_writable, read_gold, write_jsonl, write_text
+from .generate import StallWatch, result_with_retries
 from .labels import LABELS, parse_answer
 from .prompt import DEFAULT_PROMPT, student_messages, teacher_messages
 from .render import model_input
@@ -152,17 +153,20 @@ def _run_bounded(count: int, submit: Callable[[int], Any], finish: Callable[[int
                  concurrency: int) -> None:
     """Submit ``submit(i)`` for ``i < count`` with at most ``concurrency`` in flight, in order.
 
-    The oldest future is awaited first; futures that are already done after it are
+    The first request goes alone: a model that cannot answer at all (its context too short
+    for the prompt, no chat template, ...) fails once, not once per request in flight.
+    Then the oldest future is awaited first; futures that are already done after it are
     collected too before new ones are submitted, so a backend that batches calls
     arriving together (the local one) sees full batches, and Tinker sees a steady
     stream of requests. A request that fails transiently is sent again
     (:func:`helpers.generate.result_with_retries`); any other error stops the run.
     """
-    from .generate import result_with_retries
-
     concurrency = max(1, int(concurrency))
     in_flight: list[tuple[int, Any]] = []
     nxt = 0
+    if count:
+        finish(0, result_with_retries(submit(0), lambda: submit(0)))
+        nxt = 1
     while nxt < count or in_flight:
         while nxt < count and len(in_flight) < concurrency:
             in_flight.append((nxt, submit(nxt)))
@@ -234,8 +238,6 @@ def predict_with_client(
         out[i] = Prediction(parse_answer(raw), raw)
         watch.tick()
         bar.update(1)
-
-    from .generate import StallWatch
 
     watch = StallWatch("evaluation", lambda: "predictions are not saved until the end, so it starts again")
     try:

@@ -166,7 +166,7 @@ class StallWatch:
     def __init__(self, what: str, kept: Callable[[], str]):
         self.what, self.kept = what, kept
         self.last = time.monotonic()
-        self._stop = threading.Event()
+        self._stop: threading.Event | None = None  # both made anew on each entry
         self._thread: threading.Thread | None = None
 
     def tick(self) -> None:

@@ -275,6 +275,13 @@ def train(
     for epoch in range(config.epochs):
         batches += epoch_batches(lengths, config.batch_size, random.Random(config.seed * 1000 + epoch))
 
+    def kept() -> str:
+        if restart_point is not None and out is not None:
+            return f"it resumes from its last checkpoint, step {restart_point[0]}"
+        return "there is no checkpoint to resume from yet, so it starts again"
+
+    watch = StallWatch("training", kept)  # says so when the server goes quiet; ticked by every record
+
     def record(info: dict) -> None:
         watch.tick()
         for cb in callbacks:
@@ -344,12 +351,6 @@ def train(
     # it, and a repeated request would run out of order (or an optim_step would take two
     # batches' gradients). So the run goes back to its last checkpoint, on a fresh client,
     # and replays from there; the batches are the same, so the weights end as they would have.
-    def kept() -> str:
-        if restart_point is not None and out is not None:
-            return f"it resumes from its last checkpoint, step {restart_point[0]}"
-        return "there is no checkpoint to resume from yet, so it starts again"
-
-    watch = StallWatch("training", kept)
     first, furthest, failures, reopen, reopen_path = start_step, start_step, 0, False, None
     while True:
         try:

@@ -35,6 +35,17 @@ ROWS = [{"messages": conversation(t, a)} for t, a in [
 ] * 4]
 
 
+class Proxy:
+    """``client`` with some of its methods replaced: ``Proxy(client, forward=my_forward)``."""
+
+    def __init__(self, client, **methods):
+        self._client = client
+        self.__dict__.update(methods)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
 class FlakyTrainer:
     """Wraps a training client; a share of forward_backward/optim_step calls fail.
 
@@ -136,18 +147,14 @@ def test_a_transient_failure_in_validation_is_asked_again_without_a_restart(tmp_
     client = service.create_lora_training_client(config.base_model, rank=config.rank, seed=config.seed).result()
     lost = {"left": 2}
 
-    class LosesValidations:  # the first two validation passes fail on the way back
-        def __getattr__(self, name):
-            return getattr(client, name)
-
-        def forward(self, *args, **kwargs):
-            if lost["left"]:
-                lost["left"] -= 1
-                return LocalFuture.failed(TransientError("injected"))
-            return client.forward(*args, **kwargs)
+    def forward(*args, **kwargs):  # the first two validation passes fail on the way back
+        if lost["left"]:
+            lost["left"] -= 1
+            return LocalFuture.failed(TransientError("injected"))
+        return client.forward(*args, **kwargs)
 
     events = []
-    result = train(service, ROWS, config, training_client=LosesValidations(), callbacks=[events.append])
+    result = train(service, ROWS, config, training_client=Proxy(client, forward=forward), callbacks=[events.append])
     assert lost["left"] == 0 and not any(e["kind"] == "restart" for e in events)
     assert result.validation == plain.validation
 
@@ -158,23 +165,19 @@ def test_a_transient_failure_saving_the_final_weights_is_asked_again(tmp_path):
     lost = {"save_weights_for_sampler": 2, "save_weights_and_get_sampling_client": 2}
     calls = {name: 0 for name in lost}
 
-    class LosesFinalSaves:  # the sampler saves fail on the way back, twice each
-        def __getattr__(self, name):
-            attr = getattr(client, name)
-            if name not in lost:
-                return attr
-
-            def flaky(*args, **kwargs):
-                calls[name] += 1
-                if lost[name]:
-                    lost[name] -= 1
-                    return LocalFuture.failed(TransientError("injected"))
-                return attr(*args, **kwargs)
-            return flaky
+    def flaky(name):  # the sampler saves fail on the way back, twice each
+        def call(*args, **kwargs):
+            calls[name] += 1
+            if lost[name]:
+                lost[name] -= 1
+                return LocalFuture.failed(TransientError("injected"))
+            return getattr(client, name)(*args, **kwargs)
+        return call
 
     # validation is off, so every sampler save is one of the two final ones
     config = replace(CONFIG, eval_every=0, val_fraction=0.0)
-    result = train(service, ROWS, config, out_dir=tmp_path / "run", training_client=LosesFinalSaves())
+    result = train(service, ROWS, config, out_dir=tmp_path / "run",
+                   training_client=Proxy(client, **{name: flaky(name) for name in lost}))
     assert lost == {name: 0 for name in lost} and calls == {name: 3 for name in lost}
     assert result.sampler_path and json.loads((tmp_path / "run" / "checkpoint.json").read_text())["sampler_path"] == result.sampler_path
     assert result.sampling_client is not None
@@ -384,27 +387,17 @@ def test_a_stalled_training_step_and_evaluation_are_reported(monkeypatch, capsys
     service = connect("local", store=tmp_path / "w")
     client = service.create_lora_training_client(CONFIG.base_model, rank=CONFIG.rank, seed=CONFIG.seed).result()
 
-    class Quiet:  # the 6th forward_backward (step 6) answers after 3 s; the step-4 checkpoint is saved by then
-        def __getattr__(self, name):
-            return getattr(client, name)
-
-    quiet = Quiet()
-    quiet.forward_backward = _stalling(client.forward_backward, 6, 3.0)
+    # the 6th forward_backward (step 6) answers after 3 s; the step-4 checkpoint is saved by then
+    quiet = Proxy(client, forward_backward=_stalling(client.forward_backward, 6, 3.0))
     result = train(service, ROWS, CONFIG, out_dir=tmp_path / "run", training_client=quiet)
     assert len(result.history) == 16
     notices = _notices(capsys.readouterr().err, "training")
     assert notices and any("it resumes from its last checkpoint, step 4" in n for n in notices), notices
 
     sampler = result.sampling_client
-
-    class QuietSampler:  # the 3rd query's answer comes after 3 s
-        def __getattr__(self, name):
-            return getattr(sampler, name)
-
-    quiet_sampler = QuietSampler()
-    quiet_sampler.sample = _stalling(sampler.sample, 3, 3.0)
-    predictions = predict_with_client(quiet_sampler, ["Guten Morgen", "Bonjour", "Hello", "Hola", "Ciao", "Merhaba"], with_prompt=False, progress=False,
-                                      concurrency=2)
+    quiet_sampler = Proxy(sampler, sample=_stalling(sampler.sample, 3, 3.0))  # the 3rd query's answer comes after 3 s
+    predictions = predict_with_client(quiet_sampler, ["Guten Morgen", "Bonjour", "Hello", "Hola", "Ciao", "Merhaba"],
+                                      with_prompt=False, progress=False, concurrency=2)
     assert len(predictions) == 6
     notices = _notices(capsys.readouterr().err, "evaluation")
     assert notices and "so it starts again" in notices[0], notices
