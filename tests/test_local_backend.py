@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -440,7 +442,6 @@ def test_sampler_threads_stop_at_exit_and_queued_jobs_fail(tmp_path):
     exit hook stops every sampler between decoding steps and fails what is still queued."""
     import subprocess
     import sys
-    import threading
 
     from helpers.local import clients
     from helpers.prompt import student_messages
@@ -463,3 +464,40 @@ def test_sampler_threads_stop_at_exit_and_queued_jobs_fail(tmp_path):
     assert client.sample(model_input(tok, student_messages("after")), 1, params).result(timeout=60).sequences
     proc = subprocess.run([sys.executable, "-c", EXIT_WITH_WORK_QUEUED], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "exiting with sampling work queued" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_a_job_submitted_as_an_idle_worker_leaves_is_still_served():
+    """The worker ends after IDLE_SECONDS without work and the next submit starts a new one. A job
+    queued just as the old worker gave up used to be left in the queue with no one to serve it,
+    and its caller waited for ever. Here the idle time is a fraction of a millisecond, the worker
+    takes 2 ms to give up (so the window is wide), and jobs come at random moments around it."""
+    import queue
+    import random
+
+    from helpers.local import clients
+
+    class SlowToGiveUp(queue.Queue):
+        def get(self, block=True, timeout=None):
+            try:
+                return super().get(block, timeout)
+            except queue.Empty:
+                time.sleep(0.002)
+                raise
+
+    class Instant(clients.TorchSampler):
+        IDLE_SECONDS = 0.0002
+
+        def run_jobs(self, jobs):  # no model: the race is in the queue, not in sampling
+            return [len(job.prompt) for job in jobs]
+
+    sampler = Instant(loaded=None)
+    sampler._queue = SlowToGiveUp()
+    params = types.SamplingParams(max_tokens=1)
+    rng = random.Random(0)
+    workers = set()
+    for i in range(400):
+        future = sampler.submit(clients._SampleJob(prompt=[0] * (i % 7 + 1), num_samples=1, params=params, topk=0))
+        workers.add(sampler._thread)
+        assert future.result(timeout=5) == i % 7 + 1, f"job {i} was never served"
+        time.sleep(rng.uniform(0, 0.004))
+    assert len(workers - {None}) > 50  # workers did come and go: the race was run many times
