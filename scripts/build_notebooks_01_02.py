@@ -214,7 +214,74 @@ Markdown(markdown_table(scores))"""
         """Each rule costs tokens on every query and buys accuracy on the cases it covers. Offline,
 these are the stand-in's numbers, not an LLM's; notebook 05 repeats the experiment for every
 rule. Next, `02_generate_data.ipynb`: the teacher labels the whole query pool, and its
-answers become the student's training data."""
+answers become the student's training data.
+
+## Exercises
+
+**1. Predict, then check.** Write down the label *you* expect under the policy before the
+teacher answers: that is how you find the places where the prompt says something other than
+what you meant. The cell holds a few cases to start from; replace them with your own (a
+sentence in a language near a label, a price, a name, a line of shell, emoji). A mismatch is
+either a surprise in the policy (read the rule that decided) or a teacher mistake (a case
+for the prompt, or for the error table of section 4).
+
+<details><summary>What to look for</summary>
+
+Offline, the first line of each answer names the rule that decided, so you can read that
+rule with `get_rule(name).render()`. Short inputs are where expectation and policy part most
+often: a single word is `ot`, but a common two-word phrase such as "Buenos días" is not. On
+Tinker, the first line is the start of the LLM's reasoning, and a mismatch there may also
+be the LLM not following the prompt.
+</details>"""
+    ),
+    new_code_cell(
+        """my_cases = [  # (text, the label you expect)
+    ("Olá, tudo bem com você?", "ot"),
+    ("Das kostet 12,50 € pro Stück.", "de"),
+    ("merci", "ot"),
+    ("Buenos días", "es"),
+    ("Aaj mausam bahut accha hai", "ot"),
+    ("東京タワーに行きました", "ot"),
+]
+checker = TeacherPlayground(service)  # the full prompt, whatever the widget above is set to
+table = [{"text": text, "you": expected, "teacher": (answer := checker.classify(text))["label"],
+          "same": answer["label"] == expected,
+          "teacher's first line": answer["raw"].strip().splitlines()[0] if answer["raw"].strip() else ""}
+         for text, expected in my_cases]
+print(f"the teacher agrees with you on {sum(row['same'] for row in table)} of {len(table)}")
+Markdown(markdown_table(table, max_chars=60))"""
+    ),
+    new_markdown_cell(
+        """**2. What each rule costs a year.** A rule is paid for on every query the teacher
+answers. Take a product that sends 100,000 queries a day to the teacher, and the
+example price of `helpers.evaluate.PRICES` (an EXAMPLE, not anyone's list price: put in
+yours). Which rules cost the most? Compare with what each rule buys on the dev set (section
+6, and every rule in notebook 05). After distillation, the student pays for none of them;
+what is paid once is the teacher labelling the pool, every query with the whole prompt.
+
+<details><summary>What to look for</summary>
+
+The cost of a rule is its length times the traffic, so the long rules dominate whatever they
+buy. Labelling the pool once costs about what the prompt costs in a few hours of this
+traffic; training the student and its own (short) queries come on top (notebook 04, section
+7). Offline the token counts are the tiny model's byte-level tokenizer's, which cuts text
+into more pieces than an LLM's would; on Tinker they are the teacher's own.
+</details>"""
+    ),
+    new_code_cell(
+        """from helpers.evaluate import PRICES
+
+queries_per_day = 100_000
+usd_per_token = PRICES["teacher"] / 1e6  # EXAMPLE price: edit helpers.evaluate.PRICES or this line
+yearly = [{"rule": rule.name, "tokens": (n := count_tokens(tokenizer, rule.render())),
+           "USD a year (EXAMPLE price)": round(n * queries_per_day * 365 * usd_per_token)} for rule in RULES]
+yearly.sort(key=lambda row: -row["tokens"])
+print(f"the whole prompt: {count_tokens(tokenizer, DEFAULT_PROMPT) * queries_per_day * 365 * usd_per_token:,.0f} USD a year "
+      f"at {queries_per_day:,} queries a day (EXAMPLE price {PRICES['teacher']} USD per million tokens)")
+labelling = pool * count_tokens(tokenizer, DEFAULT_PROMPT) * usd_per_token
+print(f"labelling the {pool:,}-query pool once: {labelling:,.2f} USD, the prompt's cost of "
+      f"{24 * labelling / (count_tokens(tokenizer, DEFAULT_PROMPT) * queries_per_day * usd_per_token):.1f} hours of this traffic")
+Markdown(markdown_table(yearly, max_rows=None))"""
     ),
 ]
 
@@ -456,7 +523,62 @@ Markdown(markdown_table([{"user": row["messages"][0]["content"], "assistant": ro
                           "confidence": row["teacher"]["confidence"]} for row in rows], max_rows=6, max_chars=70))"""
     ),
     new_markdown_cell(
-        """Next, `03_train_student.ipynb` trains the student on these rows, without the prompt."""
+        """Next, `03_train_student.ipynb` trains the student on these rows, without the prompt.
+
+## Exercises
+
+**1. Is the pool like the queries the student will meet?** The student learns the mix of
+queries the pool shows it. Compare the pool's kinds with the dev set's, whose mix is the
+test set's of notebook 04, the queries the student is judged on. Which kinds does the pool
+under-represent?
+
+<details><summary>What to look for</summary>
+
+Romanised text and inputs with no language at all are several times rarer in the pool than
+in the dev set. That is a candidate explanation for student errors on those kinds (exercise
+1 of notebook 04 measures the student by kind), but only a candidate: in the course's own
+offline measurements, neither 1,100 more written romanised and code-switched queries nor
+weighting each kind to the dev set's share moved the tiny student (README, Benchmarks).
+Measure before you write data.
+</details>"""
+    ),
+    new_code_cell(
+        """from helpers.dataio import read_gold
+
+dev_kinds = Counter(row["kind"] for row in read_gold(helpers.course.DATA / "dev_gold.jsonl"))
+pool_share = {kind: n / len(pool) for kind, n in kinds.items()}
+dev_share = {kind: n / sum(dev_kinds.values()) for kind, n in dev_kinds.items()}
+Markdown(markdown_table([{"kind": kind, "pool": f"{pool_share.get(kind, 0):.1%}", "dev set": f"{dev_share.get(kind, 0):.1%}",
+                          "dev / pool": round(dev_share.get(kind, 0) / pool_share[kind], 1) if kind in pool_share else "not in pool"}
+                         for kind in sorted(dev_share, key=lambda k: -dev_share[k] / pool_share.get(k, 1e-9))], max_rows=None))"""
+    ),
+    new_markdown_cell(
+        """**2. Label queries of your own.** The way to fill a gap in the pool is to write queries
+of the missing kind and have the teacher label them, exactly as it labelled the pool. The
+cell starts you off with romanised text in five languages; put in your own. The teacher
+decides the labels: your job is only to write realistic queries. To train on them, add the
+rows to `rows` in notebook 03 (they are in the same format as `distill.jsonl`).
+
+<details><summary>What to look for</summary>
+
+Under the policy, romanised Hindi, Urdu, Arabic, Russian or Greek is `ot`: a student that
+answers `hi` for "Aaj mausam bahut accha hai" did not learn the rule. Check that the
+teacher's answers are what the policy says before you train on them; a wrong label here
+becomes a wrong student later.
+</details>"""
+    ),
+    new_code_cell(
+        """my_queries = [
+    "Kal shaam ko hum sab milkar khana khayenge",  # Hindi, romanised
+    "Aap ka bohat shukriya, phir milenge",  # Urdu, romanised
+    "Ya habibi, kifak? Ana mabsout ktir",  # Arabic, romanised
+    "Privet, kak dela? Davno ne videlis",  # Russian, romanised
+    "Kalimera, ti kaneis simera?",  # Greek, romanised
+]
+mine = generate(teacher, my_queries, workdir / "my_queries.jsonl", overwrite=True, progress=False)
+Markdown(markdown_table([{"query": row["messages"][0]["content"], "teacher's label": row["messages"][-1]["content"],
+                          "teacher's first line": row["teacher"]["raw"].strip().splitlines()[0]}
+                         for row in read_conversations(mine.out)], max_chars=70))"""
     ),
 ]
 

@@ -217,7 +217,47 @@ Markdown(markdown_table([{"query": q, "student (no prompt)": a.raw} for q, a in 
     ),
     new_markdown_cell(
         """Next, `04_evaluate.ipynb` puts teacher, base model and student side by side on the gold
-test set, and counts what the student saves on every query."""
+test set, and counts what the student saves on every query.
+
+## Exercises
+
+**1. Break the prefix check on purpose.** Section 3 claims that a template which renders the
+generation prompt differently from the training text is caught before any training. See it
+happen: the wrapper below behaves like the real tokenizer, except that its generation prompt
+ends with one extra space, the kind of slip a hand-edited chat template makes. Then try your
+own slips: drop the newline after `assistant`, or add a system prompt in one case only.
+
+<details><summary>What to look for</summary>
+
+`render_example` stops with `RenderMismatchError` and shows where the two renderings part,
+token by token. Without the check, training would go ahead: the student would learn to
+answer after `assistant\n` while at sampling time it is asked after `assistant\n `, and
+its answers would be poor for no visible reason.
+</details>"""
+    ),
+    new_code_cell(
+        """from helpers.render import RenderMismatchError
+
+
+class ExtraSpace:
+    \"\"\"The tokenizer, but its generation prompt ends with one space more than its training text.\"\"\"
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __getattr__(self, name):  # everything else as the real tokenizer
+        return getattr(self.tokenizer, name)
+
+    def apply_chat_template(self, messages, add_generation_prompt=False, **kwargs):
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, **kwargs)
+        return text + " " if add_generation_prompt else text
+
+
+try:
+    render_example(ExtraSpace(tokenizer), rows[0]["messages"])
+    print("no mismatch found")
+except RenderMismatchError as error:
+    print(f"caught before training: {error}")"""
     ),
 ]
 
@@ -421,6 +461,40 @@ result also shows when the notebook runs without a browser."""
         """tryout = StudentTryout(student_client, teacher_client)
 print(tryout.ask("Mujhe yeh gaana bahut pasand hai"))
 tryout.widget()"""
+    ),
+    new_markdown_cell(
+        """## Exercises
+
+**Where did the student learn least?** Overall agreement hides where the student parts
+from the teacher. Split it by the `kind` of each gold query. Which kinds does the student
+copy worst, and is the baseline weak in the same places? Compare with the pool's mix of
+kinds (exercise 1 of notebook 02).
+
+<details><summary>What to look for</summary>
+
+Offline, this notebook's quick student (the tiny model, a minute on 1,200 queries) trails
+the stand-in teacher in every kind, and the baseline beats it in most. The full offline
+student of `make run` (the whole pool, under three minutes) copies natural sentences, noise
+and inputs without language almost always (fewer than 1 in 100 disagree, over five seeds);
+its disagreements are in mixed-language text (about 1 in 6), very short inputs (1 in 11),
+other languages, romanised text and code (1 in 14 to 1 in 18). Short inputs are hard to
+learn from examples: the teacher labels two-word phrases from word lists ("Guten Morgen" is
+German, two unknown words are `ot`), and a phrase the pool never showed is a guess for the
+student. On Tinker, with an LLM student that already knows the languages, expect another
+shape.
+</details>"""
+    ),
+    new_code_cell(
+        """from collections import defaultdict
+
+by_kind = defaultdict(lambda: defaultdict(list))
+for i, row in enumerate(gold):
+    for name in ("student", "baseline"):
+        by_kind[row["kind"]][name].append(predictions[name][i].label == predictions["teacher"][i].label)
+table = [{"kind": kind, "queries": len(agree["student"]),
+          **{f"{name} agrees with the teacher": sum(agree[name]) / len(agree[name]) for name in ("student", "baseline")}}
+         for kind, agree in by_kind.items()]
+Markdown(markdown_table(sorted(table, key=lambda row: row["student agrees with the teacher"]), max_rows=None))"""
     ),
 ]
 

@@ -36,16 +36,18 @@ from helpers.evaluate import agreement  # noqa: E402
 
 
 def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str | None],
-                gold: Sequence[str]) -> dict:
+                gold: Sequence[str], kinds: Sequence[str] | None = None) -> dict:
     """Per-run and voted scores of several students on the same items.
 
     ``runs`` maps a run's name to its predicted labels (None: unparsed), in the order of
     ``teacher`` (the teacher's labels) and ``gold``. The vote takes each item's most common
     prediction; a tie goes to the label that the earliest run (in ``runs``' order) gave.
+    With ``kinds`` (each item's kind of query), ``disagreement_by_kind`` gives the share of
+    (item, run) pairs of each kind in which the run disagrees with the teacher.
     """
     n = len(gold)
-    if not runs or len(teacher) != n or any(len(p) != n for p in runs.values()):
-        raise ValueError("seed_spread needs at least one run, and as many predictions as gold labels in each")
+    if not runs or len(teacher) != n or any(len(p) != n for p in runs.values()) or (kinds is not None and len(kinds) != n):
+        raise ValueError("seed_spread needs at least one run, and as many predictions (and kinds) as gold labels in each")
 
     def score(pred):  # accuracy is agreement with the gold labels
         return {"accuracy": agreement(pred, gold)["agreement"], "agreement": agreement(pred, teacher)["agreement"]}
@@ -54,6 +56,10 @@ def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str 
     wrong = [sum(pred[i] != teacher[i] for pred in runs.values()) for i in range(n)]
     # most_common lists equal counts in the order first met, so a tie goes to the earliest run.
     vote = [collections.Counter(pred[i] for pred in runs.values()).most_common(1)[0][0] for i in range(n)]
+    by_kind = {}
+    for kind in sorted(set(kinds or ())):
+        items = [i for i in range(n) if kinds[i] == kind]
+        by_kind[kind] = {"items": len(items), "disagreement": sum(wrong[i] for i in items) / (len(items) * len(runs))}
     return {
         "runs": per_run,
         "mean_agreement": statistics.fmean(s["agreement"] for s in per_run.values()),
@@ -62,6 +68,7 @@ def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str 
         "wrong_in_runs": {k: wrong.count(k) for k in range(1, len(runs) + 1) if wrong.count(k)},
         "wrong_in_most": [i for i in range(n) if wrong[i] * 2 > len(runs)],
         "wrong_counts": wrong,
+        "disagreement_by_kind": by_kind,
     }
 
 
@@ -110,13 +117,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_texts, runs[f"seed {seed}"], _ = _predictions(evaluation / "predictions.jsonl")
         if run_texts != texts:
             sys.exit(f"seed_study: {evaluation / 'predictions.jsonl'} does not score the same items as {teacher_dir}")
-    result = seed_spread(runs, teacher, gold)
+    gold_rows = [row for _, row in iter_jsonl(ROOT / args.gold)]
+    if [row["text"] for row in gold_rows] != texts:
+        sys.exit(f"seed_study: {args.gold} does not hold the items that {teacher_dir} scored")
+    result = seed_spread(runs, teacher, gold, [row.get("kind", "(none)") for row in gold_rows])
     print(f"\n{'run':<10} {'accuracy':>9} {'agreement':>10}")
     for name, s in result["runs"].items():
         print(f"{name:<10} {s['accuracy']:>9.4f} {s['agreement']:>10.4f}")
     print(f"{'mean':<10} {result['mean_accuracy']:>9.4f} {result['mean_agreement']:>10.4f}")
     print(f"{'vote':<10} {result['vote']['accuracy']:>9.4f} {result['vote']['agreement']:>10.4f}")
     print("items that disagree with the teacher, by the number of runs they do so in:", result["wrong_in_runs"])
+    print("disagreement with the teacher by kind of query (share of item-runs):")
+    for kind, s in sorted(result["disagreement_by_kind"].items(), key=lambda kv: -kv[1]["disagreement"]):
+        print(f"  {kind:<20} {s['disagreement']:>6.3f}  ({s['items']} items)")
     print(f"wrong in most runs ({len(result['wrong_in_most'])}):")
     for i in result["wrong_in_most"]:
         print(f"  {result['wrong_counts'][i]}/{len(runs)}  teacher {teacher[i]}  gold {gold[i]}  {texts[i][:70]!r}")

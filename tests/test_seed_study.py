@@ -29,6 +29,13 @@ def test_seed_spread_by_hand(study):
     assert result["wrong_in_most"] == [2, 3]
     # Vote: de; fr (2 of 3); en (2 of 3); ot, tr and None once each, so the first run's ot.
     assert result["vote"] == {"accuracy": 0.5, "agreement": 0.75}
+    assert result["disagreement_by_kind"] == {}
+    # By kind: items 0 and 2 are "natural" (0 + 2 of 6 item-runs), items 1 and 3 "short" (1 + 2 of 6).
+    kinds = ["natural", "short", "natural", "short"]
+    assert study.seed_spread(runs, teacher, gold, kinds)["disagreement_by_kind"] == {
+        "natural": {"items": 2, "disagreement": pytest.approx(2 / 6)},
+        "short": {"items": 2, "disagreement": pytest.approx(3 / 6)},
+    }
 
 
 def test_seed_spread_rejects_mismatched_input(study):
@@ -36,6 +43,8 @@ def test_seed_spread_rejects_mismatched_input(study):
         study.seed_spread({}, ["de"], ["de"])
     with pytest.raises(ValueError, match="as many predictions"):
         study.seed_spread({"a": ["de", "fr"]}, ["de"], ["de"])
+    with pytest.raises(ValueError, match="and kinds"):
+        study.seed_spread({"a": ["de"]}, ["de"], ["de"], kinds=["natural", "short"])
 
 
 def test_bad_arguments_stop_with_one_line(study, tmp_path, capsys):
