@@ -448,6 +448,26 @@ def agreement(a: Sequence[str | None | Prediction], b: Sequence[str | None | Pre
     return {"n": len(x), "agreement": same, "kappa": kappa}
 
 
+def agreement_by(groups: Sequence[str], a: Sequence[str | None | Prediction],
+                 b: Sequence[str | None | Prediction]) -> dict[str, dict]:
+    """:func:`agreement`'s share of identical answers within each group of items.
+
+    ``groups`` names each item's group (for the gold sets, its ``kind``). Returns
+    ``{group: {"n": items, "agreement": share}}``, groups sorted by name. Overall
+    agreement hides where two predictors part; this shows it.
+
+    >>> agreement_by(["short", "short", "natural"], ["de", "ot", "en"], ["de", "fr", "en"])
+    {'natural': {'n': 1, 'agreement': 1.0}, 'short': {'n': 2, 'agreement': 0.5}}
+    """
+    a, b = labels_of(a), labels_of(b)
+    if not len(groups) == len(a) == len(b):
+        raise ValueError(f"{len(groups)} groups for {len(a)} and {len(b)} answers")
+    members: dict[str, list[bool]] = {}
+    for group, p, q in zip(groups, a, b, strict=True):
+        members.setdefault(group, []).append(p == q)
+    return {group: {"n": len(same), "agreement": sum(same) / len(same)} for group, same in sorted(members.items())}
+
+
 def error_table(texts: Sequence[str], gold: Sequence[str],
                 preds: Mapping[str, Sequence[str | None | Prediction]]) -> list[dict]:
     """Rows where at least one predictor is wrong: ``{"index", "text", "gold", name: label, ...}``.

@@ -485,15 +485,12 @@ shape.
 </details>"""
     ),
     new_code_cell(
-        """from collections import defaultdict
+        """from helpers.evaluate import agreement_by
 
-by_kind = defaultdict(lambda: defaultdict(list))
-for i, row in enumerate(gold):
-    for name in ("student", "baseline"):
-        by_kind[row["kind"]][name].append(predictions[name][i].label == predictions["teacher"][i].label)
-table = [{"kind": kind, "queries": len(agree["student"]),
-          **{f"{name} agrees with the teacher": sum(agree[name]) / len(agree[name]) for name in ("student", "baseline")}}
-         for kind, agree in by_kind.items()]
+kinds = [row["kind"] for row in gold]
+by_kind = {name: agreement_by(kinds, predictions[name], predictions["teacher"]) for name in ("student", "baseline")}
+table = [{"kind": kind, "queries": scores["n"], "student agrees with the teacher": scores["agreement"],
+          "baseline agrees with the teacher": by_kind["baseline"][kind]["agreement"]} for kind, scores in by_kind["student"].items()]
 Markdown(markdown_table(sorted(table, key=lambda row: row["student agrees with the teacher"]), max_rows=None))"""
     ),
 ]

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpers.dataio import iter_jsonl  # noqa: E402
-from helpers.evaluate import agreement  # noqa: E402
+from helpers.evaluate import agreement, agreement_by  # noqa: E402
 
 
 def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str | None],
@@ -57,9 +57,10 @@ def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str 
     # most_common lists equal counts in the order first met, so a tie goes to the earliest run.
     vote = [collections.Counter(pred[i] for pred in runs.values()).most_common(1)[0][0] for i in range(n)]
     by_kind = {}
-    for kind in sorted(set(kinds or ())):
-        items = [i for i in range(n) if kinds[i] == kind]
-        by_kind[kind] = {"items": len(items), "disagreement": sum(wrong[i] for i in items) / (len(items) * len(runs))}
+    if kinds is not None:  # every run scores the same items, so the mean over runs is the pooled share
+        split = [agreement_by(kinds, pred, teacher) for pred in runs.values()]
+        by_kind = {kind: {"items": s["n"], "disagreement": 1 - statistics.fmean(r[kind]["agreement"] for r in split)}
+                   for kind, s in split[0].items()}
     return {
         "runs": per_run,
         "mean_agreement": statistics.fmean(s["agreement"] for s in per_run.values()),

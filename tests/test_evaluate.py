@@ -137,6 +137,21 @@ def test_bootstrap_interval_contains_accuracy_and_is_reproducible():
     assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
 
 
+def test_agreement_by_group_by_hand():
+    from helpers.evaluate import agreement_by
+
+    kinds = ["short", "natural", "short", "code", "short"]
+    student = ["de", "en", None, "ot", "fr"]
+    teacher = ["de", "en", None, "en", "ot"]  # two unparsed answers agree, as in agreement()
+    assert agreement_by(kinds, student, teacher) == {
+        "code": {"n": 1, "agreement": 0.0},
+        "natural": {"n": 1, "agreement": 1.0},
+        "short": {"n": 3, "agreement": pytest.approx(2 / 3)},
+    }
+    with pytest.raises(ValueError, match="4 groups for 5 and 5 answers"):
+        agreement_by(kinds[:4], student, teacher)
+
+
 def test_agreement_and_cohens_kappa_by_hand():
     a = ["en", "en", "de", "de"]
     b = ["en", "de", "de", "de"]
