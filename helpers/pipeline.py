@@ -9,7 +9,9 @@ student and baseline on the gold set, and writes to ``out``:
 - ``student/`` (``checkpoint.json``), usable as ``--predictor student:OUT/student``
 - ``baseline/``, usable as ``--predictor baseline:OUT/baseline``
 - ``metrics_<predictor>.json``, ``confusion.png``, ``confusion_normalized.png``, ``cost.png``
-- ``report.md`` and ``report.json`` (the figures ``make run`` prints)
+- ``report.md`` and ``report.json`` (the figures ``make run`` prints, and the student's and
+  baseline's agreement with the teacher by kind of query when the gold set gives kinds)
+- ``errors.md``, the gold queries that the teacher, the student or the baseline got wrong
 
 Every step resumes: run it again after an interruption and finished steps are
 skipped. Offline, the teacher is the rule-based stand-in and the student a tiny
@@ -96,6 +98,9 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
         metrics[name] = ev.compute_metrics(gold_labels, predictions[name])
         ev.write_metrics(out, name, metrics[name])
     agree = ev.agreement(predictions["student"], predictions["teacher"])
+    kinds = [r.get("kind") for r in gold_rows]  # where the student parts from the teacher, when the gold set says
+    by_kind = {} if not all(isinstance(k, str) for k in kinds) else {
+        name: ev.agreement_by(kinds, predictions[name], predictions["teacher"]) for name in ("student", "baseline")}
     timings["evaluate"] = time.time() - t
 
     # 5. Pictures, cost, report.
@@ -131,6 +136,8 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
         "student_accuracy_ci": metrics["student"].get("accuracy_ci"),
         "agreement": agree["agreement"],
         "kappa": agree["kappa"],
+        "agreement_by_kind": {kind: {"n": s["n"], "student": s["agreement"], "baseline": by_kind["baseline"][kind]["agreement"]}
+                              for kind, s in by_kind.get("student", {}).items()},
         "teacher_prompt_tokens": cost["teacher_tokens_per_query"],
         "student_prompt_tokens": cost["student_tokens_per_query"],
         "cost": cost,
@@ -168,6 +175,17 @@ def report_markdown(r: dict, metrics: dict) -> str:
         for name, m in metrics.items()
     )
     note = f"\n> {OFFLINE_NOTE}\n" if r["offline"] else ""
+    kinds = ""
+    if r.get("agreement_by_kind"):
+        lines = "\n".join(f"| {kind} | {k['n']} | {k['student']:.3f} | {k['baseline']:.3f} |"
+                          for kind, k in sorted(r["agreement_by_kind"].items(), key=lambda kv: kv[1]["student"]))
+        kinds = f"""
+Agreement with the teacher by kind of query (the hardest first):
+
+| kind | n | student | baseline |
+|---|---:|---:|---:|
+{lines}
+"""
     return f"""# Prompt distillation report
 {note}
 Backend: **{r['backend']}** ({r['backend_reason']}). Teacher: `{r['teacher_model']}`. Student: `{r['student_model']}`.
@@ -178,7 +196,7 @@ Distillation data: {r['distillation_rows']} rows from {r['queries']} queries. Go
 {rows}
 
 Student–teacher agreement: **{r['agreement']:.4f}** (Cohen's kappa {r['kappa']:.3f}).
-
+{kinds}
 Prompt tokens per query: teacher {r['teacher_prompt_tokens']:.0f}, student {r['student_prompt_tokens']:.0f}
 (ratio {r['prompt_token_ratio']:.3f}).
 

@@ -15,6 +15,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from fake_tinker import FakeTinker
 
 from helpers.dataio import iter_jsonl, write_jsonl
@@ -58,6 +59,13 @@ def test_the_whole_run_goes_through_the_real_sdk_and_labels_as_the_local_backend
     for name in ("teacher", "base", "student", "baseline"):
         metrics = json.loads((out / f"metrics_{name}.json").read_text())
         assert metrics["n"] == len(_rows(gold, 1))
+    # the report splits the agreement by the gold set's kinds of query, in report.json and report.md
+    report = json.loads((out / "report.json").read_text())
+    by_kind, kinds = report["agreement_by_kind"], Counter(r["kind"] for r in _rows(gold, 1))
+    assert {kind: k["n"] for kind, k in by_kind.items()} == kinds
+    shares = {kind: k["student"] for kind, k in by_kind.items()}
+    assert sum(shares[kind] * n for kind, n in kinds.items()) == pytest.approx(report["agreement"] * sum(kinds.values()))
+    assert all(f"| {kind} | {n} |" in (out / "report.md").read_text() for kind, n in kinds.items())
     # the teacher's labels that came back over the wire are the ones the local backend gives
     from helpers import connect
     from helpers.generate import generate
