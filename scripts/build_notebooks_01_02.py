@@ -535,8 +535,8 @@ under-represent?
 <details><summary>What to look for</summary>
 
 Romanised text and inputs with no language at all are several times rarer in the pool than
-in the dev set. That is a candidate explanation for student errors on those kinds (exercise
-1 of notebook 04 measures the student by kind), but only a candidate: in the course's own
+in the dev set. That is a candidate explanation for student errors on those kinds (the
+exercise of notebook 04 measures the student by kind), but only a candidate: in the course's own
 offline measurements, neither 1,100 more written romanised and code-switched queries nor
 weighting each kind to the dev set's share moved the tiny student (README, Benchmarks).
 Measure before you write data.

@@ -231,7 +231,7 @@ own slips: drop the newline after `assistant`, or add a system prompt in one cas
 
 `render_example` stops with `RenderMismatchError` and shows where the two renderings part,
 token by token. Without the check, training would go ahead: the student would learn to
-answer after `assistant\n` while at sampling time it is asked after `assistant\n `, and
+answer after `assistant\\n` while at sampling time it is asked after `assistant\\n `, and
 its answers would be poor for no visible reason.
 </details>"""
     ),
