@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from .dataio import DataError, check_writable, read_gold, write_jsonl, write_text
-from .generate import StallWatch, result_with_retries
+from .generate import StallWatch, ask_with_retries, result_with_retries
 from .labels import LABELS, parse_answer
 from .prompt import DEFAULT_PROMPT, student_messages, teacher_messages
 from .render import model_input
@@ -165,7 +165,7 @@ def _run_bounded(count: int, submit: Callable[[int], Any], finish: Callable[[int
     in_flight: list[tuple[int, Any]] = []
     nxt = 0
     if count:
-        finish(0, result_with_retries(submit(0), lambda: submit(0)))
+        finish(0, ask_with_retries(lambda: submit(0)))
         nxt = 1
     while nxt < count or in_flight:
         while nxt < count and len(in_flight) < concurrency:

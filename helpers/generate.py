@@ -87,8 +87,8 @@ outlasted ``max_retries``."""
 FORMAT_VERSION = 1  # part of every key: bump it when the journal or the rows change meaning
 
 STALL_NOTICE_SECONDS = 60.0
-"""With requests in flight and no answer for this long, generation says so on stderr, once per
-stall. A server that stops answering is otherwise silent: Tinker's SDK retries a lost
+"""With requests in flight and no answer for this long, generation, training and evaluation say
+so on stderr, once per stall (:class:`StallWatch`). A server that stops answering is otherwise silent: Tinker's SDK retries a lost
 connection quietly, for up to two hours, before it gives up."""
 
 
@@ -145,6 +145,12 @@ def result_with_retries(future, resubmit, retries: int = 6):
                 raise
             time.sleep(backoff(attempt))
             future = resubmit()
+
+
+def ask_with_retries(submit: Callable[[], Any], retries: int = 6):
+    """``submit()``'s result, asked again after a transient error (:func:`result_with_retries`
+    for a call that is made and awaited at once, with nothing else in flight)."""
+    return result_with_retries(submit(), submit, retries)
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:

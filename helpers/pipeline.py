@@ -99,8 +99,10 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
         ev.write_metrics(out, name, metrics[name])
     agree = ev.agreement(predictions["student"], predictions["teacher"])
     kinds = [r.get("kind") for r in gold_rows]  # where the student parts from the teacher, when the gold set says
-    by_kind = {} if not all(isinstance(k, str) for k in kinds) else {
-        name: ev.agreement_by(kinds, predictions[name], predictions["teacher"]) for name in ("student", "baseline")}
+    by_kind = {}
+    if all(isinstance(k, str) for k in kinds):
+        student, baseline = (ev.agreement_by(kinds, predictions[name], predictions["teacher"]) for name in ("student", "baseline"))
+        by_kind = {kind: {"n": s["n"], "student": s["agreement"], "baseline": baseline[kind]["agreement"]} for kind, s in student.items()}
     timings["evaluate"] = time.time() - t
 
     # 5. Pictures, cost, report.
@@ -136,8 +138,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
         "student_accuracy_ci": metrics["student"].get("accuracy_ci"),
         "agreement": agree["agreement"],
         "kappa": agree["kappa"],
-        "agreement_by_kind": {kind: {"n": s["n"], "student": s["agreement"], "baseline": by_kind["baseline"][kind]["agreement"]}
-                              for kind, s in by_kind.get("student", {}).items()},
+        "agreement_by_kind": by_kind,
         "teacher_prompt_tokens": cost["teacher_tokens_per_query"],
         "student_prompt_tokens": cost["student_tokens_per_query"],
         "cost": cost,

@@ -47,7 +47,7 @@ import numpy as np
 from tinker import types
 
 from .dataio import DataError, write_text
-from .generate import StallWatch, backoff, is_transient, one_line, result_with_retries
+from .generate import StallWatch, ask_with_retries, backoff, is_transient, one_line
 from .labels import LABELS, parse_answer
 from .render import conversation, model_input, render_example
 
@@ -304,10 +304,8 @@ def train(
         if not val_data:
             return
         # neither call changes the weights, so a transient failure is simply asked again
-        fwd = result_with_retries(training_client.forward(val_data, "cross_entropy"),
-                                  lambda: training_client.forward(val_data, "cross_entropy"))
-        sampler = result_with_retries(training_client.save_weights_and_get_sampling_client(),
-                                      training_client.save_weights_and_get_sampling_client)
+        fwd = ask_with_retries(lambda: training_client.forward(val_data, "cross_entropy"))
+        sampler = ask_with_retries(training_client.save_weights_and_get_sampling_client)
         acc = accuracy_by_sampling(sampler, tokenizer, val_ex[: config.val_samples])
         point = {"step": step, "val_loss": answer_loss(fwd, val_weights, weighted=True), "val_accuracy": acc}
         validation.append(point)
@@ -383,13 +381,11 @@ def train(
     # the weights are final here: saving them changes nothing, so a transient failure is asked again
     sampler_path = None
     if out is not None:
-        sampler_path = result_with_retries(training_client.save_weights_for_sampler("final"),
-                                           lambda: training_client.save_weights_for_sampler("final")).path
+        sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler("final")).path
         info = {"base_model": config.base_model, "sampler_path": sampler_path, "state_path": checkpoints[-1], "config": asdict(config),
                 "steps": total, "examples": len(train_ex), "validation": validation[-1] if validation else None}
         write_text(out / "checkpoint.json", json.dumps(info, indent=1))
-    sampling_client = result_with_retries(training_client.save_weights_and_get_sampling_client(),
-                                          training_client.save_weights_and_get_sampling_client)
+    sampling_client = ask_with_retries(training_client.save_weights_and_get_sampling_client)
     return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config), time.time() - started)
 
 

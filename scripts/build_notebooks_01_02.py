@@ -45,7 +45,7 @@ from matplotlib.figure import Figure
 import helpers
 import helpers.course
 from helpers.dataio import read_gold
-from helpers.evaluate import default_models, error_table, markdown_table, predict
+from helpers.evaluate import PRICES, default_models, error_table, markdown_table, predict
 from helpers.prompt import DEFAULT_PROMPT, RULES, SHORT_PROMPT, count_tokens, get_rule
 from helpers.widgets import TeacherPlayground
 
@@ -269,18 +269,15 @@ into more pieces than an LLM's would; on Tinker they are the teacher's own.
 </details>"""
     ),
     new_code_cell(
-        """from helpers.evaluate import PRICES
-
-queries_per_day = 100_000
+        """queries_per_day = 100_000
 usd_per_token = PRICES["teacher"] / 1e6  # EXAMPLE price: edit helpers.evaluate.PRICES or this line
 yearly = [{"rule": rule.name, "tokens": (n := count_tokens(tokenizer, rule.render())),
            "USD a year (EXAMPLE price)": round(n * queries_per_day * 365 * usd_per_token)} for rule in RULES]
 yearly.sort(key=lambda row: -row["tokens"])
-print(f"the whole prompt: {count_tokens(tokenizer, DEFAULT_PROMPT) * queries_per_day * 365 * usd_per_token:,.0f} USD a year "
+print(f"the whole prompt: {full * queries_per_day * 365 * usd_per_token:,.0f} USD a year "
       f"at {queries_per_day:,} queries a day (EXAMPLE price {PRICES['teacher']} USD per million tokens)")
-labelling = pool * count_tokens(tokenizer, DEFAULT_PROMPT) * usd_per_token
-print(f"labelling the {pool:,}-query pool once: {labelling:,.2f} USD, the prompt's cost of "
-      f"{24 * labelling / (count_tokens(tokenizer, DEFAULT_PROMPT) * queries_per_day * usd_per_token):.1f} hours of this traffic")
+print(f"labelling the {pool:,}-query pool once: {pool * full * usd_per_token:,.2f} USD, the prompt's cost of "
+      f"{24 * pool / queries_per_day:.1f} hours of this traffic")
 Markdown(markdown_table(yearly, max_rows=None))"""
     ),
 ]
@@ -315,7 +312,7 @@ from matplotlib.figure import Figure
 
 import helpers
 import helpers.course
-from helpers.dataio import iter_jsonl, read_conversations, read_queries
+from helpers.dataio import iter_jsonl, read_conversations, read_gold, read_queries
 from helpers.evaluate import default_models, markdown_table
 from helpers.generate import GenerateConfig, GenerateSummary, generate, generate_async
 from helpers.labels import LABELS
@@ -543,9 +540,7 @@ Measure before you write data.
 </details>"""
     ),
     new_code_cell(
-        """from helpers.dataio import read_gold
-
-dev_kinds = Counter(row["kind"] for row in read_gold(helpers.course.DATA / "dev_gold.jsonl"))
+        """dev_kinds = Counter(row["kind"] for row in read_gold(helpers.course.DATA / "dev_gold.jsonl"))
 pool_share = {kind: n / len(pool) for kind, n in kinds.items()}
 dev_share = {kind: n / sum(dev_kinds.values()) for kind, n in dev_kinds.items()}
 Markdown(markdown_table([{"kind": kind, "pool": f"{pool_share.get(kind, 0):.1%}", "dev set": f"{dev_share.get(kind, 0):.1%}",

@@ -45,7 +45,7 @@ from helpers.dataio import read_conversations
 from helpers.evaluate import default_models, markdown_table, predict
 from helpers.plots import LiveLossPlot, plot_history, show_example_tokens
 from helpers.prompt import student_messages
-from helpers.render import prompt_tokens, render_example
+from helpers.render import RenderMismatchError, prompt_tokens, render_example
 from helpers.train import TrainConfig, train
 
 service = helpers.connect()
@@ -236,10 +236,7 @@ its answers would be poor for no visible reason.
 </details>"""
     ),
     new_code_cell(
-        """from helpers.render import RenderMismatchError
-
-
-class ExtraSpace:
+        """class ExtraSpace:
     \"\"\"The tokenizer, but its generation prompt ends with one space more than its training text.\"\"\"
 
     def __init__(self, tokenizer):
@@ -293,6 +290,7 @@ from helpers.dataio import read_conversations, read_gold
 from helpers.evaluate import (
     PRICES,
     agreement,
+    agreement_by,
     compute_metrics,
     cost_table,
     error_table,
@@ -485,9 +483,7 @@ shape.
 </details>"""
     ),
     new_code_cell(
-        """from helpers.evaluate import agreement_by
-
-kinds = [row["kind"] for row in gold]
+        """kinds = [row["kind"] for row in gold]
 by_kind = {name: agreement_by(kinds, predictions[name], predictions["teacher"]) for name in ("student", "baseline")}
 table = [{"kind": kind, "queries": scores["n"], "student agrees with the teacher": scores["agreement"],
           "baseline agrees with the teacher": by_kind["baseline"][kind]["agreement"]} for kind, scores in by_kind["student"].items()]

@@ -290,7 +290,6 @@ def no_proxy(monkeypatch):
 
 
 def test_unreachable_tinker_server_fails_fast(monkeypatch, no_proxy):
-    import time
 
     from helpers.backend import BackendError
 
@@ -307,7 +306,6 @@ def test_a_compatible_server_without_the_capabilities_route_still_connects(monke
     server that answers that with a 404 says nothing against the key, so connect() goes on
     (a 401 stops it: test_tinker_sdk.py::test_a_refused_key_stops_with_one_line_naming_the_setting)."""
     import json
-    import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     asked = []
@@ -354,7 +352,6 @@ def test_reachability_check_leaves_proxied_connections_to_the_client(monkeypatch
 
 def test_reachability_check_is_bounded_even_when_the_name_lookup_hangs(monkeypatch, no_proxy):
     import socket
-    import time
 
     from helpers.backend import BackendError, check_reachable
 
