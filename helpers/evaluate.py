@@ -55,7 +55,7 @@ from .dataio import DataError, check_writable, read_gold, write_jsonl, write_tex
 from .generate import StallWatch, ask_with_retries, result_with_retries
 from .labels import LABELS, parse_answer
 from .prompt import DEFAULT_PROMPT, student_messages, teacher_messages
-from .render import model_input
+from .render import decode_answer, model_input, sampling_params
 
 # ---------------------------------------------------------------- settings
 
@@ -219,10 +219,8 @@ def predict_with_client(
     """
     texts = list(texts)
     tokenizer = tokenizer if tokenizer is not None else client.get_tokenizer()
-    from tinker import types
-
     limit = max_tokens or (TEACHER_MAX_TOKENS if with_prompt else STUDENT_MAX_TOKENS)
-    params = types.SamplingParams(max_tokens=limit, temperature=0.0)
+    params = sampling_params(tokenizer, limit)
     out: list[Prediction | None] = [None] * len(texts)
 
     def messages(text: str) -> list[dict]:
@@ -234,7 +232,7 @@ def predict_with_client(
         return client.sample(model_input(tokenizer, messages(texts[i])), 1, params)
 
     def finish(i: int, response) -> None:
-        raw = tokenizer.decode(list(response.sequences[0].tokens), skip_special_tokens=True)
+        raw = decode_answer(tokenizer, response.sequences[0].tokens)
         out[i] = Prediction(parse_answer(raw), raw)
         watch.tick()
         bar.update(1)
@@ -593,14 +591,12 @@ def measure_latency(sampling_client, tokenizer, texts: Sequence[str], with_promp
     Locally the teacher is the rule-based stand-in, so its latency says nothing
     about an LLM teacher's; the *student's* latency is a real model's on this CPU.
     """
-    from tinker import types
-
     texts = list(texts)
     if not texts:
         raise ValueError("no texts to time")
     tokenizer = tokenizer if tokenizer is not None else sampling_client.get_tokenizer()
     limit = max_tokens or (TEACHER_MAX_TOKENS if with_prompt else STUDENT_MAX_TOKENS)
-    params = types.SamplingParams(max_tokens=limit, temperature=0.0)
+    params = sampling_params(tokenizer, limit)
 
     def ask(text: str) -> None:
         messages = teacher_messages(text, prompt) if with_prompt else student_messages(text)

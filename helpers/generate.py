@@ -66,12 +66,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tinker import types
-
 from .dataio import DataError, check_writable, dumps, read_queries, write_jsonl, write_text
 from .labels import LABELS, parse_answer
 from .prompt import DEFAULT_PROMPT, teacher_messages
-from .render import conversation, model_input
+from .render import conversation, decode_answer, model_input, sampling_params
 
 TINKER_TEACHER = "Qwen/Qwen3-30B-A3B"
 """The teacher on Tinker unless told otherwise."""
@@ -601,8 +599,8 @@ class _Run:
         retries = 0
         try:
             prompt = model_input(self.tokenizer, teacher_messages(text, self.prompt))
-            params = types.SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                                          seed=_query_seed(cfg.seed, text))
+            params = sampling_params(self.tokenizer, cfg.max_tokens, cfg.temperature, top_p=cfg.top_p,
+                                     seed=_query_seed(cfg.seed, text))
             async with slots:
                 while True:
                     try:
@@ -613,7 +611,7 @@ class _Run:
                             raise
                         retries += 1  # the slot is kept while waiting: backing off means fewer requests
                         await asyncio.sleep(backoff(retries - 1, cfg.backoff_base, cfg.backoff_max, self.jitter))
-            answers = [self.tokenizer.decode(list(s.tokens), skip_special_tokens=True) for s in response.sequences]
+            answers = [decode_answer(self.tokenizer, s.tokens) for s in response.sequences]
             if not answers:
                 raise ValueError("the teacher returned no sequences")
         except Exception as e:  # anything but cancellation: this query fails, the run goes on

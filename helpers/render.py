@@ -82,6 +82,42 @@ def end_of_turn_id(tokenizer) -> int:
     return tokenizer.eos_token_id
 
 
+def stop_tokens(tokenizer) -> list[int]:
+    """Tokens that end an answer: the end of turn, and end of text if the tokenizer's differs."""
+    stops = [end_of_turn_id(tokenizer)]
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in stops:
+        stops.append(tokenizer.eos_token_id)
+    return stops
+
+
+def sampling_params(tokenizer, max_tokens: int, temperature: float = 0.0, **extra) -> types.SamplingParams:
+    """``SamplingParams`` that stop at the end of the assistant's turn, whatever the server's default.
+
+    The stop tokens are given, not left implicit: a server's own end-of-sequence set need
+    not hold the chat template's end-of-turn token, and an answer that runs past it into a
+    made-up next turn no longer parses as a bare label.
+
+    >>> from helpers.local.model import load_tokenizer
+    >>> tok = load_tokenizer()
+    >>> [tok.convert_ids_to_tokens(t) for t in sampling_params(tok, 8).stop]
+    ['<|im_end|>']
+    """
+    return types.SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=stop_tokens(tokenizer), **extra)
+
+
+def decode_answer(tokenizer, tokens) -> str:
+    """The text of a sampled answer: its tokens up to the first stop token, special tokens dropped.
+
+    >>> from helpers.local.model import load_tokenizer
+    >>> tok = load_tokenizer()
+    >>> decode_answer(tok, tok.encode("de<|im_end|>\\nuser\\nmore", add_special_tokens=False))
+    'de'
+    """
+    tokens, stops = list(tokens), set(stop_tokens(tokenizer))
+    end = next((i for i, t in enumerate(tokens) if t in stops), len(tokens))
+    return tokenizer.decode(tokens[:end], skip_special_tokens=True)
+
+
 def prompt_tokens(tokenizer, messages: list[dict]) -> list[int]:
     """Tokens of the generation prompt for ``messages`` (which end with the user's turn)."""
     return _encode_with_cached_prefix(tokenizer, _template(tokenizer, messages, add_generation_prompt=True))

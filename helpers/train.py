@@ -2,8 +2,9 @@
 
 :func:`train` drives any Tinker-compatible service client (real Tinker, or the
 local backend) through the same calls: ``create_lora_training_client``,
-``forward_backward``, ``optim_step``, ``save_state`` and
-``save_weights_and_get_sampling_client``. As Tinker recommends, the next batch's
+``forward_backward``, ``optim_step``, ``save_state``, ``save_weights_for_sampler`` and
+``create_sampling_client`` (or ``save_weights_and_get_sampling_client`` for validation,
+and for a run with no folder to save to). As Tinker recommends, the next batch's
 ``forward_backward`` and ``optim_step`` are submitted before the previous result
 is awaited, so the server never waits for the client.
 
@@ -34,6 +35,7 @@ True
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -49,7 +51,7 @@ from tinker import types
 from .dataio import DataError, write_text
 from .generate import StallWatch, ask_with_retries, backoff, is_transient, one_line
 from .labels import LABELS, parse_answer
-from .render import conversation, model_input, render_example
+from .render import conversation, decode_answer, model_input, render_example, sampling_params
 
 SCHEDULES = ("constant", "linear", "cosine")
 RESTARTS = 6  # restarts in a row with no step gained between them; the next transient failure ends the run
@@ -198,12 +200,12 @@ def accuracy_by_sampling(sampling_client, tokenizer, examples: Sequence[tuple[st
     """Share of ``(query, answer)`` examples the model answers exactly, greedy, without a prompt."""
     if not examples:
         return float("nan")
-    params = types.SamplingParams(max_tokens=8, temperature=0.0)
+    params = sampling_params(tokenizer, 8)
     futures = [sampling_client.sample(model_input(tokenizer, [{"role": "user", "content": q}]), 1, params) for q, _, _ in examples]
     right = 0
     for fut, (_, answer, _) in zip(futures, examples, strict=True):
         seq = fut.result().sequences[0]
-        right += parse_answer(tokenizer.decode(seq.tokens, skip_special_tokens=True)) == answer
+        right += parse_answer(decode_answer(tokenizer, seq.tokens)) == answer
     return right / len(examples)
 
 
@@ -378,14 +380,18 @@ def train(
             del history[first:]
             validation[:] = [v for v in validation if v["step"] <= first]
             record({"kind": "restart", "step": first, "error": one_line(error)})
-    # the weights are final here: saving them changes nothing, so a transient failure is asked again
+    # the weights are final here: saving them changes nothing, so a transient failure is asked again,
+    # under a new name (the failed try may have saved, and a name cannot be saved twice)
     sampler_path = None
     if out is not None:
-        sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler("final")).path
+        names = (f"final-{attempt}" if attempt else "final" for attempt in itertools.count())
+        sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler(next(names))).path
         info = {"base_model": config.base_model, "sampler_path": sampler_path, "state_path": checkpoints[-1], "config": asdict(config),
                 "steps": total, "examples": len(train_ex), "validation": validation[-1] if validation else None}
         write_text(out / "checkpoint.json", json.dumps(info, indent=1))
-    sampling_client = ask_with_retries(training_client.save_weights_and_get_sampling_client)
+    # the student as saved, or (with no folder to save to) a snapshot of the weights
+    sampling_client = ask_with_retries(lambda: training_client.create_sampling_client(sampler_path) if sampler_path
+                                       else training_client.save_weights_and_get_sampling_client())
     return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config), time.time() - started)
 
 

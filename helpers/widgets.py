@@ -20,11 +20,9 @@ Example
 
 from __future__ import annotations
 
-from tinker import types
-
 from .labels import LABEL_NAMES, parse_answer
 from .prompt import RULE_NAMES, build_prompt, student_messages, teacher_messages
-from .render import model_input
+from .render import decode_answer, model_input, sampling_params
 
 
 class TeacherPlayground:
@@ -51,9 +49,9 @@ class TeacherPlayground:
 
     def classify(self, text: str) -> dict:
         """The teacher's raw answer and label for ``text`` under the current prompt."""
-        params = types.SamplingParams(max_tokens=256, temperature=0.0)
+        params = sampling_params(self.tokenizer, 256)
         seq = self.client.sample(model_input(self.tokenizer, teacher_messages(text, self.prompt)), 1, params).result().sequences[0]
-        raw = self.tokenizer.decode(seq.tokens, skip_special_tokens=True)
+        raw = decode_answer(self.tokenizer, seq.tokens)
         return {"text": text, "label": parse_answer(raw), "raw": raw}
 
     def measure(self, rows) -> float:
@@ -104,14 +102,14 @@ class StudentTryout:
         self.tokenizer = student_client.get_tokenizer()
 
     def ask(self, text: str) -> dict:
-        params = types.SamplingParams(max_tokens=8, temperature=0.0)
+        params = sampling_params(self.tokenizer, 8)
         seq = self.student.sample(model_input(self.tokenizer, student_messages(text)), 1, params).result().sequences[0]
-        out = {"text": text, "student": parse_answer(self.tokenizer.decode(seq.tokens, skip_special_tokens=True))}
+        out = {"text": text, "student": parse_answer(decode_answer(self.tokenizer, seq.tokens))}
         if self.teacher is not None:
             tok = self.teacher.get_tokenizer()
             tseq = self.teacher.sample(model_input(tok, teacher_messages(text)), 1,
-                                       types.SamplingParams(max_tokens=256, temperature=0.0)).result().sequences[0]
-            out["teacher"] = parse_answer(tok.decode(tseq.tokens, skip_special_tokens=True))
+                                       sampling_params(tok, 256)).result().sequences[0]
+            out["teacher"] = parse_answer(decode_answer(tok, tseq.tokens))
         return out
 
     def widget(self):

@@ -95,6 +95,7 @@ class FakeTinker:
         self.keys: set[str] = set()  # the API keys the SDK sent
         self.ranks: list[int] = []  # the LoRA rank of every model created
         self.sampled: dict[str, int] = {}  # model name -> asample requests to it
+        self.stops: list = []  # the stop setting of every asample request, as the client sent it
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._models: dict[str, object] = {}  # model id -> local training client
@@ -158,6 +159,11 @@ class FakeTinker:
     def _failed(self, error: Exception, model_id: str | None = None) -> dict:
         return self._future("json", {"error": f"{type(error).__name__}: {error}", "category": "user"}, model_id)
 
+    def _taken(self, model_id: str, kind: str, name: str) -> dict:
+        """A save under a name already saved fails (the SDK's save_state has ``overwrite=False``
+        by default; the fake holds every save to that)."""
+        return self._failed(FileExistsError(f"tinker://{model_id}/{kind}/{name} already exists"), model_id)
+
     def _tinker_path(self, model_id: str, kind: str, name: str, local_path: str) -> str:
         path = f"tinker://{model_id}/{kind}/{name}"
         self._checkpoints[path] = local_path
@@ -212,12 +218,16 @@ class FakeTinker:
             return "json", self._future("json", {"metrics": {}}, request["model_id"])
         if route == "save_weights":
             client = self._models[request["model_id"]]
+            if f"tinker://{request['model_id']}/weights/{request['path']}" in self._checkpoints:
+                return "json", self._taken(request["model_id"], "weights", request["path"])
             local = client.save_state(request["path"]).result().path
             path = self._tinker_path(request["model_id"], "weights", request["path"], local)
             return "json", self._future("json", {"path": path, "type": "save_weights"}, request["model_id"])
         if route == "save_weights_for_sampler":
             client = self._models[request["model_id"]]
             name = request.get("path") or f"snapshot-{next(self._ids)}"
+            if f"tinker://{request['model_id']}/sampler_weights/{name}" in self._checkpoints:
+                return "json", self._taken(request["model_id"], "sampler_weights", name)
             local = client.save_weights_for_sampler(name).result().path
             if request.get("path") is None:  # save_weights_and_get_sampling_client: a session on the snapshot
                 session = f"sampling-{next(self._ids)}"
@@ -255,6 +265,10 @@ class FakeTinker:
             self.sampled[name] = self.sampled.get(name, 0) + 1
             prompt = types.ModelInput.model_validate(request["prompt"])
             params = types.SamplingParams.model_validate(request["sampling_params"])
+            self.stops.append(params.stop)
+            if params.stop is None:  # a server's own end-of-sequence set need not hold the template's end of
+                params = params.model_copy(update={"stop": []})  # turn: the fake assumes the worst, so an
+                # implicit stop samples on to max_tokens
             out = sampler.sample(prompt, request.get("num_samples", 1), params).result()
             promise = self._future("proto", _sample_proto(out))
             return "json", {**promise, "sample_sequence_ids": [f"{promise['request_id']}-{i}" for i in range(len(out.sequences))]}

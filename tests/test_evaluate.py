@@ -302,6 +302,43 @@ def test_predict_with_a_ready_client_keeps_raw_text_and_unparsed():
     assert preds == [Prediction("de", "Final Answer: de"), Prediction(None, "no idea")]
 
 
+def test_a_server_that_would_sample_past_the_end_of_turn_still_gives_the_label():
+    """A server whose own end-of-sequence set lacks the template's end of turn samples on into
+    a made-up next turn unless told where to stop: the request names the stop token, and the
+    answer is read only up to it either way."""
+    from tinker import types
+
+    from helpers.evaluate import predict_with_client
+    from helpers.local import load_tokenizer
+
+    tok = load_tokenizer()
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+    ramble = tok.encode("de<|im_end|>\n<|im_start|>user\nund dann", add_special_tokens=False)
+    asked = []
+
+    class Client:
+        def __init__(self, obeys_stop: bool):
+            self.obeys_stop = obeys_stop
+
+        def get_tokenizer(self):
+            return tok
+
+        def sample(self, prompt, num_samples, params):
+            asked.append(params.stop)
+            tokens = ramble[: params.max_tokens]
+            if self.obeys_stop and params.stop:
+                tokens = tokens[: next(i for i, t in enumerate(tokens) if t in params.stop) + 1]
+            fut = Future()
+            fut.set_result(types.SampleResponse(sequences=[types.SampledSequence(
+                stop_reason="stop", sequence_id="x", tokens_np=np.asarray(tokens, dtype=np.int32))]))
+            return fut
+
+    for obeys in (True, False):
+        assert predict_with_client(Client(obeys), ["Guten Morgen"], with_prompt=False, progress=False) == [
+            Prediction("de", "de")]
+    assert asked == [[end], [end]]
+
+
 def test_teacher_on_dev_gold_is_accurate(service, dev_rows):
     rows = dev_rows[:30]
     preds = predict("teacher", [r["text"] for r in rows], service, progress=False)

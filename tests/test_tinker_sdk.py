@@ -19,9 +19,11 @@ import pytest
 from fake_tinker import FakeTinker
 
 from helpers.dataio import iter_jsonl, write_jsonl
+from helpers.local.model import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "tml-FAKE-SDK-PATH-KEY-must-not-leak"
+END_OF_TURN = load_tokenizer().convert_tokens_to_ids("<|im_end|>")  # the fake serves the local tokenizer
 
 
 def _rows(path: Path, every: int) -> list[dict]:
@@ -56,6 +58,9 @@ def test_the_whole_run_goes_through_the_real_sdk_and_labels_as_the_local_backend
     for text in [proc.stdout, proc.stderr, *(p.read_text(encoding="utf-8") for p in written)]:
         assert KEY not in text  # ... and it is in no output
     assert "DEPRECATED" not in proc.stderr  # no call the SDK is about to remove
+    # every request says where an answer ends (the fake, like a server whose own end-of-sequence
+    # set lacks the template's end of turn, samples on to max_tokens when it is not told)
+    assert server.stops and all(stop == [END_OF_TURN] for stop in server.stops), Counter(map(str, server.stops))
     for name in ("teacher", "base", "student", "baseline"):
         metrics = json.loads((out / f"metrics_{name}.json").read_text())
         assert metrics["n"] == len(_rows(gold, 1))
@@ -147,6 +152,16 @@ def test_a_step_that_fails_on_the_server_after_doing_its_work_sends_training_bac
     back to the step-4 checkpoint over the wire and still takes the local backend's steps."""
     result, calls = _train_both(tmp_path, "plain", fail={"forward_backward": {5}})
     assert result["restarts"] == [4] and calls["load_weights"] == 1
+    _same_steps(result)
+
+
+def test_a_final_save_that_fails_after_saving_is_asked_again_under_a_new_name(tmp_path):
+    """The student's final weights are saved on the server but the save's future fails (the 2nd
+    save_weights_for_sampler; the 1st is validation's snapshot). The name "final" is taken now,
+    so the retry saves as "final-1", and the run ends with a sampler path that works."""
+    result, calls = _train_both(tmp_path, "plain", fail={"save_weights_for_sampler": {2}})
+    assert calls["save_weights_for_sampler"] == 3
+    assert result["sampler_path"].endswith("/sampler_weights/final-1") and result["sampler_model"] == "local/tiny"
     _same_steps(result)
 
 
