@@ -82,6 +82,7 @@ from .dataio import DataError, read_conversations, read_gold, read_queries, writ
 from .evaluate import agreement, compute_metrics, default_models, labels_of, predict_with_client
 from .generate import GenerateConfig, generate
 from .labels import LABELS
+from .plots import OFFLINE_NOTE
 from .prompt import DEFAULT_PROMPT, RULE_NAMES, SHORT_PROMPT, build_prompt, count_tokens
 from .render import conversation
 from .train import TrainConfig, train
@@ -121,8 +122,6 @@ CI_RESAMPLES = 300
 
 QUICK_TEACHERS = 3
 """On Tinker with ``quick``, how many listed models besides the default teacher the ablation asks."""
-
-OFFLINE_TITLE = "offline: stand-in teacher, tiny local student (not LLM results)"
 
 
 # --------------------------------------------------------------------------- settings
@@ -225,8 +224,8 @@ class _Report:
     def done(self, table: list[dict]) -> list[dict]:
         computed = STATS["computed"] - self.start["computed"]
         reused = STATS["cached"] - self.start["cached"]
-        self.say(f"{len(table)} rows; {computed} points computed, {reused} read from {cache_dir()} "
-                 f"({time.time() - self.t0:.0f} s)")
+        self.say(f"{len(table)} rows, from {computed} runs made now and {reused} read from {cache_dir()} "
+                 f"(a row can draw on several runs, the teacher's among them; {time.time() - self.t0:.0f} s)")
         return table
 
 
@@ -749,7 +748,7 @@ def show(table: Sequence[Mapping], columns: Sequence[str] | None = None):
     return Markdown("\n".join(lines))
 
 
-def _title(table: Sequence[Mapping], text: str, note: str = OFFLINE_TITLE) -> str:
+def _title(table: Sequence[Mapping], text: str, note: str = OFFLINE_NOTE) -> str:
     offline = any(r.get("backend") == "local" for r in table)
     return f"{text}\n({note})" if offline else text
 

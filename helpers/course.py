@@ -85,8 +85,16 @@ def figure_path(name: str) -> Path | None:
     return path
 
 
-def save(fig, name: str) -> None:
-    """Save ``fig`` under ``$PD_BUILD/figures`` when running under ``make run``; else nothing."""
+def save(fig, name: str, service=None) -> None:
+    """Save ``fig`` under ``$PD_BUILD/figures`` when running under ``make run``; else nothing.
+
+    Given the ``service`` whose results it shows, an offline one, the figure first gets the
+    offline note on top (:func:`helpers.plots.mark_offline`), on screen as well as in the file.
+    """
+    if service is not None:
+        from .plots import mark_offline
+
+        mark_offline(fig, is_offline(service))
     path = figure_path(name)
     if path is not None:
         fig.savefig(path, dpi=110, bbox_inches="tight")

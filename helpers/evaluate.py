@@ -561,7 +561,8 @@ def cost_table(teacher_tokens: float | Sequence[int], student_tokens: float | Se
     >>> c["ratio"], c["savings_usd_per_million_queries"]
     (20.0, 190.0)
     """
-    note = "EXAMPLE prices: edit helpers.evaluate.PRICES" if prices is None else "prices given by the caller"
+    example = prices is None or dict(prices) == PRICES
+    note = "EXAMPLE prices: edit helpers.evaluate.PRICES" if example else "prices given by the caller"
     prices = dict(PRICES if prices is None else prices)
     for key in ("teacher", "student"):
         if key not in prices:

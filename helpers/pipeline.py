@@ -106,21 +106,21 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     timings["evaluate"] = time.time() - t
 
     # 5. Pictures, cost, report.
-    from .plots import plot_confusions, plot_cost, save_figure
+    from .plots import mark_offline, plot_confusions, plot_cost, save_figure
 
+    offline = backend == "local"
     shown = {k: metrics[k] for k in ("teacher", "base", "student")}
-    save_figure(plot_confusions(shown), out / "confusion.png")
-    save_figure(plot_confusions(shown, normalize=True), out / "confusion_normalized.png")
+    save_figure(mark_offline(plot_confusions(shown), offline), out / "confusion.png")
+    save_figure(mark_offline(plot_confusions(shown, normalize=True), offline), out / "confusion_normalized.png")
     teacher_tok = teacher.get_tokenizer()
     student_tok = result.sampling_client.get_tokenizer()
     teacher_tokens = ev.prompt_tokens_per_query(teacher_tok, gold_texts, with_prompt=True)
     student_tokens = ev.prompt_tokens_per_query(student_tok, gold_texts, with_prompt=False)
     cost = ev.cost_table(teacher_tokens, student_tokens)
-    save_figure(plot_cost(cost), out / "cost.png")
+    save_figure(mark_offline(plot_cost(cost), offline), out / "cost.png")
     errors = ev.error_table(gold_texts, gold_labels, {k: predictions[k] for k in ("teacher", "student", "baseline")})
     write_text(out / "errors.md", ev.markdown_table(errors, max_rows=None))
 
-    offline = backend == "local"
     report = {
         "backend": backend,
         "backend_reason": why,

@@ -14,6 +14,7 @@ long notebook session (no figures pile up in ``pyplot``'s registry).
 - :func:`plot_history`: the same curves for a finished (or resumed) run, from its record.
 - :func:`show_example_tokens`: one training example's tokens as HTML, coloured by loss weight.
 - :func:`save_figure`: PNG (or any format matplotlib knows), written atomically.
+- :func:`mark_offline`: the offline note on top of a figure of offline results.
 
 Example
 -------
@@ -37,6 +38,22 @@ from matplotlib.figure import Figure
 
 from .dataio import check_writable
 from .labels import LABELS
+
+OFFLINE_NOTE = "offline: stand-in teacher, tiny local student (not LLM results)"
+"""What every figure of an offline run says on top (:func:`mark_offline`)."""
+
+
+def mark_offline(fig: Figure, offline: bool = True) -> Figure:
+    """``fig`` with :data:`OFFLINE_NOTE` on top when ``offline``, so that a picture of the stand-in
+    teacher's or the tiny student's numbers says so wherever it is shown or copied.
+
+    >>> fig = mark_offline(Figure())
+    >>> fig.get_suptitle()
+    'offline: stand-in teacher, tiny local student (not LLM results)'
+    """
+    if offline:
+        fig.suptitle(OFFLINE_NOTE, fontsize=9, color="0.35")
+    return fig
 
 
 def _confusion(metrics: Mapping, normalize: bool) -> tuple[np.ndarray, list[str], list[str]]:
@@ -139,6 +156,8 @@ def plot_cost(cost: Mapping, *, title: str | None = None) -> Figure:
     usd = [cost.get("teacher_usd_per_million_queries"), cost.get("student_usd_per_million_queries")]
     if all(u is not None for u in usd):
         names = [f"{n}\n${u:,.0f} / 1M queries" for n, u in zip(names, usd, strict=True)]
+        if str(cost.get("prices_note", "")).startswith("EXAMPLE"):
+            ax.set_xlabel("at EXAMPLE prices (helpers.evaluate.PRICES: edit them)", fontsize=8, color="0.35")
     bars = ax.bar(names, [teacher, student], color=["#c44e52", "#4c72b0"])
     ax.bar_label(bars, labels=[f"{teacher:,.0f}", f"{student:,.0f}"], padding=2)
     ax.set_ylabel("prompt tokens per query")

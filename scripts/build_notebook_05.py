@@ -160,7 +160,7 @@ fig"""
     ),
     new_markdown_cell(
         """Read the two maps together: where the validation loss is low, accuracy is high. Offline, in
-our quick run, the recipe's 3e-3 does better than 1e-3 for both models, and at 1e-3 the
+our quick run, the local default of 3e-3 (the box marked "default") does better than 1e-3 for both models, and at 1e-3 the
 smaller model has not yet learnt to answer with a label at all (every answer unparsed). So the
 other experiments here train at 3e-3, in batches of 8 so that a thousand rows still make a few
 hundred steps. On Tinker, LoRA's learning rate matters far
@@ -177,7 +177,8 @@ also read the log-probabilities of the label tokens after `Final Answer:`) and t
 into one row per label, weighted by its share. The trainer multiplies every row's loss by its
 weight, so the rows of one query add up to
 $-\\sum_{y} p_{\\text{teacher}}(y)\\,\\log p_{\\text{student}}(y)$: exactly the cross-entropy against
-the teacher's distribution. These are the queries the teacher is least sure of:"""
+the teacher's distribution. These are the queries the teacher is least sure of (offline, from a
+few samples of the stand-in, whose spread is partly synthetic: see the note after the results):"""
     ),
     new_code_cell(
         """adv.show(adv.label_distributions(service, QUICK))"""
@@ -193,10 +194,10 @@ save(fig, "05_soft_labels.png")
 fig"""
     ),
     new_markdown_cell(
-        """Three students learned from the same queries for the same number of steps: the greedy answer
-(*hard*), the majority of the K samples (*majority*) and their vote shares (*soft*; its batches
-are larger by the ratio of rows to queries, so each step still covers the same number of
-queries). Offline the stand-in's spread is partly synthetic: when one of its rules overrides the
+        """Three students learned from the same queries for about the same number of steps: the greedy
+answer (*hard*), the majority of the K samples (*majority*) and their vote shares (*soft*; its
+batches are larger by the ratio of rows to queries, rounded to a whole number, so each step
+still covers about the same number of queries). Offline the stand-in's spread is partly synthetic: when one of its rules overrides the
 detector, it keeps a fixed 15% for the detector's other guesses, and the small student spends
 capacity learning that spread. So read little into the order of the three rows here: in our
 quick run they differ by less than their intervals, and on the whole pool soft labels did

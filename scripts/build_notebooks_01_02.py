@@ -133,7 +133,7 @@ ax = fig.subplots()
 bars = ax.barh([f"{kind} ({len(correct[kind])})" for kind in kinds], [sum(correct[k]) / len(correct[k]) for k in kinds])
 ax.bar_label(bars, fmt="%.2f", padding=3)
 ax.set(xlim=(0, 1.1), xlabel="accuracy on dev", title=f"Teacher ({teacher_model}) on dev, by kind")
-helpers.course.save(fig, "01_teacher_by_kind.png")
+helpers.course.save(fig, "01_teacher_by_kind.png", service)
 fig"""
     ),
     new_markdown_cell(
@@ -193,7 +193,8 @@ Markdown(markdown_table(table))"""
     ),
     new_markdown_cell(
         """Without the `code` rule the stand-in reads identifiers such as `item` and `print` as
-English words; without the `latin` rule it forces Italian into the nearest label. Offline
+English words; without the `latin` rule it forces Italian into one of the twelve language
+labels, the one the detector finds least unlikely (the table shows which). Offline
 the stand-in executes the rules literally, so a missing rule is simply not applied. A real
 LLM has its own ideas about code and Italian and may still answer `ot` without the rule:
 with it, it behaves by *our* policy instead of guessing.
@@ -439,7 +440,7 @@ ax = fig.subplots()
 bars = ax.bar(LABELS, [summary.labels[label] for label in LABELS])
 ax.bar_label(bars, padding=2, fontsize=8)
 ax.set(ylabel="rows", title=f"Teacher labels in distill.jsonl ({summary.rows} rows, {summary.teacher})")
-helpers.course.save(fig, "02_labels.png")
+helpers.course.save(fig, "02_labels.png", service)
 fig"""
     ),
     new_markdown_cell(
@@ -455,7 +456,9 @@ Two other strategies, on 150 queries of the pool:
   fewer than 4 of 5 votes is dropped instead of becoming a doubtful training example.
 
 Offline, the stand-in's uncertainty comes from the detector's confidence per language, not
-from an LLM's token probabilities, so the effect is smaller and different in detail.
+from an LLM's token probabilities. The detector's doubts about languages outside the label
+set all count towards `ot`, so at temperature 1 even a plain sentence can come out as `ot`
+now and then.
 
 The table counts rows, drops and labels that differ from the greedy ones; the picture shows
 how sure the teacher was: the winning label's share of the five votes for every query. 5/5
@@ -487,7 +490,7 @@ ax.bar([f"{k}/5" for k in range(1, 6)], [shares[k] for k in range(1, 6)])
 ax.axvline(2.5, color="red", linestyle="--", label="min_agreement 0.8")
 ax.set(xlabel="votes for the winning label", ylabel="queries", title=f"{teacher_model}: agreement over 5 samples")
 ax.legend()
-helpers.course.save(fig, "02_votes.png")
+helpers.course.save(fig, "02_votes.png", service)
 fig"""
     ),
     new_markdown_cell(
@@ -497,7 +500,9 @@ Nothing is dropped silently. A query without a row is in the rejects file with i
 `unparsed` (no answer named a label), `low_agreement` (the votes split), `error` or
 `retries_exhausted` (the request failed). The main run above had none or almost none; the
 voting run's rejects show what a split teacher looks like. Queries like these are worth
-reading: often they are genuinely ambiguous, and sometimes they show a gap in the prompt."""
+reading: with an LLM teacher they are often genuinely ambiguous, and sometimes they show a
+gap in the prompt. Offline many are plain sentences split between their language and `ot`:
+the stand-in's doubts about neighbouring languages, added up into `ot` (section 5)."""
     ),
     new_code_cell(
         """print("rejects of the main run:", {reason: n for reason, n in summary.rejects.items() if n} or "none")

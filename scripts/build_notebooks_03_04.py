@@ -29,7 +29,7 @@ sampling see exactly the same tokens, chooses the training settings, trains with
 and validation curves, and leaves a checkpoint for `04_evaluate`.
 
 Offline, a tiny model starts from random weights and trains on this CPU, on a quick version
-of the data (about 1,200 queries, 4 epochs in batches of 16): about a minute. With a Tinker key the same
+of the data (about 1,200 queries, 4 epochs in batches of 16): one to two minutes. With a Tinker key the same
 cells fine-tune a LoRA adapter on an LLM, with the recipe's settings (on the quick sample for
 one epoch when `PD_QUICK=1` is set)."""
     ),
@@ -88,7 +88,8 @@ show_example_tokens(tokenizer, example)"""
         """What the training call receives is a `tinker.types.Datum`. Training predicts the *next*
 token, so the tokens are shifted by one: the model reads `tokens[:-1]` and is scored on
 `tokens[1:]`, each target with the weight of the token it predicts. Of the whole example,
-only the answer and its end-of-turn token count:"""
+only the answer and its end-of-turn token count (in the recipe; offline, section 4 adds the
+query's tokens at a smaller weight):"""
     ),
     new_code_cell(
         """datum = example.to_datum()
@@ -182,14 +183,15 @@ like the teacher, without the prompt.
 
 Both losses should fall together; a held-out loss that turns back up while the training loss
 keeps falling would mean the student memorises instead of learning the policy. Offline these
-are the tiny local model's numbers after a quick 4-epoch run, not an LLM's: the accuracy is
-still rising when the run stops, and the quick student stays well behind the full one (the
+are the tiny local model's numbers after a quick 4-epoch run, not an LLM's. The held-out
+accuracy is measured on a small sample, so it moves a few points up or down from one check
+to the next; the loss curves are the steadier guide. The quick student stays well behind the full one (the
 full local run, `python -m helpers run --out DIR`, trains on the whole pool, about twelve
 times the data). Notebook 04 measures the student on the gold test set."""
     ),
     new_code_cell(
         """fig = plot_history(result.history, result.validation, title=f"Student training ({config.base_model})")
-helpers.course.save(fig, "03_training.png")
+helpers.course.save(fig, "03_training.png", service)
 fig"""
     ),
     new_markdown_cell(
@@ -274,8 +276,10 @@ the prompt or training:
 | student | the base model after distillation (notebook 03) | none |
 | baseline | character n-grams and logistic regression, trained on the same teacher labels | none |
 
-Offline, the teacher is the rule-based stand-in and the student the tiny local model trained
-on this CPU, so the numbers below measure the recipe, not LLMs. If notebook 03 has not run,
+The first three are the language models and get confusion matrices; the baseline comes in
+section 4, as the "do you need an LLM student at all?" check. Offline, the teacher is the
+rule-based stand-in and the student the tiny local model trained on this CPU, so the numbers
+below measure the recipe, not LLMs. If notebook 03 has not run,
 the first cells build its data and student (offline, quickly: one to two minutes; on Tinker,
 the full data and a full LoRA run)."""
     ),
@@ -354,12 +358,12 @@ which makes rare labels as visible as common ones."""
     ),
     new_code_cell(
         """fig = plot_confusions(metrics)
-helpers.course.save(fig, "04_confusion.png")
+helpers.course.save(fig, "04_confusion.png", service)
 fig"""
     ),
     new_code_cell(
         """fig = plot_confusions(metrics, normalize=True)
-helpers.course.save(fig, "04_confusion_normalized.png")
+helpers.course.save(fig, "04_confusion_normalized.png", service)
 fig"""
     ),
     new_markdown_cell(
@@ -439,7 +443,7 @@ prices = dict(PRICES)  # EXAMPLE prices, USD per million prompt tokens: edit the
 cost = cost_table(prompt_tokens_per_query(teacher_client.get_tokenizer(), texts, with_prompt=True),
                   prompt_tokens_per_query(student_client.get_tokenizer(), texts, with_prompt=False), prices)
 fig = plot_cost(cost)
-helpers.course.save(fig, "04_cost.png")
+helpers.course.save(fig, "04_cost.png", service)
 fig"""
     ),
     new_code_cell(

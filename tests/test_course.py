@@ -53,3 +53,20 @@ def test_pd_quick_chooses_the_sample_on_either_backend(tmp_path, monkeypatch):
     monkeypatch.setenv("PD_QUICK", "maybe")
     with pytest.raises(DataError, match="PD_QUICK must be 1 or 0, got 'maybe'"):
         course.is_quick(local)
+
+
+def test_a_saved_figure_of_offline_results_says_so_on_screen_and_in_the_file(tmp_path, monkeypatch):
+    """course.save puts the offline note on a figure of an offline run's results, before it is
+    shown or written; a Tinker run's figure, or one of the data alone, is left as it is."""
+    from matplotlib.figure import Figure
+
+    from helpers.plots import OFFLINE_NOTE
+
+    monkeypatch.setenv("PD_BUILD", str(tmp_path))
+    offline, tinker = SimpleNamespace(backend="local"), SimpleNamespace(backend="tinker")
+    figures = {name: Figure() for name in ("offline", "tinker", "data")}
+    course.save(figures["offline"], "offline.png", offline)
+    course.save(figures["tinker"], "tinker.png", tinker)
+    course.save(figures["data"], "data.png")
+    assert [figures[name].get_suptitle() for name in figures] == [OFFLINE_NOTE, "", ""]
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["data.png", "offline.png", "tinker.png"]

@@ -20,6 +20,7 @@ from helpers.baseline import predict as baseline_predict
 from helpers.dataio import DataError, read_gold, write_jsonl
 from helpers.evaluate import (
     LOCAL_TEACHER,
+    PRICES,
     UNPARSED,
     Prediction,
     _run_bounded,
@@ -208,6 +209,8 @@ def test_prompt_tokens_teacher_exceeds_student_by_the_prompt():
     assert cost["ratio"] == pytest.approx(np.mean(teacher) / np.mean(student))
     assert cost["savings_usd_per_million_queries"] == pytest.approx(np.mean(teacher) - 0.5 * np.mean(student))
     assert "EXAMPLE" in cost_table(teacher, student)["prices_note"]
+    assert "EXAMPLE" in cost_table(teacher, student, dict(PRICES))["prices_note"]  # a copy left unedited
+    assert "EXAMPLE" not in cost["prices_note"]
 
 
 # ---------------------------------------------------------------- predictors
@@ -423,6 +426,8 @@ def test_cost_plot_and_saving(tmp_path):
     fig = plot_cost(cost_table(1000, 50))
     bars = fig.axes[0].patches
     assert [b.get_height() for b in bars] == [1000, 50]
+    assert "EXAMPLE prices" in fig.axes[0].get_xlabel()  # the dollars under the bars are not real prices
+    assert plot_cost(cost_table(1000, 50, {"teacher": 1.0, "student": 0.5})).axes[0].get_xlabel() == ""
     assert save_figure(fig, tmp_path / "cost.png").stat().st_size > 1000
 
 
