@@ -162,7 +162,7 @@ def test_a_transient_failure_in_validation_is_asked_again_without_a_restart(tmp_
 def test_a_transient_failure_saving_the_final_weights_is_asked_again(tmp_path):
     service = connect("local", store=tmp_path / "w")
     client = service.create_lora_training_client(CONFIG.base_model, rank=CONFIG.rank, seed=CONFIG.seed).result()
-    lost = {"save_weights_for_sampler": 2, "save_weights_and_get_sampling_client": 2}
+    lost = {"save_weights_for_sampler": 2, "create_sampling_client": 2}
     calls = {name: 0 for name in lost}
 
     def flaky(name):  # the sampler saves fail on the way back, twice each
@@ -174,7 +174,7 @@ def test_a_transient_failure_saving_the_final_weights_is_asked_again(tmp_path):
             return getattr(client, name)(*args, **kwargs)
         return call
 
-    # validation is off, so every sampler save is one of the two final ones
+    # validation is off, so the sampler saves and the client on them are the final ones
     config = replace(CONFIG, eval_every=0, val_fraction=0.0)
     result = train(service, ROWS, config, out_dir=tmp_path / "run",
                    training_client=Proxy(client, **{name: flaky(name) for name in lost}))
