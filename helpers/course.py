@@ -101,6 +101,7 @@ def save(fig, name: str, service=None) -> None:
 
 
 def is_offline(service) -> bool:
+    """True for the local backend's service client (:func:`helpers.connect` sets ``backend``)."""
     return getattr(service, "backend", None) == "local"
 
 

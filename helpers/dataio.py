@@ -21,6 +21,7 @@ Example
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -91,7 +92,9 @@ def read_queries(path: str | os.PathLike, allow_empty_text: bool = False) -> lis
     """Read a query file: objects with a string ``"text"``; returns the objects.
 
     Empty or whitespace-only texts are refused unless ``allow_empty_text`` (the
-    generator counts and skips them instead). An empty file is an error.
+    generator counts and skips them instead). An empty file is an error. A ``"label"``
+    is optional, but when present (and not null) it must be one of the 13 labels: a
+    typo in a labelled file is caught here rather than scored later. Other keys are kept.
     """
     rows = []
     for number, obj in iter_jsonl(path):
@@ -125,11 +128,26 @@ def read_gold(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
+def weight_problem(row: dict) -> str | None:
+    """What is wrong with a row's optional ``"weight"`` (a finite number >= 0), or None.
+
+    >>> weight_problem({"weight": -3})
+    '"weight" must be a finite number >= 0, got -3'
+    >>> weight_problem({}) is None
+    True
+    """
+    weight = row.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+        return f'"weight" must be a finite number >= 0, got {weight!r}'
+    return None
+
+
 def read_conversations(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read distillation data in the chat format: ``{"messages": [...]}`` per line.
 
     Each conversation needs a user turn followed by an assistant turn whose
-    content is one of the 13 labels.
+    content is one of the 13 labels. An optional ``"weight"`` (the row's weight in the
+    loss, 1 when absent) must be a finite number >= 0.
     """
     rows = []
     for number, obj in iter_jsonl(path):
@@ -145,6 +163,8 @@ def read_conversations(path: str | os.PathLike) -> list[dict[str, Any]]:
         answer = [m for m in messages if m.get("role") == "assistant"][-1]["content"].strip()
         if answer not in LABELS:
             raise DataError(f"{path}:{number}: assistant answer {answer!r} is not one of the 13 labels")
+        if (problem := weight_problem(obj)) is not None:
+            raise DataError(f"{path}:{number}: {problem}")
         rows.append(obj)
     if not rows:
         raise DataError(f"{path}: no rows (empty file)")

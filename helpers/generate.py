@@ -66,7 +66,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .dataio import DataError, check_writable, dumps, read_queries, write_jsonl, write_text
+from .dataio import (
+    DataError,
+    check_writable,
+    dumps,
+    iter_jsonl,
+    read_queries,
+    write_jsonl,
+    write_text,
+)
 from .labels import LABELS, parse_answer
 from .prompt import DEFAULT_PROMPT, teacher_messages
 from .render import conversation, decode_answer, model_input, sampling_params
@@ -940,6 +948,9 @@ def main(args: argparse.Namespace) -> int:
                        progress=not args.no_progress, teacher_name=model)
     print(summary)
     if summary.rows == 0:
-        print(f"generate: no rows written; every query was rejected (see {args.out}.rejects.jsonl)", file=sys.stderr)
+        first = next((row for _, row in iter_jsonl(f"{args.out}.rejects.jsonl")), {})
+        why = " ".join(str(first.get("error") or first.get("reason", "?")).split())
+        print(f"generate: no rows written; every query was rejected, the first with: {why} "
+              f"(all in {args.out}.rejects.jsonl)", file=sys.stderr)
         return 1
     return 0

@@ -206,6 +206,11 @@ def script_of(ch: str) -> str | None:
 
 
 def script_counts(text: str) -> dict[str, int]:
+    """How many letters of ``text`` each writing system has (:func:`script_of`; others not counted).
+
+    >>> script_counts("Привет, world")
+    {'cyrillic': 6, 'latin': 5}
+    """
     counts: dict[str, int] = {}
     for ch in text:
         s = script_of(ch)

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from tinker import types
 
-from .dataio import DataError, write_text
+from .dataio import DataError, weight_problem, write_text
 from .generate import StallWatch, ask_with_retries, backoff, is_transient, one_line
 from .labels import LABELS, parse_answer
 from .render import conversation, decode_answer, model_input, render_example, sampling_params
@@ -111,7 +111,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``DataError`` naming the first setting out of range."""
         checks = [
-            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (0 < self.learning_rate < math.inf, f"learning_rate must be a finite number > 0, got {self.learning_rate}"),
             (self.rank >= 1, f"rank must be >= 1, got {self.rank}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
@@ -119,6 +119,10 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
             (self.save_every >= 1, f"save_every must be >= 1, got {self.save_every}"),
             (0 <= self.prompt_weight <= 1, f"prompt_weight must be in [0, 1], got {self.prompt_weight}"),
+            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
+            (self.eval_every >= 0, f"eval_every must be >= 0 (0: only at the end), got {self.eval_every}"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            (0 <= self.weight_decay < math.inf, f"weight_decay must be a finite number >= 0, got {self.weight_decay}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -179,6 +183,8 @@ def _check_rows(rows: Sequence[dict]) -> list[tuple[str, str, float]]:
             raise DataError(f"training data: example {i} needs a user turn and an assistant turn")
         if not isinstance(answer[-1], str) or answer[-1].strip() not in LABELS:
             raise DataError(f"training data: example {i} answer {answer[-1]!r} is not one of the 13 labels")
+        if (problem := weight_problem(row)) is not None:
+            raise DataError(f"training data: example {i}: {problem}")
         out.append((user[-1], answer[-1].strip(), float(row.get("weight", 1.0))))
     return out
 
@@ -270,6 +276,11 @@ def train(
     train_data, answer_weights = map(list, zip(*[datum(*ex) for ex in train_ex], strict=True))
     val_pairs = [datum(*ex) for ex in val_ex]
     val_data, val_weights = [d for d, _ in val_pairs], [m for _, m in val_pairs]
+    limit = getattr(training_client, "max_context", None)  # the local models say; a too long row stops
+    for ex, d in zip(train_ex + val_ex, train_data + val_data, strict=True):  # the run before it starts
+        if limit and d.model_input.length > limit:
+            raise DataError(f"training data: example {examples.index(ex) + 1} is {d.model_input.length} tokens, more "
+                            f"than {config.base_model}'s context of {limit}; shorten or drop it")
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total = steps_per_epoch * config.epochs
     lengths = [d.model_input.length for d in train_data]

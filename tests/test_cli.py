@@ -70,7 +70,7 @@ def test_generate_refuses_bad_query_files(tmp_path, case):
 def test_train_refuses_bad_data_and_settings(tmp_path):
     chat = tmp_path / "chat.jsonl"
     chat.write_text(json.dumps({"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": "es"}]}) + "\n")
-    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--lr", "0"), "learning_rate must be > 0")
+    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--lr", "0"), "learning_rate must be a finite number > 0")
     assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--epochs", "0"), "epochs must be >= 1")
     assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--rank", "0"), "rank must be >= 1")
     assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--batch-size", "0"), "batch_size must be >= 1")

@@ -509,3 +509,17 @@ def test_a_stalled_teacher_is_reported_once_and_the_run_goes_on(monkeypatch, cap
     notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("teacher: no answer for")]
     assert summary.rows == 20
     assert len(notices) == 1 and "the 5 answers so far are kept" in notices[0] and "run it again later" in notices[0]
+
+
+def test_a_teacher_that_fails_every_query_says_why_on_one_line(tmp_path):
+    """A model whose context cannot take the prompt rejects every query: the command says the
+    first reason instead of only pointing at the rejects file."""
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:3]))
+    proc = subprocess.run([sys.executable, "-m", "helpers", "generate", "--queries", str(queries), "--out",
+                           str(tmp_path / "d.jsonl"), "--teacher", "local/tiny", "--backend", "local", "--no-progress"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "every query was rejected, the first with:" in lines[0], proc.stderr[-2000:]
+    assert "does not fit the context of local/tiny (512 tokens)" in lines[0]

@@ -71,7 +71,11 @@ def test_schedules_split_and_batches():
 
 
 @pytest.mark.parametrize("setting,message", [
-    ({"learning_rate": 0}, "learning_rate must be > 0"),
+    ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
+    ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0"),
+    ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),
+    ({"seed": -5}, "seed must be >= 0"),
+    ({"warmup_steps": -1}, "warmup_steps must be >= 0"),
     ({"rank": 0}, "rank must be >= 1"),
     ({"batch_size": 0}, "batch_size must be >= 1"),
     ({"epochs": 0}, "epochs must be >= 1"),
@@ -105,6 +109,17 @@ def test_bad_data():
         train(svc, [{"messages": conversation("hola", "spanish")}])
     with pytest.raises(DataError, match="needs a user turn and an assistant turn"):
         train(svc, [{"messages": [{"role": "user", "content": "hola"}]}])
+    for weight in (None, "high", -3, float("nan")):  # a negative weight would be gradient ascent on the row
+        with pytest.raises(DataError, match=r"example 1: \"weight\" must be a finite number >= 0"):
+            train(svc, [{"messages": conversation("hola", "es"), "weight": weight}])
+
+
+def test_a_bad_weight_in_a_file_names_its_line(tmp_path):
+    path = tmp_path / "chat.jsonl"
+    rows = [{"messages": conversation("hola", "es"), "weight": 0.5}, {"messages": conversation("hallo", "de"), "weight": None}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=rf"{path}:2: \"weight\" must be a finite number >= 0, got None"):
+        read_conversations(path)
 
 
 def test_a_file_that_loads_also_trains(tmp_path):
@@ -168,3 +183,11 @@ def test_backend_defaults_follow_the_recipe_on_tinker_and_the_measurements_local
     assert (local.base_model, local.epochs, local.batch_size, local.prompt_weight) == ("local/tiny", 3, 32, 0.5)
     assert (quick.batch_size, quick.epochs) == (16, 4)
     assert TrainConfig.for_backend("local", quick=True, epochs=2).epochs == 2  # overrides win
+
+
+def test_a_row_too_long_for_the_local_model_stops_the_run_before_it_starts(tmp_path):
+    rows = ROWS[:5] + [{"messages": conversation("sehr lange Rede " * 400, "de")}] + ROWS[5:]
+    with pytest.raises(DataError, match=r"example 6 is \d+ tokens, more than local/tiny's context of 512"):
+        train(connect("local"), rows, TrainConfig(epochs=1, batch_size=4, val_fraction=0, warmup_steps=0),
+              out_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "progress.json").exists()  # no step was taken
