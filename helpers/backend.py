@@ -33,6 +33,17 @@ class BackendError(RuntimeError):
     """The backend cannot be used; the message says what to check."""
 
 
+def redact(text: str) -> str:
+    """``text`` with the API key in ``TINKER_API_KEY`` replaced by ``***``, whatever it quotes.
+
+    Every error text that reaches the terminal or a file goes through here. A blank value, or
+    one shorter than 8 characters, is left alone: replacing it would mangle the text (every
+    space turned into ``***``) and hide no secret.
+    """
+    key = (os.environ.get("TINKER_API_KEY") or "").strip()
+    return text.replace(key, "***") if len(key) >= 8 else text
+
+
 def choose_backend(backend: str | None = None) -> tuple[str, str]:
     """(backend, why): the explicit choice, else ``PD_BACKEND``, else Tinker if a key is set."""
     if backend is not None:
@@ -50,8 +61,16 @@ def choose_backend(backend: str | None = None) -> tuple[str, str]:
 
 
 def tinker_base_url(base_url: str | None = None) -> str:
-    from tinker.lib.base_url import resolve_base_url
+    """The server the SDK will talk to: ``base_url``, else ``TINKER_BASE_URL``, else Tinker's own.
 
+    Asked of the SDK, so that the checks here test the server its client will use; an SDK
+    without that (internal) helper gets the same rule, with the address it documents.
+    """
+    try:
+        from tinker.lib.base_url import resolve_base_url
+    except ImportError:
+        return (base_url or os.environ.get("TINKER_BASE_URL") or
+                "https://tinker.thinkingmachines.dev/services/tinker-prod").rstrip("/")
     return resolve_base_url(base_url)
 
 
@@ -125,16 +144,23 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
         from .local import LocalServiceClient
 
         return LocalServiceClient(store=store)
-    if not os.environ.get("TINKER_API_KEY"):
+    key = os.environ.get("TINKER_API_KEY")
+    if not key:
         raise BackendError(
             "backend 'tinker' needs an API key: set TINKER_API_KEY in the environment "
             "(export TINKER_API_KEY=...), or use the offline backend with PD_BACKEND=local"
+        )
+    if not key.strip():  # a set value selects Tinker (choose_backend), so a blank one is a bad setting
+        raise BackendError(
+            "TINKER_API_KEY is set but empty (only blanks): export your key again, "
+            "or unset TINKER_API_KEY (or set PD_BACKEND=local) to run offline"
         )
     url = tinker_base_url(base_url)
     check_reachable(url)
     check_key(url)
     import tinker
 
+    # no request here: the SDK creates its session on the first call (create_sampling_client, ...)
     client = tinker.ServiceClient(base_url=url)
     client.backend = "tinker"
     client.server_url = url  # for the REST calls that need no session (supported_models)
@@ -146,24 +172,65 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     :class:`BackendError` saying that the key was refused (the key itself is never shown).
 
     One small request that needs no session: a wrong or revoked key stops ``connect()``
-    with a one-line reason instead of a traceback from the first real call.
+    with a one-line reason instead of a traceback from the first real call. A server that
+    never answers, or fails every request, raises within ``timeout`` too: the whole check,
+    the SDK's client creation included (it fetches its configuration first and retries for
+    minutes), runs in a daemon thread that is waited for at most ``timeout`` seconds.
     """
     import tinker
 
     setting = "TINKER_API_KEY"
-    try:
-        _capabilities(base_url, timeout)
-    except tinker.AuthenticationError as e:
-        raise BackendError(f"Tinker at {base_url} refused the API key in {setting} ({e.status_code}): check that "
-                           "it is complete and current, or run offline with PD_BACKEND=local") from None
-    except tinker.PermissionDeniedError as e:
-        raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but gives it no access "
-                           f"({e.status_code}): check the key's project and billing") from None
-    except tinker.APIStatusError:
+    outcome: list[BaseException | None] = []
+
+    def ask() -> None:
+        try:
+            _capabilities(base_url, timeout)
+            outcome.append(None)
+        except Exception as e:  # noqa: BLE001 (judged below, in the caller's thread)
+            outcome.append(e)
+
+    worker = threading.Thread(target=ask, name="tinker-key-check", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    error = outcome[0] if outcome else TimeoutError()
+    # the SDK (0.38) can fail while handling a 402 at client creation (an AttributeError of its
+    # own): the billing error it was handling is the reason
+    billing = _in_chain(error, tinker.BillingError)
+    error = billing if billing is not None else error
+    if error is None or (isinstance(error, tinker.APIStatusError) and not isinstance(
+            error, (tinker.AuthenticationError, tinker.PermissionDeniedError, tinker.BillingError))):
         return  # any other answer (a compatible server without this route, ...) proves nothing against the key
-    except TimeoutError:
+    if isinstance(error, tinker.AuthenticationError):
+        raise BackendError(f"Tinker at {base_url} refused the API key in {setting} ({error.status_code}): check that "
+                           "it is complete and current, or run offline with PD_BACKEND=local")
+    if isinstance(error, tinker.BillingError):  # else the SDK pauses on every 402, for up to an hour, silently
+        raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but reports a billing problem "
+                           f"({error.status_code}): check billing in the Tinker console, or run offline with "
+                           "PD_BACKEND=local")
+    if isinstance(error, tinker.PermissionDeniedError):
+        raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but gives it no access "
+                           f"({error.status_code}): check the key's project and billing")
+    if isinstance(error, TimeoutError):
         raise BackendError(f"Tinker at {base_url} did not answer within {timeout:g} s; try again later, "
-                           "or run offline with PD_BACKEND=local") from None
+                           "or run offline with PD_BACKEND=local")
+    message = " ".join(str(error).split())
+    if isinstance(error, tinker.TinkerError) and not isinstance(error, tinker.APIError) and (
+            "api_key" in message.lower() or "api key" in message.lower()):
+        # refused by the SDK before any request, e.g. "The api_key must start with the 'tml-' prefix"
+        raise BackendError(f"the Tinker SDK cannot use the API key in {setting} ({redact(message)}): copy it "
+                           "again from the Tinker console, or run offline with PD_BACKEND=local")
+    raise error
+
+
+def _in_chain(error: BaseException | None, kind: type) -> BaseException | None:
+    """The first exception of ``kind`` among ``error`` and the ones it was raised from or during."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _capabilities(base_url: str | None, timeout: float | None = None):

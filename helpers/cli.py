@@ -21,9 +21,11 @@ from .dataio import DataError, read_conversations, write_text
 
 
 def _redact(message: str) -> str:
-    """Never let an API key reach the terminal, whatever an error message quotes."""
-    key = os.environ.get("TINKER_API_KEY")
-    return message.replace(key, "***") if key else message
+    """Never let an API key reach the terminal, whatever an error message quotes
+    (:func:`helpers.backend.redact`, which generation's recorded errors use too)."""
+    from .backend import redact
+
+    return redact(message)
 
 
 # ------------------------------------------------------------------ train

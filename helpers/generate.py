@@ -160,8 +160,15 @@ def ask_with_retries(submit: Callable[[], Any], retries: int = 6):
 
 
 def one_line(error: BaseException, limit: int = 300) -> str:
-    """``"ClassName: message"`` on one line, at most ``limit`` characters."""
-    message = " ".join(str(error).split())
+    """``"ClassName: message"`` on one line, at most ``limit`` characters, without the API key.
+
+    Every error text that a run records (generation's journal and rejects, training's
+    progress) or shows comes through here; the key is taken out of the whole text before it
+    is cut, so that no piece of it is left at the cut.
+    """
+    from .backend import redact
+
+    message = redact(" ".join(str(error).split()))
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -194,7 +201,8 @@ class StallWatch:
                 noticed = True
                 from tqdm.auto import tqdm
 
-                tqdm.write(f"{self.what}: no answer for {quiet:.0f} s; the server may be down or overloaded, and the "
+                tqdm.write(f"{self.what}: no answer for {quiet:.0f} s; the server may be down or overloaded, or "
+                           "the account's billing blocked (the SDK waits out a 402 for up to an hour), and the "
                            "SDK keeps retrying. To stop, interrupt (Ctrl-C, or the notebook's stop button) and run it "
                            f"again later: {self.kept()}.", file=sys.stderr)
 
