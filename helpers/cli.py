@@ -9,7 +9,6 @@ other existing outputs are kept unless ``--overwrite`` is given.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from tinker import TinkerError
 
-from .dataio import DataError, read_conversations, write_text
+from .dataio import DataError, read_conversations
 
 
 def _redact(message: str) -> str:
@@ -32,25 +31,38 @@ def _redact(message: str) -> str:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``python -m helpers train``; those left out take :meth:`TrainConfig.for_backend`'s defaults."""
     p.add_argument("--data", required=True, help="distillation data (chat JSONL)")
     p.add_argument("--out", required=True, help="folder for checkpoints, progress.json and checkpoint.json")
-    p.add_argument("--backend", choices=["local", "tinker"], default=None)
+    p.add_argument("--backend", choices=["local", "tinker"], default=None,
+                   help="default: PD_BACKEND if set, else Tinker when TINKER_API_KEY is set, else local")
     p.add_argument("--model", default=None, help="student base model (default: the backend's)")
-    p.add_argument("--rank", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    p.add_argument("--schedule", choices=["constant", "linear", "cosine"], default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--val-fraction", type=float, default=None)
+    p.add_argument("--rank", type=int, default=None,
+                   help="LoRA rank (default 32); the local tiny models train all their weights and do not use it "
+                        "(a local Hugging Face model gets LoRA adapters of this rank)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-4 on Tinker, 3e-3 locally)")
+    p.add_argument("--schedule", choices=["constant", "linear", "cosine"], default=None,
+                   help="how the learning rate falls to the end, after any warm-up (default linear)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the data (default 4 on Tinker, 3 locally)")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default 128 on Tinker, 32 locally)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the validation split, the batch order and the initial weights (default 0)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of the data held out for validation loss and accuracy (default 0.05)")
     p.add_argument("--prompt-weight", type=float, default=None,
                    help="loss weight on the prompt side: the query's tokens and the chat markup (0 on Tinker; 0.5 for the local from-scratch student)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing, different output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run in --out (another run's progress, checkpoint and weights); other files are kept")
 
 
 def train_main(args) -> int:
+    """Run ``python -m helpers train``: fine-tune the student, print its last loss and validation accuracy.
+
+    The same command again resumes an unfinished run from its last checkpoint (a finished one
+    trains no more steps). An ``--out`` holding a run with other data or settings is refused
+    unless ``--overwrite``. Returns 0; bad input raises ``DataError`` (``main`` prints it).
+    """
     from .backend import choose_backend, connect
-    from .train import TrainConfig, train
+    from .train import TrainConfig, same_run, train
 
     backend, _ = choose_backend(args.backend)
     overrides = {k: v for k, v in {
@@ -63,6 +75,9 @@ def train_main(args) -> int:
     rows = read_conversations(args.data)
     out = Path(args.out)
     prepare_output_dir(out, args.overwrite, own_files=("progress.json", "checkpoint.json", "weights"))
+    if not args.overwrite and same_run(out, rows, config) is False:
+        raise DataError(f"{out}: holds a training run with other data or settings; "
+                        "pass --overwrite to replace it, or choose another --out")
     service = connect(backend, store=out / "weights")
     result = train(service, rows, config, out_dir=out)
     last = result.validation[-1] if result.validation else {}
@@ -103,15 +118,20 @@ def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``python -m helpers run``."""
     p.add_argument("--out", required=True, help="folder for data, student, baseline, metrics and report")
-    p.add_argument("--backend", choices=["local", "tinker"], default=None)
+    p.add_argument("--backend", choices=["local", "tinker"], default=None,
+                   help="default: PD_BACKEND if set, else Tinker when TINKER_API_KEY is set, else local")
     p.add_argument("--quick", action="store_true", help="a 1,200-query sample of the pool (locally 4 epochs in batches of 16; on Tinker 1 epoch)")
     p.add_argument("--queries", default=None, help="query pool (default data/queries.jsonl)")
     p.add_argument("--gold", default=None, help="gold set (default data/test_gold.jsonl)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out that holds other files (they are kept), and label the pool again "
+                        "into distill.jsonl even when it holds a finished or different labelling")
 
 
 def run_main(args) -> int:
+    """Run ``python -m helpers run``: the whole pipeline into ``--out``, then print its summary. Returns 0."""
     from .pipeline import run_pipeline
 
     report = run_pipeline(args.out, backend=args.backend, quick=args.quick, queries=args.queries,
@@ -122,8 +142,19 @@ def run_main(args) -> int:
 
 # ------------------------------------------------------------------ entry point
 
+# What Ctrl-C leaves, per command: generate keeps every answer in its journal, train its
+# checkpoints (every save_every steps), run both (its baseline, evaluations and report are
+# redone anyway); evaluate keeps nothing and writes its files only at the end.
+INTERRUPTED = {
+    "generate": "interrupted; run the same command again to resume",
+    "train": "interrupted; run the same command again to resume from the last checkpoint, if one was saved",
+    "evaluate": "interrupted; nothing was saved: evaluation starts again on the next run",
+    "run": "interrupted; run the same command again: labelling and training resume, the later steps start again",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m helpers`` parser: one subcommand each for generate, train, evaluate and run."""
     from . import evaluate, generate
 
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Prompt distillation: generate, train, evaluate, run.")
@@ -144,12 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Parse ``argv`` (default ``sys.argv``) and run the command; return its exit code.
+
+    0 on success; 2 with one line on stderr for bad input, a backend that cannot be used or an
+    error from the server (never a traceback, never the API key); 130 after Ctrl-C, saying what
+    the next run will do; ``generate`` gives 1 when every query was rejected.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
+        print(INTERRUPTED.get(args.command, INTERRUPTED["run"]), file=sys.stderr)
         return 130
     except (DataError, ValueError, KeyError, OSError, RuntimeError, TinkerError) as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
@@ -157,7 +194,3 @@ def main(argv=None) -> int:
             message = f"Tinker: {e.__class__.__name__}: {message}"
         print(f"error: {_redact(message)}", file=sys.stderr)
         return 2
-
-
-def dump_json(path: Path, obj) -> None:
-    write_text(path, json.dumps(obj, indent=1, ensure_ascii=False))

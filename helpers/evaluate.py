@@ -37,6 +37,7 @@ Example
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -695,15 +696,48 @@ def _fingerprint(data: Path, spec: str, limit: int | None, model: str | None, ba
             "backend": None if kind == "baseline" else backend, "weights_sha256": weights}
 
 
+def _output_files(out: Path, name: str) -> dict[str, Path]:
+    """Every file ``evaluate --out`` writes for predictor ``name``, ``metrics.json`` (written last) first."""
+    return {"metrics": out / "metrics.json", "predictions": out / "predictions.jsonl",
+            "confusion": out / f"confusion_{name}.png", "confusion_normalized": out / f"confusion_{name}_normalized.png"}
+
+
+@contextlib.contextmanager
+def _ctrl_c_waits():
+    """Hold Ctrl-C (SIGINT) back until the block ends, so the files it writes are written all.
+
+    A no-op outside the main thread, where Python cannot set signal handlers.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if pressed:
+        print("evaluate: Ctrl-C came while the results were being written; they are written in full", file=sys.stderr)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``python -m helpers evaluate``; the last line of stdout is ``accuracy=0.xxxx n=N``.
 
-    Returns 0 on success, 2 with a one-line reason on stderr for bad input, 1 when
-    the backend fails. An ``--out`` holding the same evaluation (same data,
-    predictor, limit and model) is not redone; a different one is kept unless
-    ``--overwrite``.
+    Returns 0 on success; 2 with a one-line reason on stderr for bad input or a backend
+    that cannot be used (unreachable server, refused key, missing model or checkpoint),
+    like every command (``python -m helpers`` gives 2 for an error from the server too).
+    An ``--out`` holding the same evaluation (same data, predictor, limit and model) is
+    not redone; a different one, or any file this command writes there
+    (``metrics.json``, ``predictions.jsonl``, ``confusion_<predictor>[_normalized].png``)
+    without the ``metrics.json`` that names its evaluation, is kept unless ``--overwrite``.
+    Nothing is saved before the end: ``metrics.json`` is written last, and Ctrl-C waits
+    until all the files are written.
     """
-    from .backend import BackendError
+    from .backend import BackendError, choose_backend, redact
 
     try:
         if args.limit is not None and args.limit < 1:
@@ -714,20 +748,29 @@ def main(args: argparse.Namespace) -> int:
         name = predictor_name(spec)
         rows = read_gold(args.data)[: args.limit]
         out = Path(args.out) if args.out else None
-        from .backend import choose_backend
-
         fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model, choose_backend(args.backend)[0])
-        if out is not None and (out / "metrics.json").exists():
-            done = read_metrics(out / "metrics.json")
-            if done.get("fingerprint") == fingerprint and not args.overwrite:
-                print(f"{out / 'metrics.json'}: this evaluation is already done", file=sys.stderr)
+        outputs = _output_files(out, name) if out is not None else {}
+        if out is not None and outputs["metrics"].exists():
+            done = read_metrics(outputs["metrics"])
+            if not isinstance(done, dict):
+                raise DataError(f"{outputs['metrics']}: not a metrics file (not a JSON object); "
+                                "use --overwrite or another --out")
+            finished = done.get("fingerprint") == fingerprint and "accuracy" in done and "n" in done
+            if finished and not args.overwrite:
+                print(f"{outputs['metrics']}: this evaluation is already done", file=sys.stderr)
                 print(f"accuracy={done['accuracy']:.4f} n={done['n']}")
                 return 0
             if not args.overwrite:
-                raise DataError(f"{out / 'metrics.json'}: exists from another evaluation; "
+                raise DataError(f"{outputs['metrics']}: exists from another evaluation; "
                                 "use --overwrite or another --out")
-        if out is not None:
-            check_writable(out / "metrics.json")  # fail before the work, not after it
+        if out is not None and not args.overwrite:
+            # metrics.json is written last: without it, no other file here is this evaluation's
+            for path in outputs.values():
+                if path.exists():
+                    raise DataError(f"{path}: exists, and no metrics.json says which evaluation wrote it; "
+                                    "use --overwrite or another --out")
+        for path in outputs.values():
+            check_writable(path)  # fail before the work, not after it
         service = None
         if parse_spec(spec)[0] != "baseline":
             from .backend import connect
@@ -742,27 +785,27 @@ def main(args: argparse.Namespace) -> int:
         metrics["backend"] = getattr(service, "backend", None)
         metrics["fingerprint"] = fingerprint
         if out is not None:
-            from .plots import plot_confusions, save_figure
+            from .plots import mark_offline, plot_confusions, save_figure
 
-            write_jsonl(out / "predictions.jsonl", [
-                {"text": r["text"], "gold": r["label"], "label": p.label, "raw": p.raw}
-                for r, p in zip(rows, predictions, strict=True)])
-            for normalize, suffix in ((False, ""), (True, "_normalized")):
-                fig = plot_confusions({name: metrics}, normalize=normalize)
-                save_figure(fig, out / f"confusion_{name}{suffix}.png")
-            write_metrics(out, None, metrics)
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
+            offline = choose_backend(args.backend)[0] == "local"
+            figures = {key: mark_offline(plot_confusions({name: metrics}, normalize=normalize), offline)
+                       for key, normalize in (("confusion", False), ("confusion_normalized", True))}
+            with _ctrl_c_waits():  # all the files or, before this, none: a re-run then starts clean
+                write_jsonl(outputs["predictions"], [
+                    {"text": r["text"], "gold": r["label"], "label": p.label, "raw": p.raw}
+                    for r, p in zip(rows, predictions, strict=True)])
+                for key, fig in figures.items():
+                    save_figure(fig, outputs[key])
+                write_metrics(out, None, metrics)
+    except (DataError, BackendError) as e:
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
-    except BackendError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except Exception as e:  # the local backend's refusals: one line, not a traceback
         from .local import LocalBackendError
 
         if isinstance(e, LocalBackendError):
-            print(f"error: {e}", file=sys.stderr)
-            return 1
+            print(f"error: {redact(str(e))}", file=sys.stderr)
+            return 2
         raise
     print(f"predictor={spec} unparsed={metrics['unparsed']} macro_f1={metrics['macro_f1']:.4f} "
           f"accuracy_ci=[{metrics['accuracy_ci'][0]:.4f}, {metrics['accuracy_ci'][1]:.4f}]")

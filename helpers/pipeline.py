@@ -13,9 +13,21 @@ student and baseline on the gold set, and writes to ``out``:
   baseline's agreement with the teacher by kind of query when the gold set gives kinds)
 - ``errors.md``, the gold queries that the teacher, the student or the baseline got wrong
 
-Every step resumes: run it again after an interruption and finished steps are
-skipped. Offline, the teacher is the rule-based stand-in and the student a tiny
-local model; the report says so.
+Run again into the same ``out`` (after an interruption, say), it reuses what the
+first two steps did and redoes the rest:
+
+- labelling: a finished ``distill.jsonl`` of the same teacher, prompt, settings and
+  queries is reused (only queries whose requests failed are asked again); an unfinished
+  one resumes from ``distill.jsonl.partial``; one made another way is refused unless
+  ``overwrite``, and with ``overwrite`` the pool is labelled again in any case;
+- training: a student of the same data and settings in ``student/`` resumes from its
+  last checkpoint, or, finished, trains no more steps; a student of other data or
+  settings there is trained again from the start (``student/`` is this run's own);
+- the baseline, the four evaluations on the gold set, the pictures and the report
+  are done again every time (on Tinker, the teacher, base and student are asked again).
+
+Other files in ``out`` are refused unless ``overwrite``, and then kept. Offline, the
+teacher is the rule-based stand-in and the student a tiny local model; the report says so.
 """
 
 from __future__ import annotations
@@ -50,11 +62,16 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     """Run every step into ``out``; return the report (also written as report.json)."""
     out = Path(out)
     backend, why = choose_backend(backend)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; choose another --out")
     if out.exists() and any(out.iterdir()):
         foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_FILES and not p.name.startswith("metrics"))
         if foreign and not overwrite:
             raise DataError(f"{out}: folder holds other files ({', '.join(foreign[:3])}); use --overwrite or another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{out}: cannot create folder ({e.strerror})") from None
     started = time.time()
     timings: dict[str, float] = {}
     query_rows = read_queries(queries or DATA / "queries.jsonl")
@@ -156,6 +173,8 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
 
 
 def summary_text(r: dict) -> str:
+    """The lines ``run`` prints from report ``r``: accuracies, agreement, prompt tokens saved,
+    gold-set size and wall time, and the offline note when offline."""
     lines = [
         f"teacher accuracy   {r['teacher_accuracy']:.4f}  ({r['teacher_model']})",
         f"student accuracy   {r['student_accuracy']:.4f}  ({r['student_model']}, no prompt)",
@@ -171,6 +190,9 @@ def summary_text(r: dict) -> str:
 
 
 def report_markdown(r: dict, metrics: dict) -> str:
+    """``report.md`` from report ``r`` and each predictor's metrics: backend and models, a table of
+    accuracy, macro-F1 and unparsed answers, agreement (by kind of query when known), prompt tokens,
+    the confusion and cost pictures, training time."""
     rows = "\n".join(
         f"| {name} | {m['accuracy']:.4f} | {m.get('macro_f1', float('nan')):.4f} | {m.get('unparsed', 0)} |"
         for name, m in metrics.items()

@@ -215,6 +215,55 @@ def accuracy_by_sampling(sampling_client, tokenizer, examples: Sequence[tuple[st
     return right / len(examples)
 
 
+def _run_fingerprint(examples: Sequence[tuple[str, str, float]], config: TrainConfig) -> dict:
+    """What a run depends on (its settings and every example), as ``progress.json`` stores it."""
+    data_sha = hashlib.sha256(json.dumps(examples, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return json.loads(json.dumps({"config": asdict(config), "n": len(examples), "data_sha256": data_sha}))
+
+
+def read_progress(path: str | Path) -> dict | None:
+    """The record ``progress.json`` keeps of a run, or None when there is no such file.
+
+    Raises ``DataError`` naming the file when it cannot be read or is not such a record
+    (a JSON object with ``fingerprint``, ``step``, ``history``, ``validation``, ``checkpoints``).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    fix = "delete it to train from the start"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); {fix}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: invalid UTF-8 at byte {e.start}; {fix}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    well_formed = (isinstance(saved, dict) and isinstance(saved.get("fingerprint"), dict)
+                   and isinstance(saved.get("step"), int) and not isinstance(saved.get("step"), bool)
+                   and all(isinstance(saved.get(k), list) for k in ("history", "validation", "checkpoints"))
+                   and all(isinstance(c, str) for c in saved["checkpoints"]))
+    if not well_formed:
+        raise DataError(f"{path}: not a training progress record (a JSON object with fingerprint, step, history, "
+                        f"validation and checkpoints); {fix}")
+    return saved
+
+
+def same_run(out_dir: str | Path, rows: Sequence[dict], config: TrainConfig) -> bool | None:
+    """Whether ``out_dir`` holds this run (the same data and settings), finished or not.
+
+    None when it holds no run (neither ``progress.json`` nor ``checkpoint.json``); True when its
+    ``progress.json`` records this data and ``config`` (so :func:`train` resumes or reuses it);
+    False when it holds another run, or a ``checkpoint.json`` without the record of what it was
+    trained on, which :func:`train` with this ``out_dir`` would replace.
+    """
+    out = Path(out_dir)
+    saved = read_progress(out / "progress.json")
+    if saved is None:
+        return False if (out / "checkpoint.json").exists() else None
+    return saved["fingerprint"] == _run_fingerprint(_check_rows(rows), config)
+
+
 def train(
     service,
     rows: Sequence[dict],
@@ -230,7 +279,8 @@ def train(
     service : a service client from :func:`helpers.connect` (Tinker or local).
     rows : distillation data; a row may carry ``"weight"`` (soft labels use it).
     config : :class:`TrainConfig`; defaults to ``TrainConfig()``.
-    out_dir : where ``progress.json`` and ``checkpoint.json`` go; enables resuming.
+    out_dir : where ``progress.json`` and ``checkpoint.json`` go; enables resuming. A run with
+        other data or settings there is replaced (:func:`same_run` tells beforehand).
     callbacks : called with every metrics dict (steps and validations), e.g. a live plot.
     training_client : use this client instead of creating one (no resuming then; a transient
         failure before the first checkpoint stops the run).
@@ -243,14 +293,13 @@ def train(
         raise DataError("training data: no examples left for training after the validation split")
     out = Path(out_dir) if out_dir is not None else None
     progress_file = out / "progress.json" if out else None
-    data_sha = hashlib.sha256(json.dumps(examples, ensure_ascii=False).encode("utf-8")).hexdigest()
-    fingerprint = {"config": asdict(config), "n": len(examples), "data_sha256": data_sha}
+    fingerprint = _run_fingerprint(examples, config)
     start_step, history, validation, checkpoints = 0, [], [], []
     resume_path = None
     restart_point: tuple[int, str] | None = None  # (step, state path) a failed run goes back to
-    if progress_file and progress_file.exists() and training_client is None:
-        saved = json.loads(progress_file.read_text())
-        if saved.get("fingerprint") == json.loads(json.dumps(fingerprint)) and saved.get("checkpoints"):
+    if progress_file and training_client is None:
+        saved = read_progress(progress_file)
+        if saved is not None and saved["fingerprint"] == fingerprint and saved["checkpoints"]:
             start_step, history, validation = saved["step"], saved["history"], saved["validation"]
             checkpoints = saved["checkpoints"]
             resume_path = checkpoints[-1]
@@ -395,15 +444,29 @@ def train(
     # under a new name (the failed try may have saved, and a name cannot be saved twice)
     sampler_path = None
     if out is not None:
-        names = (f"final-{attempt}" if attempt else "final" for attempt in itertools.count())
-        sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler(next(names))).path
-        info = {"base_model": config.base_model, "sampler_path": sampler_path, "state_path": checkpoints[-1], "config": asdict(config),
-                "steps": total, "examples": len(train_ex), "validation": validation[-1] if validation else None}
-        write_text(out / "checkpoint.json", json.dumps(info, indent=1))
+        info = json.loads(json.dumps({
+            "base_model": config.base_model, "state_path": checkpoints[-1], "config": asdict(config), "steps": total,
+            "examples": len(train_ex), "validation": validation[-1] if validation else None}))
+        saved = _read_checkpoint_info(out / "checkpoint.json")
+        if all(saved.get(key) == value for key, value in info.items()) and saved.get("sampler_path"):
+            sampler_path = saved["sampler_path"]  # a finished run asked again: its student is already saved
+        else:
+            names = (f"final-{attempt}" if attempt else "final" for attempt in itertools.count())
+            sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler(next(names))).path
+            write_text(out / "checkpoint.json", json.dumps({"sampler_path": sampler_path, **info}, indent=1))
     # the student as saved, or (with no folder to save to) a snapshot of the weights
     sampling_client = ask_with_retries(lambda: training_client.create_sampling_client(sampler_path) if sampler_path
                                        else training_client.save_weights_and_get_sampling_client())
     return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config), time.time() - started)
+
+
+def _read_checkpoint_info(path: Path) -> dict:
+    """``checkpoint.json`` as written at the end of a run, or {} when it is missing or unreadable."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 @dataclass

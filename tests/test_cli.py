@@ -159,3 +159,155 @@ def test_evaluate_prints_accuracy_last_and_writes_metrics(tmp_path):
     for f in (tmp_path / "o").rglob("*"):
         if f.is_file():
             assert FAKE_KEY.encode() not in f.read_bytes(), f
+
+
+CHAT = [("Guten Morgen zusammen", "de"), ("Buenos días a todos", "es"), ("Bonjour tout le monde", "fr"),
+        ("Good morning everyone", "en")]
+
+
+def _chat_file(path: Path, pairs) -> Path:
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": a}]},
+                                       ensure_ascii=False) + "\n" for t, a in pairs), encoding="utf-8")
+    return path
+
+
+def _gold_and_baseline(tmp: Path) -> tuple[Path, Path]:
+    from helpers.baseline import save_baseline, train_baseline
+
+    gold = tmp / "gold.jsonl"
+    gold.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in
+                            [("Guten Morgen, wie geht es dir?", "de"), ("Bonjour à tous", "fr")]))
+    texts = ["Guten Morgen", "Bonjour", "Wie geht's", "Merci beaucoup", "Danke schön", "À bientôt"]
+    save_baseline(train_baseline(texts, ["de", "fr", "de", "fr", "de", "fr"]), tmp / "baseline")
+    return gold, tmp / "baseline"
+
+
+@pytest.mark.slow
+def test_train_refuses_another_run_in_its_folder_but_goes_on_with_its_own(tmp_path):
+    a, b = _chat_file(tmp_path / "a.jsonl", CHAT), _chat_file(tmp_path / "b.jsonl", CHAT[:3])
+    folder = tmp_path / "v1"
+    first = ("train", "--data", str(a), "--out", str(folder), "--epochs", "1", "--val-fraction", "0")
+    assert cli(*first).returncode == 0
+    finished = (folder / "checkpoint.json").read_text()
+    for other in (("--data", str(b)), ("--data", str(a), "--lr", "0.01")):  # other data; other settings
+        refused = cli("train", *other, "--out", str(folder), "--epochs", "1", "--val-fraction", "0")
+        assert_one_line_error(refused, str(folder), "other data or settings", "--overwrite")
+        assert (folder / "checkpoint.json").read_text() == finished
+    # the same run, stopped before its checkpoint.json was written: the same command goes on with it
+    (folder / "checkpoint.json").unlink()
+    again = cli(*first)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((folder / "checkpoint.json").read_text())["examples"] == 4
+    replaced = cli("train", "--data", str(b), "--out", str(folder), "--epochs", "1", "--val-fraction", "0", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads((folder / "checkpoint.json").read_text())["examples"] == 3
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"steps": [', ":1: malformed JSON"),  # cut off mid-write by hand or by a full disk
+    ("[]", "not a training progress record"),
+    ('{"fingerprint": {}, "step": "3", "history": [], "validation": [], "checkpoints": []}', "not a training progress record"),
+])
+def test_a_broken_progress_file_is_named_and_kept(tmp_path, content, message):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "progress.json").write_text(content)
+    result = cli("train", "--data", str(_chat_file(tmp_path / "a.jsonl", CHAT)), "--out", str(folder))
+    assert_one_line_error(result, f"{folder / 'progress.json'}", message)
+    assert (folder / "progress.json").read_text() == content
+
+
+def test_run_refuses_a_file_for_its_folder(tmp_path):
+    target = tmp_path / "report.txt"
+    target.write_text("mine")
+    assert_one_line_error(cli("run", "--out", str(target), "--quick"), str(target), "is not a folder")
+    assert_one_line_error(cli("run", "--out", str(target / "sub"), "--quick"), str(target / "sub"), "cannot create folder")
+    assert target.read_text() == "mine"
+
+
+def test_evaluate_keeps_every_file_it_did_not_write(tmp_path):
+    gold, model = _gold_and_baseline(tmp_path)
+    for name in ("predictions.jsonl", "confusion_baseline.png", "confusion_baseline_normalized.png"):
+        out = tmp_path / name.replace(".", "_")
+        out.mkdir()
+        (out / name).write_text("precious")
+        refused = cli("evaluate", "--data", str(gold), "--predictor", f"baseline:{model}", "--out", str(out))
+        assert_one_line_error(refused, str(out / name), "--overwrite")
+        assert (out / name).read_text() == "precious" and not (out / "metrics.json").exists()
+    done = cli("evaluate", "--data", str(gold), "--predictor", f"baseline:{model}", "--out", str(out), "--overwrite")
+    assert done.returncode == 0, done.stderr
+    assert (out / name).read_bytes().startswith(b"\x89PNG") and (out / "metrics.json").exists()
+
+
+def test_ctrl_c_says_what_the_next_run_does(tmp_path, monkeypatch, capsys):
+    from helpers import cli as command_line
+    from helpers import evaluate, train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("PD_BACKEND", "local")
+    gold, model = _gold_and_baseline(tmp_path)
+    monkeypatch.setattr(evaluate, "evaluate_predictor", interrupted)
+    argv = ["evaluate", "--data", str(gold), "--predictor", f"baseline:{model}", "--out", str(tmp_path / "e")]
+    assert command_line.main(argv) == 130
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "nothing was saved" in said and "resume" not in said
+    assert not list((tmp_path / "e").iterdir())  # true: nothing was
+    monkeypatch.setattr(train, "train", interrupted)
+    chat = _chat_file(tmp_path / "a.jsonl", CHAT)
+    assert command_line.main(["train", "--data", str(chat), "--out", str(tmp_path / "t"), "--backend", "local"]) == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_evaluate_writes_its_files_waits_for_the_last(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from helpers import cli as command_line
+    from helpers import plots
+
+    save = plots.save_figure
+
+    def pressed_meanwhile(fig, path, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C between predictions.jsonl and metrics.json
+        return save(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "save_figure", pressed_meanwhile)
+    monkeypatch.setenv("PD_BACKEND", "local")
+    gold, model = _gold_and_baseline(tmp_path)
+    out = tmp_path / "e"
+    assert command_line.main(["evaluate", "--data", str(gold), "--predictor", f"baseline:{model}", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"metrics.json", "predictions.jsonl", "confusion_baseline.png",
+                                               "confusion_baseline_normalized.png"}
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("accuracy=")
+
+
+@pytest.mark.parametrize("case", ["missing checkpoint", "unreachable server"])
+def test_evaluate_exits_2_like_every_command_when_the_backend_cannot_be_used(tmp_path, case):
+    gold = tmp_path / "g.jsonl"
+    gold.write_text(json.dumps(GOOD) + "\n")
+    if case == "missing checkpoint":
+        student = tmp_path / "student"
+        student.mkdir()
+        (student / "checkpoint.json").write_text(json.dumps({"sampler_path": "local://nowhere/sampler/final"}))
+        args, env, says = ("--predictor", f"student:{student}", "--backend", "local"), {}, "no local checkpoint"
+    else:
+        args, says = ("--predictor", "teacher", "--backend", "tinker"), "cannot reach the Tinker server"
+        env = {"TINKER_API_KEY": FAKE_KEY, "TINKER_BASE_URL": "http://127.0.0.1:9/api",  # nothing listens on port 9
+               "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    result = cli("evaluate", "--data", str(gold), *args, "--no-progress", env=env)
+    assert_one_line_error(result, says)
+    assert result.returncode == 2 and FAKE_KEY not in result.stderr
+
+
+def test_every_train_and_run_option_says_what_it_does():
+    import argparse
+
+    from helpers.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for command in ("train", "run"):
+        for action in commands[command]._actions:
+            assert action.help, (command, action.option_strings)
+    rank = next(a for a in commands["train"]._actions if "--rank" in a.option_strings)
+    assert "local tiny models" in rank.help and "do not use it" in rank.help

@@ -220,6 +220,26 @@ def test_a_run_resumes_only_its_own_data_and_client(tmp_path):
     assert len(given.history) == total and client.step == total
 
 
+def test_same_run_says_whether_a_folder_holds_this_run_and_names_a_broken_record(tmp_path):
+    from helpers.dataio import DataError
+    from helpers.train import same_run
+
+    run = tmp_path / "run"
+    assert same_run(run, ROWS, CONFIG) is None  # nothing there yet
+    train(connect("local", store=tmp_path / "w"), ROWS, CONFIG, out_dir=run)
+    assert same_run(run, ROWS, CONFIG) is True
+    assert same_run(run, ROWS[:-1], CONFIG) is False
+    assert same_run(run, ROWS, replace(CONFIG, learning_rate=CONFIG.learning_rate / 2)) is False
+    for content, says in (('{"step": 4, "hist', "malformed JSON"), ("[]", "not a training progress record")):
+        (run / "progress.json").write_text(content)
+        for call in (lambda: same_run(run, ROWS, CONFIG), lambda: train(connect("local", store=tmp_path / "w"), ROWS, CONFIG, out_dir=run)):
+            with pytest.raises(DataError, match=f"progress.json.*{says}"):
+                call()
+        assert (run / "progress.json").read_text() == content  # kept for the user to look at
+    (run / "progress.json").unlink()
+    assert same_run(run, ROWS, CONFIG) is False  # a checkpoint.json with no record of what it was trained on
+
+
 def test_permanent_failure_stops_clearly_and_keeps_checkpoints(tmp_path):
     service = connect("local", store=tmp_path / "w")
     inner = service.create_lora_training_client("local/tiny", seed=0).result()

@@ -191,3 +191,16 @@ def test_a_row_too_long_for_the_local_model_stops_the_run_before_it_starts(tmp_p
         train(connect("local"), rows, TrainConfig(epochs=1, batch_size=4, val_fraction=0, warmup_steps=0),
               out_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "progress.json").exists()  # no step was taken
+
+
+def test_a_finished_run_asked_again_reuses_its_saved_student(tmp_path):
+    """The same data and settings into the same folder again: nothing is trained or saved anew,
+    so checkpoint.json (and every evaluation fingerprinted on it) stays as it was."""
+    service = connect("local", store=tmp_path / "w")
+    cfg = TrainConfig(epochs=1, batch_size=8, val_fraction=0, warmup_steps=0)
+    first = train(service, ROWS, cfg, out_dir=tmp_path / "run")
+    written = (tmp_path / "run" / "checkpoint.json").read_text()
+    saved = sorted(tmp_path.rglob("meta.json"))
+    again = train(service, ROWS, cfg, out_dir=tmp_path / "run")
+    assert again.sampler_path == first.sampler_path and (tmp_path / "run" / "checkpoint.json").read_text() == written
+    assert again.history == first.history and sorted(tmp_path.rglob("meta.json")) == saved  # no weights saved again
