@@ -57,6 +57,7 @@ from .generate import StallWatch, ask_with_retries, result_with_retries
 from .labels import LABELS, parse_answer
 from .prompt import DEFAULT_PROMPT, student_messages, teacher_messages
 from .render import decode_answer, model_input, sampling_params
+from .train import read_checkpoint_info
 
 # ---------------------------------------------------------------- settings
 
@@ -134,20 +135,6 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 def predictor_name(spec: str) -> str:
     """The short name of a predictor spec, used in file names: ``student:runs/x`` -> ``student``."""
     return parse_spec(spec)[0]
-
-
-def read_checkpoint_info(directory: str | os.PathLike) -> dict:
-    """``DIR/checkpoint.json`` as written by :func:`helpers.train.train`, with a clear error."""
-    path = Path(directory) / "checkpoint.json"
-    if not path.exists():
-        raise DataError(f"{path}: no such file; is {directory} a folder written by `python -m helpers train --out`?")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e.__class__.__name__})") from None
-    if not isinstance(info, dict) or not isinstance(info.get("sampler_path"), str):
-        raise DataError(f"{path}: missing \"sampler_path\" (training did not finish?)")
-    return info
 
 
 def _run_bounded(count: int, submit: Callable[[int], Any], finish: Callable[[int, Any], None],

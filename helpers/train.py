@@ -447,7 +447,10 @@ def train(
         info = json.loads(json.dumps({
             "base_model": config.base_model, "state_path": checkpoints[-1], "config": asdict(config), "steps": total,
             "examples": len(train_ex), "validation": validation[-1] if validation else None}))
-        saved = _read_checkpoint_info(out / "checkpoint.json")
+        try:
+            saved = read_checkpoint_info(out)
+        except DataError:  # none yet, or broken: written anew below
+            saved = {}
         if all(saved.get(key) == value for key, value in info.items()) and saved.get("sampler_path"):
             sampler_path = saved["sampler_path"]  # a finished run asked again: its student is already saved
         else:
@@ -460,13 +463,18 @@ def train(
     return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config), time.time() - started)
 
 
-def _read_checkpoint_info(path: Path) -> dict:
-    """``checkpoint.json`` as written at the end of a run, or {} when it is missing or unreadable."""
+def read_checkpoint_info(directory: str | Path) -> dict:
+    """``DIR/checkpoint.json`` as written by :func:`train`, with a clear error."""
+    path = Path(directory) / "checkpoint.json"
+    if not path.exists():
+        raise DataError(f"{path}: no such file; is {directory} a folder written by `python -m helpers train --out`?")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e.__class__.__name__})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("sampler_path"), str):
+        raise DataError(f"{path}: missing \"sampler_path\" (training did not finish?)")
+    return info
 
 
 @dataclass
