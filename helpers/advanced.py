@@ -430,7 +430,7 @@ def prompt_ablation(service=None, quick: bool | None = None, *, prompts: Mapping
     if teachers is None:
         teachers = []
         if not is_offline(service):
-            teachers = [m for m in supported_models(service) if m != default]
+            teachers = [m for m in supported_models(service, sampleable=True) if m != default]
             teachers = teachers[:QUICK_TEACHERS] if quick else teachers
             report.say(f"also asking {len(teachers)} other models the server lists: {', '.join(teachers)}")
         else:

@@ -241,13 +241,14 @@ def _capabilities(base_url: str | None, timeout: float | None = None):
     return tinker.RestClient(base_url=base_url).get_server_capabilities().result(timeout=timeout)
 
 
-def supported_models(service) -> list[str]:
-    """Names of the models the server (or the local backend) offers."""
+def supported_models(service, sampleable: bool = False) -> list[str]:
+    """Names of the models the server (or the local backend) offers; with ``sampleable``, only
+    those it can sample now (a model the server says nothing about counts as sampleable)."""
     if getattr(service, "backend", None) == "local":
         caps = service.get_server_capabilities()
     else:
         caps = _capabilities(getattr(service, "server_url", None))
-    return [m.model_name for m in caps.supported_models if m.model_name]
+    return [m.model_name for m in caps.supported_models if m.model_name and not (sampleable and m.sampleable is False)]
 
 
 def check_model(service, model: str) -> str:

@@ -29,6 +29,7 @@ from helpers.local import LocalServiceClient
 ALIASES = {"Qwen/Qwen3-30B-A3B": ("local/tiny", "local/policy-teacher")}
 """The course's Tinker default, as the local backend's models: the tiny student to train,
 the rule-based stand-in to sample (so that a run with Tinker's defaults works here)."""
+NO_CAPACITY = "fake/no-sampling-capacity"  # listed with sampleable=False; sampling it is an error
 
 _DTYPES = {pb.DTYPE_FLOAT32: (np.float32, "float32"), pb.DTYPE_INT64: (np.int64, "int64")}
 
@@ -187,7 +188,9 @@ class FakeTinker:
         if route == "session_heartbeat":
             return "json", {"type": "session_heartbeat"}
         if route == "get_server_capabilities":
-            return "json", {"supported_models": [{"model_name": name} for name in self.model_names()]}
+            # one more listed model without sampling capacity, as a real server may list: never asked
+            return "json", {"supported_models": [*({"model_name": name} for name in self.model_names()),
+                                                 {"model_name": NO_CAPACITY, "sampleable": False}]}
         if route == "create_model":
             lora = request.get("lora_config") or {}
             base = self.aliases.get(request["base_model"], (request["base_model"],))[0]
