@@ -193,13 +193,11 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     worker.start()
     worker.join(timeout)
     error = outcome[0] if outcome else TimeoutError()
+    if error is None:
+        return
     # the SDK (0.38) can fail while handling a 402 at client creation (an AttributeError of its
     # own): the billing error it was handling is the reason
-    billing = _in_chain(error, tinker.BillingError)
-    error = billing if billing is not None else error
-    if error is None or (isinstance(error, tinker.APIStatusError) and not isinstance(
-            error, (tinker.AuthenticationError, tinker.PermissionDeniedError, tinker.BillingError))):
-        return  # any other answer (a compatible server without this route, ...) proves nothing against the key
+    error = _in_chain(error, tinker.BillingError) or error
     if isinstance(error, tinker.AuthenticationError):
         raise BackendError(f"Tinker at {base_url} refused the API key in {setting} ({error.status_code}): check that "
                            "it is complete and current, or run offline with PD_BACKEND=local")
@@ -210,6 +208,8 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     if isinstance(error, tinker.PermissionDeniedError):
         raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but gives it no access "
                            f"({error.status_code}): check the key's project and billing")
+    if isinstance(error, tinker.APIStatusError):
+        return  # any other answer (a compatible server without this route, ...) proves nothing against the key
     if isinstance(error, TimeoutError):
         raise BackendError(f"Tinker at {base_url} did not answer within {timeout:g} s; try again later, "
                            "or run offline with PD_BACKEND=local")

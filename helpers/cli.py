@@ -16,16 +16,8 @@ from pathlib import Path
 
 from tinker import TinkerError
 
+from .backend import redact as _redact  # never an API key on the terminal, whatever an error quotes
 from .dataio import DataError, read_conversations
-
-
-def _redact(message: str) -> str:
-    """Never let an API key reach the terminal, whatever an error message quotes
-    (:func:`helpers.backend.redact`, which generation's recorded errors use too)."""
-    from .backend import redact
-
-    return redact(message)
-
 
 # ------------------------------------------------------------------ train
 

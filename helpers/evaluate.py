@@ -735,7 +735,8 @@ def main(args: argparse.Namespace) -> int:
         name = predictor_name(spec)
         rows = read_gold(args.data)[: args.limit]
         out = Path(args.out) if args.out else None
-        fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model, choose_backend(args.backend)[0])
+        backend = choose_backend(args.backend)[0]
+        fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model, backend)
         outputs = _output_files(out, name) if out is not None else {}
         if out is not None and outputs["metrics"].exists():
             done = read_metrics(outputs["metrics"])
@@ -774,8 +775,7 @@ def main(args: argparse.Namespace) -> int:
         if out is not None:
             from .plots import mark_offline, plot_confusions, save_figure
 
-            offline = choose_backend(args.backend)[0] == "local"
-            figures = {key: mark_offline(plot_confusions({name: metrics}, normalize=normalize), offline)
+            figures = {key: mark_offline(plot_confusions({name: metrics}, normalize=normalize), backend == "local")
                        for key, normalize in (("confusion", False), ("confusion_normalized", True))}
             with _ctrl_c_waits():  # all the files or, before this, none: a re-run then starts clean
                 write_jsonl(outputs["predictions"], [

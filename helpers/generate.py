@@ -94,8 +94,8 @@ FORMAT_VERSION = 1  # part of every key: bump it when the journal or the rows ch
 
 STALL_NOTICE_SECONDS = 60.0
 """With requests in flight and no answer for this long, generation, training and evaluation say
-so on stderr, once per stall (:class:`StallWatch`). A server that stops answering is otherwise silent: Tinker's SDK retries a lost
-connection quietly, for up to two hours, before it gives up."""
+so on stderr, once per stall (:class:`StallWatch`). A server that stops answering is otherwise
+silent: Tinker's SDK retries a lost connection quietly, for up to two hours, before it gives up."""
 
 
 class TransientError(RuntimeError):
