@@ -193,6 +193,10 @@ def predict_with_client(
 ) -> list[Prediction]:
     """Ask a ready-made sampling client about every text, greedily; one :class:`Prediction` each.
 
+    A text too long for a client that states its context (``max_context``: the local models)
+    is not asked: it counts as unparsed, with the reason as its raw answer and one notice on
+    stderr, and the others are still asked.
+
     Parameters
     ----------
     client : a sampling client (Tinker's or the local backend's).
@@ -214,21 +218,33 @@ def predict_with_client(
     def messages(text: str) -> list[dict]:
         return teacher_messages(text, prompt) if with_prompt else student_messages(text)
 
+    asked = list(range(len(texts)))
+    context = getattr(client, "max_context", None)  # the local clients say; Tinker's do not
+    if context is not None:  # a query the model cannot take is its unparsed answer, not the end of the run
+        lengths = {i: model_input(tokenizer, messages(text)).length for i, text in enumerate(texts)}
+        too_long = [i for i in asked if lengths[i] >= context]
+        for i in too_long:
+            out[i] = Prediction(None, f"(not asked: {lengths[i]} tokens, over the model's context of {context})")
+        if too_long:
+            print(f"evaluation: {len(too_long)} of {len(texts)} queries (the first: number {too_long[0] + 1}) "
+                  f"do not fit the model's context of {context} tokens; they count as unparsed", file=sys.stderr)
+            asked = [i for i in asked if lengths[i] < context]
     bar = _progress_bar(len(texts), desc or ("with prompt" if with_prompt else "without prompt"), progress)
+    bar.update(len(texts) - len(asked))
 
-    def submit(i: int):
-        return client.sample(model_input(tokenizer, messages(texts[i])), 1, params)
+    def submit(k: int):
+        return client.sample(model_input(tokenizer, messages(texts[asked[k]])), 1, params)
 
-    def finish(i: int, response) -> None:
+    def finish(k: int, response) -> None:
         raw = decode_answer(tokenizer, response.sequences[0].tokens)
-        out[i] = Prediction(parse_answer(raw), raw)
+        out[asked[k]] = Prediction(parse_answer(raw), raw)
         watch.tick()
         bar.update(1)
 
     watch = StallWatch("evaluation", lambda: "predictions are not saved until the end, so it starts again")
     try:
         with watch:
-            _run_bounded(len(texts), submit, finish, concurrency)
+            _run_bounded(len(asked), submit, finish, concurrency)
     finally:
         bar.close()
     return out  # type: ignore[return-value]

@@ -364,6 +364,19 @@ def test_base_model_answers_without_the_prompt(service):
     assert all(p.label is None or p.label in LABELS for p in preds)  # untrained: mostly unparsed
 
 
+def test_a_query_too_long_for_the_model_counts_as_unparsed_and_the_others_are_answered(service, capsys):
+    long = "Das Wetter ist heute schön und wir gehen spazieren. " * 100  # far over the 512-token context
+    texts = ["Good morning!", long, "Guten Morgen, wie geht es?", long]
+    preds = predict("base", texts, service, progress=False)
+    assert [p.label for p in preds[1::2]] == [None, None]
+    assert all(p.raw.startswith("(not asked: ") and "context of 512" in p.raw for p in preds[1::2])
+    assert not any(p.raw.startswith("(not asked") for p in preds[0::2])  # asked, whatever they said
+    err = capsys.readouterr().err
+    assert "2 of 4 queries (the first: number 2) do not fit the model's context of 512 tokens" in err
+    m = compute_metrics(["de", "de", "de", "de"], [p.label for p in preds])
+    assert m["unparsed"] >= 2 and m["n"] == 4
+
+
 def test_student_predictor_reads_checkpoint_json(service, tmp_path):
     from helpers.train import TrainConfig, train
 
