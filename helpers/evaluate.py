@@ -705,6 +705,15 @@ def _output_files(out: Path, name: str) -> dict[str, Path]:
             "confusion": out / f"confusion_{name}.png", "confusion_normalized": out / f"confusion_{name}_normalized.png"}
 
 
+def _replaced_files(out: Path, spec, outputs: dict[str, Path]) -> list[Path]:
+    """The files the evaluation of ``spec`` wrote in ``out`` that this one will not write over."""
+    try:
+        theirs = _output_files(out, predictor_name(spec)).values()
+    except (DataError, TypeError, ValueError):  # not a predictor: nothing of theirs is known
+        return []
+    return [path for path in theirs if path not in outputs.values()]
+
+
 @contextlib.contextmanager
 def _ctrl_c_waits():
     """Hold Ctrl-C (SIGINT) back until the block ends, so the files it writes are written all.
@@ -736,8 +745,8 @@ def main(args: argparse.Namespace) -> int:
     An ``--out`` holding the same evaluation (same data, predictor, limit and model) is
     not redone; a different one, or any file this command writes there
     (``metrics.json``, ``predictions.jsonl``, ``confusion_<predictor>[_normalized].png``)
-    without the ``metrics.json`` that names its evaluation, is kept unless ``--overwrite``.
-    Nothing is saved before the end: ``metrics.json`` is written last, and Ctrl-C waits
+    without the ``metrics.json`` that names its evaluation, is kept unless ``--overwrite``
+    (which also removes the pictures of the evaluation it replaces). Nothing is saved before the end: ``metrics.json`` is written last, and Ctrl-C waits
     until all the files are written.
     """
     from .backend import BackendError, choose_backend, redact
@@ -754,6 +763,7 @@ def main(args: argparse.Namespace) -> int:
         backend = choose_backend(args.backend)[0]
         fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model, backend)
         outputs = _output_files(out, name) if out is not None else {}
+        stale: list[Path] = []  # the pictures of the evaluation an --overwrite replaces, if of another predictor
         if out is not None and outputs["metrics"].exists():
             done = read_metrics(outputs["metrics"])
             if not isinstance(done, dict):
@@ -767,6 +777,7 @@ def main(args: argparse.Namespace) -> int:
             if not args.overwrite:
                 raise DataError(f"{outputs['metrics']}: exists from another evaluation; "
                                 "use --overwrite or another --out")
+            stale = _replaced_files(out, done.get("predictor"), outputs)
         if out is not None and not args.overwrite:
             # metrics.json is written last: without it, no other file here is this evaluation's
             for path in outputs.values():
@@ -800,6 +811,8 @@ def main(args: argparse.Namespace) -> int:
                 for key, fig in figures.items():
                     save_figure(fig, outputs[key])
                 write_metrics(out, None, metrics)
+                for path in stale:
+                    path.unlink(missing_ok=True)
     except (DataError, BackendError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2

@@ -239,6 +239,20 @@ def test_evaluate_keeps_every_file_it_did_not_write(tmp_path):
     assert (out / name).read_bytes().startswith(b"\x89PNG") and (out / "metrics.json").exists()
 
 
+def test_evaluate_overwrite_replaces_the_other_predictors_pictures_too(tmp_path):
+    gold, model = _gold_and_baseline(tmp_path)
+    out = tmp_path / "e"
+    first = cli("evaluate", "--data", str(gold), "--predictor", f"baseline:{model}", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    (out / "notes.txt").write_text("mine")
+    again = cli("evaluate", "--data", str(gold), "--predictor", "teacher", "--out", str(out), "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "metrics.json").read_text())["predictor"] == "teacher"
+    # nothing left that shows another evaluation than metrics.json's; files it never wrote are kept
+    assert sorted(p.name for p in out.iterdir()) == [
+        "confusion_teacher.png", "confusion_teacher_normalized.png", "metrics.json", "notes.txt", "predictions.jsonl"]
+
+
 def test_ctrl_c_says_what_the_next_run_does(tmp_path, monkeypatch, capsys):
     from helpers import cli as command_line
     from helpers import evaluate, train
