@@ -829,5 +829,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":  # python -m helpers.evaluate (the package CLI is python -m helpers evaluate)
-    sys.exit(main(add_arguments(argparse.ArgumentParser(prog="python -m helpers.evaluate")).parse_args()))
+if __name__ == "__main__":  # python -m helpers.evaluate: the same as python -m helpers evaluate (Ctrl-C, errors)
+    from .cli import main as cli_main
+
+    sys.exit(cli_main(["evaluate", *sys.argv[1:]]))

@@ -274,6 +274,18 @@ def test_ctrl_c_says_what_the_next_run_does(tmp_path, monkeypatch, capsys):
     assert "run the same command again to resume" in capsys.readouterr().err
 
 
+def test_python_m_helpers_evaluate_is_the_same_command_as_python_m_helpers_evaluate():
+    # Ctrl-C (here: the first thing evaluate does raises it) gets the package CLI's line and code, no traceback
+    code = ("import runpy, sys\nimport helpers.dataio as d\n"
+            "def stop(*a, **k):\n    raise KeyboardInterrupt\n"
+            "d.read_gold = stop\nsys.argv = ['evaluate', '--data', 'data/dev_gold.jsonl', '--predictor', 'teacher']\n"
+            "runpy.run_module('helpers.evaluate', run_name='__main__', alter_sys=True)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "PD_BACKEND": "local"}, timeout=120)
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr and "nothing was saved" in result.stderr.strip().splitlines()[-1]
+
+
 def test_ctrl_c_while_evaluate_writes_its_files_waits_for_the_last(tmp_path, monkeypatch, capsys):
     import signal
 
