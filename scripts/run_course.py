@@ -53,14 +53,21 @@ def one_line(text: object, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def pipeline_folder() -> str:
-    """``local``, ``tinker``, with ``-quick`` when ``PD_QUICK=1``: the pipeline's folder under
-    ``build/run/``, one per backend and size as the notebooks' work folders are, so that a
-    second ``make run`` with a key or ``PD_QUICK`` never meets another run's files."""
+def pipeline_setting() -> tuple[str, bool]:
+    """(folder, quick), read once from the environment: the folder is ``local`` or ``tinker``,
+    with ``-quick`` when ``PD_QUICK=1``, under ``build/run/``; one per backend and size, as
+    the notebooks' work folders are, so that a second ``make run`` with a key or ``PD_QUICK``
+    never meets another run's files. A bad ``PD_BACKEND`` or ``PD_QUICK`` raises
+    :class:`CourseError` naming the setting."""
     from helpers.backend import choose_backend
     from helpers.course import quick_setting, run_name
+    from helpers.dataio import DataError
 
-    return run_name(choose_backend()[0], bool(quick_setting()))
+    try:
+        backend, quick = choose_backend()[0], bool(quick_setting())
+    except DataError as e:
+        raise CourseError(str(e)) from None
+    return run_name(backend, quick), quick
 
 
 def run_pipeline(out: Path, quick: bool = False) -> None:
@@ -201,12 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     build = args.build.resolve()
     os.environ["PD_BUILD"] = str(build)  # inherited by the pipeline and every notebook kernel
     (build / "figures").mkdir(parents=True, exist_ok=True)
-    run_dir = build / "run" / pipeline_folder()
     try:
+        folder, quick = pipeline_setting()
+        run_dir = build / "run" / folder
         if not args.no_pipeline:
-            from helpers.course import quick_setting
-
-            run_pipeline(run_dir, quick=bool(quick_setting()))
+            run_pipeline(run_dir, quick=quick)
         notebooks = course_notebooks()
         if not notebooks:
             raise CourseError(f"no notebooks NN_*.ipynb in {_rel(NOTEBOOKS)}")

@@ -77,7 +77,20 @@ def test_each_backend_and_size_has_its_own_pipeline_folder(run_course, monkeypat
     monkeypatch.delenv("TINKER_API_KEY", raising=False)
     monkeypatch.delenv("PD_QUICK", raising=False)
     monkeypatch.setenv("PD_BACKEND", "local")
-    assert run_course.pipeline_folder() == "local"
+    assert run_course.pipeline_setting() == ("local", False)
     monkeypatch.setenv("PD_BACKEND", "tinker")
     monkeypatch.setenv("PD_QUICK", "1")
-    assert run_course.pipeline_folder() == "tinker-quick"
+    assert run_course.pipeline_setting() == ("tinker-quick", True)
+
+
+@pytest.mark.parametrize("name, value", [("PD_QUICK", "maybe"), ("PD_BACKEND", "gpu")])
+def test_a_bad_setting_stops_make_run_with_one_line_before_any_work(run_course, monkeypatch, tmp_path, capsys, name, value):
+    monkeypatch.setenv(name, value)
+    ran = []
+    monkeypatch.setattr(run_course, "run_pipeline", lambda *a, **k: ran.append(a))
+    monkeypatch.setattr(run_course, "execute_notebook", lambda *a, **k: ran.append(a))
+    assert run_course.main(["--build", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"make run: setting: {name} must be {'1 or 0' if name == 'PD_QUICK' else 'one of local, tinker'}, "
+                   f"got {value!r}"]
+    assert not ran
