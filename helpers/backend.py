@@ -173,28 +173,17 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
 
     One small request that needs no session: a wrong or revoked key stops ``connect()``
     with a one-line reason instead of a traceback from the first real call. A server that
-    never answers, or fails every request, raises within ``timeout`` too: the whole check,
-    the SDK's client creation included (it fetches its configuration first and retries for
-    minutes), runs in a daemon thread that is waited for at most ``timeout`` seconds.
+    never answers, or fails every request, raises within ``timeout`` too (see
+    :func:`_capabilities`).
     """
     import tinker
 
     setting = "TINKER_API_KEY"
-    outcome: list[BaseException | None] = []
-
-    def ask() -> None:
-        try:
-            _capabilities(base_url, timeout)
-            outcome.append(None)
-        except Exception as e:  # noqa: BLE001 (judged below, in the caller's thread)
-            outcome.append(e)
-
-    worker = threading.Thread(target=ask, name="tinker-key-check", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    error = outcome[0] if outcome else TimeoutError()
-    if error is None:
+    try:
+        _capabilities(base_url, timeout)
         return
+    except Exception as e:  # noqa: BLE001 (judged below)
+        error: BaseException = e
     # the SDK (0.38) can fail while handling a 402 at client creation (an AttributeError of its
     # own): the billing error it was handling is the reason
     error = _in_chain(error, tinker.BillingError) or error
@@ -235,10 +224,33 @@ def _in_chain(error: BaseException | None, kind: type) -> BaseException | None:
 
 def _capabilities(base_url: str | None, timeout: float | None = None):
     """The server's ``GetServerCapabilitiesResponse``, asked through a ``tinker.RestClient``
-    (it needs no session; ``ServiceClient.create_rest_client`` is deprecated)."""
+    (it needs no session; ``ServiceClient.create_rest_client`` is deprecated), or
+    ``TimeoutError`` after ``timeout`` seconds (default ``CONNECT_TIMEOUT``).
+
+    The whole request, the SDK's client creation included (it fetches its configuration
+    first and retries for minutes), runs in a daemon thread that is waited for at most
+    ``timeout`` seconds; any other error is raised here, in the caller's thread.
+    """
     import tinker
 
-    return tinker.RestClient(base_url=base_url).get_server_capabilities().result(timeout=timeout)
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    outcome: list = []
+
+    def ask() -> None:
+        try:
+            outcome.append((True, tinker.RestClient(base_url=base_url).get_server_capabilities().result(timeout=timeout)))
+        except Exception as e:  # noqa: BLE001 (raised in the caller's thread)
+            outcome.append((False, e))
+
+    worker = threading.Thread(target=ask, name="tinker-capabilities", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def supported_models(service, sampleable: bool = False) -> list[str]:
@@ -247,7 +259,12 @@ def supported_models(service, sampleable: bool = False) -> list[str]:
     if getattr(service, "backend", None) == "local":
         caps = service.get_server_capabilities()
     else:
-        caps = _capabilities(getattr(service, "server_url", None))
+        url = getattr(service, "server_url", None)
+        try:
+            caps = _capabilities(url)
+        except TimeoutError:
+            raise BackendError(f"Tinker at {url} did not answer within {CONNECT_TIMEOUT:g} s when asked for its "
+                               "models; try again later, or run offline with PD_BACKEND=local") from None
     return [m.model_name for m in caps.supported_models if m.model_name and not (sampleable and m.sampleable is False)]
 
 

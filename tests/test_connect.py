@@ -247,3 +247,27 @@ def test_the_server_address_follows_the_sdks_rule_even_without_its_helper(monkey
     assert [tinker_base_url(*case) for case in cases] == with_sdk == ["http://127.0.0.1:8000", "http://example.test/api"]
     monkeypatch.delenv("TINKER_BASE_URL")
     assert tinker_base_url() == "https://tinker.thinkingmachines.dev/services/tinker-prod"
+
+
+def test_a_server_that_falls_silent_after_the_key_check_stops_the_list_of_models_in_time(tinker_env, tmp_path):
+    """Asking for the models (notebook 05's teachers, ``check_model``) has the connection's time
+    limit too: before, it waited for as long as the SDK retried."""
+    from fake_tinker import FakeTinker
+
+    import helpers.backend as backend
+
+    class FallsSilent(FakeTinker):
+        def handle(self, path, body, content_type):
+            if path.endswith("get_server_capabilities") and self.calls.get("get_server_capabilities", 0) >= 1:
+                time.sleep(60)  # the key check got its answer; the next ask gets none
+            return super().handle(path, body, content_type)
+
+    tinker_env.setattr(backend, "CONNECT_TIMEOUT", 3.0)
+    tinker_env.setenv("TINKER_API_KEY", KEY)
+    with FallsSilent(tmp_path / "server") as server:
+        tinker_env.setenv("TINKER_BASE_URL", server.url)
+        service = backend.connect("tinker")
+        started = time.monotonic()
+        with pytest.raises(backend.BackendError, match=r"did not answer within 3 s when asked for its models"):
+            backend.check_model(service, "Qwen/Qwen3-30B-A3B")  # listed: only time can fail it
+    assert time.monotonic() - started < 10
