@@ -27,6 +27,8 @@ from .dataio import DataError
 
 BACKENDS = ("local", "tinker")
 CONNECT_TIMEOUT = 20.0
+FINISH_TIMEOUT = 5.0  # seconds to wait for the server to take note that a session ended
+_OPENED: list = []  # the Tinker service clients connect() made, until finish_sessions() closes them
 
 
 class BackendError(RuntimeError):
@@ -164,7 +166,31 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
     client = tinker.ServiceClient(base_url=url)
     client.backend = "tinker"
     client.server_url = url  # for the REST calls that need no session (supported_models)
+    _OPENED.append(client)
     return client
+
+
+def finish_sessions(status: str, timeout: float = FINISH_TIMEOUT) -> int:
+    """Tell Tinker that the sessions of the service clients ``connect()`` made are over, with how
+    they ended: ``"success"``, ``"errored"`` or ``"interrupted"`` (the SDK's ``close``).
+
+    The command line calls this as each command ends, so the server shows a finished session
+    rather than one whose heartbeat stopped. A client that never opened a session sends
+    nothing. Each is waited for at most ``timeout`` seconds, and a server that does not take
+    note only loses the note: this never raises. Returns how many clients were closed.
+    """
+    closed = 0
+    while _OPENED:
+        client = _OPENED.pop(0)
+        try:
+            client.close(status).result(timeout=timeout)
+        except KeyboardInterrupt:  # Ctrl-C again while waiting: the learner wants out, not the courtesy
+            _OPENED.clear()
+            break
+        except Exception:  # noqa: BLE001,S110 (the work is done or already failed; this is a courtesy)
+            pass
+        closed += 1
+    return closed
 
 
 def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:

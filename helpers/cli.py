@@ -171,13 +171,20 @@ def main(argv=None) -> int:
 
     0 on success; 2 with one line on stderr for bad input, a backend that cannot be used or an
     error from the server (never a traceback, never the API key); 130 after Ctrl-C, saying what
-    the next run will do; ``generate`` gives 1 when every query was rejected.
+    the next run will do; ``generate`` gives 1 when every query was rejected. The Tinker
+    sessions a command opened are then closed, telling the server how it ended.
     """
+    from .backend import finish_sessions
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    status = "errored"  # how the Tinker sessions the command opened ended, told to the server at the end
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        status = "success" if code == 0 else "errored"
+        return code
     except KeyboardInterrupt:
+        status = "interrupted"
         print(INTERRUPTED.get(args.command, INTERRUPTED["run"]), file=sys.stderr)
         return 130
     except (DataError, ValueError, KeyError, OSError, RuntimeError, TinkerError) as e:
@@ -186,3 +193,5 @@ def main(argv=None) -> int:
             message = f"Tinker: {e.__class__.__name__}: {message}"
         print(f"error: {_redact(message)}", file=sys.stderr)
         return 2
+    finally:
+        finish_sessions(status)

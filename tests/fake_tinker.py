@@ -97,6 +97,7 @@ class FakeTinker:
         self.ranks: list[int] = []  # the LoRA rank of every model created
         self.sampled: dict[str, int] = {}  # model name -> asample requests to it
         self.stops: list = []  # the stop setting of every asample request, as the client sent it
+        self.finished: list[tuple[str, str]] = []  # (session id, how it ended) for every session the SDK closed
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._models: dict[str, object] = {}  # model id -> local training client
@@ -187,6 +188,9 @@ class FakeTinker:
             return "json", {"type": "create_session", "session_id": f"session-{next(self._ids)}"}
         if route == "session_heartbeat":
             return "json", {"type": "session_heartbeat"}
+        if route.startswith("sessions/") and route.endswith("/finish"):
+            self.finished.append((route.split("/")[1], request["reason"]["type"]))
+            return "json", None
         if route == "get_server_capabilities":
             # one more listed model without sampling capacity, as a real server may list: never asked
             return "json", {"supported_models": [*({"model_name": name} for name in self.model_names()),

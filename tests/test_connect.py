@@ -271,3 +271,23 @@ def test_a_server_that_falls_silent_after_the_key_check_stops_the_list_of_models
         with pytest.raises(backend.BackendError, match=r"did not answer within 3 s when asked for its models"):
             backend.check_model(service, "Qwen/Qwen3-30B-A3B")  # listed: only time can fail it
     assert time.monotonic() - started < 10
+
+
+def test_finishing_sessions_on_a_server_that_does_not_answer_waits_a_bounded_time_and_never_raises(monkeypatch):
+    import helpers.backend as backend
+
+    class NoAnswer:  # close() whose future never completes, as on a silent server
+        def close(self, status):
+            self.status = status
+            return concurrent.futures.Future()
+
+    class Refuses:
+        def close(self, status):
+            raise RuntimeError("server error")
+
+    clients = [NoAnswer(), Refuses(), NoAnswer()]
+    monkeypatch.setattr(backend, "_OPENED", list(clients))
+    started = time.monotonic()
+    assert backend.finish_sessions("errored", timeout=0.5) == 3
+    assert time.monotonic() - started < 3
+    assert clients[0].status == clients[2].status == "errored" and backend._OPENED == []

@@ -23,11 +23,13 @@ from helpers.local import (
 from helpers.local.clients import length_groups
 from helpers.render import conversation, model_input, render_example
 
-# Every client method the helpers call, by class: (local class, SDK class, method names).
+# Every client method the helpers call, by class: (local class, SDK class, method names); and
+# ServiceClient.close (with its context manager), which code written for Tinker calls at the end.
 CONTRACT = [
     (LocalServiceClient, tinker.ServiceClient, [
         "create_lora_training_client", "create_lora_training_client_async", "create_sampling_client",
         "create_sampling_client_async", "create_training_client_from_state_with_optimizer", "get_server_capabilities",
+        "close", "__enter__", "__exit__",
     ]),
     (LocalTrainingClient, tinker.TrainingClient, [
         "forward", "forward_backward", "forward_backward_async", "optim_step", "optim_step_async", "save_state",

@@ -58,6 +58,8 @@ def test_the_whole_run_goes_through_the_real_sdk_and_labels_as_the_local_backend
     for text in [proc.stdout, proc.stderr, *(p.read_text(encoding="utf-8") for p in written)]:
         assert KEY not in text  # ... and it is in no output
     assert "DEPRECATED" not in proc.stderr  # no call the SDK is about to remove
+    # the command told the server that its session (one service client for the whole run) is over
+    assert [status for _, status in server.finished] == ["success"], server.finished
     # every request says where an answer ends (the fake, like a server whose own end-of-sequence
     # set lacks the template's end of turn, samples on to max_tokens when it is not told)
     assert server.stops and all(stop == [END_OF_TURN] for stop in server.stops), Counter(map(str, server.stops))
@@ -282,3 +284,36 @@ def test_a_refused_key_stops_with_one_line_naming_the_setting(tmp_path):
         assert len(lines) == 1 and "refused the API key in TINKER_API_KEY (401)" in lines[0], proc.stderr[-2000:]
         assert wrong not in proc.stdout + proc.stderr
     assert server.keys == {wrong} and not (tmp_path / "d.jsonl").exists()
+
+
+@pytest.mark.parametrize("ending, status, code", [(KeyboardInterrupt, "interrupted", 130),
+                                                  (RuntimeError("the run broke"), "errored", 2),
+                                                  (None, "success", 0)])
+def test_each_command_tells_the_server_how_its_session_ended(tmp_path, monkeypatch, capsys, ending, status, code):
+    """The SDK's ServiceClient.close: the server sees a finished session, not one whose
+    heartbeat stopped; a command that opened no session sends nothing."""
+    import os
+
+    from helpers import cli, train
+    from helpers.render import conversation
+
+    def opens_a_session_then_ends(service, rows, config, out_dir=None, **kwargs):
+        service.create_sampling_client(base_model="Qwen/Qwen3-30B-A3B")  # the session starts here
+        if ending is not None:
+            raise ending
+        return train.TrainResult(history=[], validation=[], checkpoints=[], sampler_path=None)
+
+    chat = _write(tmp_path / "chat.jsonl", [{"messages": conversation("Guten Morgen zusammen", "de")}] * 4)
+    with FakeTinker(tmp_path / "server") as server:
+        for name in [n for n in os.environ if "proxy" in n.lower() or n == "PD_BACKEND"]:
+            monkeypatch.delenv(name)
+        for name, value in server.environment(tmp_path / "hf", KEY).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(train, "train", opens_a_session_then_ends)
+        assert cli.main(["train", "--data", str(chat), "--out", str(tmp_path / "run")]) == code
+        sessions = [p.rsplit("/api/v1/", 1)[-1] for p in server.paths].count("create_session")
+        assert sessions == 1 and [s for _, s in server.finished] == [status], server.finished
+        # no session opened (bad input stops the command before it connects): nothing to finish
+        assert cli.main(["train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "r2")]) == 2
+        assert len(server.finished) == 1
+    assert KEY not in "".join(capsys.readouterr())
