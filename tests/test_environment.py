@@ -217,3 +217,45 @@ def test_ci_runs_make_test_and_fails_on_errors():
     assert not any("|| true" in c or "|| :" in c for c in commands), (
         ".ci/run must not mask a failure"
     )
+
+
+# Modules of this repository that the tests and scripts import by name, not packages.
+LOCAL_MODULES = {"helpers", "fake_tinker", "conftest", "build_data"}
+# helpers/bench.py is run by `make bench`, which installs the dev extra (psutil).
+DEV_ONLY_FILES = {"helpers/bench.py"}
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Top-level names of the absolute imports in a Python file, at any depth (lazy ones too)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_package_the_code_imports_is_declared():
+    """A package used only because another one pulls it in (regex through transformers, joblib
+    through scikit-learn) breaks the day that one stops: the helpers import only what
+    pyproject.toml lists as a dependency, the tests, scripts and benchmark what it lists as
+    a dependency or in the dev extra."""
+    import sys
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    runtime = {parse_requirement(line)[0] for line in project["dependencies"]}
+    dev = runtime | {parse_requirement(line)[0] for line in project["optional-dependencies"]["dev"]}
+    distributions = packages_distributions()
+    missing = []
+    for path in sorted([*ROOT.glob("helpers/**/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("tests/*.py")]):
+        relative = path.relative_to(ROOT).as_posix()
+        allowed = runtime if relative.startswith("helpers/") and relative not in DEV_ONLY_FILES else dev
+        for name in sorted(imported_packages(path) - sys.stdlib_module_names - LOCAL_MODULES - {"__future__"}):
+            declared = {normalise(d) for d in distributions.get(name, [])} & allowed
+            if not declared:
+                missing.append(f"{relative}: imports {name} ({', '.join(distributions.get(name, ['not installed']))})")
+    assert not missing, "imported but not declared in pyproject.toml:\n" + "\n".join(missing)
