@@ -14,8 +14,9 @@ Every model answer goes through :func:`helpers.labels.parse_answer`; an answer
 it cannot read is kept as ``None`` ("unparsed") and counts as wrong. It is never
 dropped, because dropping it would flatter exactly the models that fail most.
 
-Metrics come from scikit-learn (:func:`compute_metrics`, :func:`agreement`), the
-cost side from the models' own tokenizers (:func:`prompt_tokens_per_query`,
+The metrics (:func:`compute_metrics`, :func:`agreement`, ...) live in :mod:`helpers.metrics`,
+which needs only numpy, scikit-learn and the labels, and are re-exported here; the
+cost side comes from the models' own tokenizers (:func:`prompt_tokens_per_query`,
 :func:`cost_table`, :func:`measure_latency`). Pictures are in :mod:`helpers.plots`.
 
 The command line ``python -m helpers evaluate`` is :func:`add_arguments` and
@@ -46,7 +47,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,18 @@ import numpy as np
 
 from .dataio import DataError, check_writable, read_gold, write_jsonl, write_text
 from .generate import StallWatch, ask_with_retries, result_with_retries
-from .labels import LABELS, parse_answer
+from .labels import parse_answer
+from .metrics import (  # noqa: F401 (re-exported: the course imports the metrics from here)
+    BOOTSTRAP_RESAMPLES,
+    UNPARSED,
+    Prediction,
+    agreement,
+    agreement_by,
+    bootstrap_ci,
+    compute_metrics,
+    error_table,
+    labels_of,
+)
 from .prompt import DEFAULT_PROMPT, student_messages, teacher_messages
 from .render import decode_answer, model_input, sampling_params
 from .train import read_checkpoint_info
@@ -78,9 +89,6 @@ DEFAULT_MODELS: dict[str, dict[str, str]] = {
 TEACHER_MAX_TOKENS = 256  # room for a short line of reasoning, then "Final Answer: xx"
 STUDENT_MAX_TOKENS = 8  # a distilled student answers with the bare label and stops
 
-UNPARSED = "unparsed"
-"""Name of the confusion matrix's extra last column: answers that named no label."""
-
 PRICES: dict[str, float] = {
     "teacher": 0.20,
     "student": 0.20,
@@ -92,17 +100,6 @@ the teacher and the student run on the same base model, so by default they cost 
 same per token and the whole saving comes from the prompt tokens a student no
 longer sends.
 """
-
-BOOTSTRAP_RESAMPLES = 1000
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One predictor's answer to one query: the parsed ``label`` (or ``None``) and the ``raw`` text."""
-
-    label: str | None
-    raw: str
-
 
 # ---------------------------------------------------------------- predictors
 
@@ -320,179 +317,6 @@ def predict(
     client = sampling_client_for(spec, service, teacher_model=teacher_model, base_model=base_model)
     return predict_with_client(client, texts, with_prompt=kind == "teacher", prompt=prompt,
                                max_tokens=max_tokens, progress=progress, concurrency=concurrency, desc=kind)
-
-
-def labels_of(predictions: Sequence[Prediction | str | None]) -> list[str | None]:
-    """The labels of a list of predictions (plain labels and ``None`` pass through)."""
-    return [p.label if isinstance(p, Prediction) else p for p in predictions]
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def _check_pair(gold: Sequence[str], pred: Sequence[str | None]) -> tuple[list[str], list[str | None]]:
-    gold, pred = list(gold), labels_of(pred)
-    if len(gold) != len(pred):
-        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
-    if not gold:
-        raise ValueError("no examples to score")
-    for g in gold:
-        if g not in LABELS:
-            raise ValueError(f"gold label {g!r} is not one of the 13 labels")
-    for p in pred:
-        if p is not None and p not in LABELS:
-            raise ValueError(f"prediction {p!r} is neither one of the 13 labels nor None (unparsed)")
-    return gold, pred
-
-
-def _with_unparsed(pred: Sequence[str | None]) -> list[str]:
-    return [UNPARSED if p is None else p for p in pred]
-
-
-def bootstrap_ci(correct: Sequence[bool] | np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES,
-                 level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of a mean (here: accuracy), seeded and reproducible.
-
-    >>> bootstrap_ci([1, 1, 1, 0] * 25) == bootstrap_ci([1, 1, 1, 0] * 25)
-    True
-    """
-    x = np.asarray(correct, dtype=np.float64)
-    if x.size == 0:
-        raise ValueError("no examples to resample")
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    step = max(1, 2_000_000 // x.size)  # resample in chunks: bounded memory for big sets
-    for start in range(0, n_resamples, step):
-        k = min(step, n_resamples - start)
-        means[start : start + k] = x[rng.integers(0, x.size, size=(k, x.size))].mean(axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    lo, hi = np.percentile(means, [tail, 100.0 - tail])
-    return float(lo), float(hi)
-
-
-def compute_metrics(gold: Sequence[str], pred: Sequence[str | None | Prediction], *,
-                    n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> dict:
-    """Accuracy with a bootstrap interval, the confusion matrix, per-label scores, macro-F1.
-
-    An unparsed prediction (``None``) counts as wrong: it lowers accuracy and the
-    recall of its true label, and it is counted in the confusion matrix's extra column.
-
-    Returns a dict in the shape of ``metrics.json`` (see ``DESIGN.md``):
-
-    - ``n``, ``accuracy``, ``accuracy_ci``: ``[low, high]``, a percentile bootstrap
-      95% interval (``n_resamples`` resamples, ``seed``);
-    - ``labels``: :data:`~helpers.labels.LABELS`, the order of rows and columns;
-    - ``confusion``: a 13 x 14 list of lists. Row ``i`` is the true label
-      ``labels[i]``, column ``j < 13`` the predicted label ``labels[j]``, and the
-      **last column** (``confusion_columns[-1] == "unparsed"``) counts answers that
-      named no label;
-    - ``confusion_columns``: ``labels`` plus ``"unparsed"``; ``unparsed``: their count;
-    - ``per_label``: ``{label: {precision, recall, f1, support}}`` (0 where undefined);
-    - ``macro_f1``: mean F1 over the labels that occur in ``gold`` or ``pred``.
-
-    >>> m = compute_metrics(["en", "en", "de"], ["en", "de", "de"])
-    >>> m["per_label"]["de"]["precision"], m["per_label"]["en"]["recall"]
-    (0.5, 0.5)
-    """
-    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-
-    gold, pred = _check_pair(gold, pred)
-    y_pred = _with_unparsed(pred)
-    columns = [*LABELS, UNPARSED]
-    cm = confusion_matrix(gold, y_pred, labels=columns)[: len(LABELS)]  # no gold is "unparsed"
-    precision, recall, f1, support = precision_recall_fscore_support(
-        gold, y_pred, labels=list(LABELS), zero_division=0)
-    present = [label for label in LABELS if label in gold or label in pred]
-    macro = f1_score(gold, y_pred, labels=present, average="macro", zero_division=0)
-    correct = np.array([g == p for g, p in zip(gold, pred, strict=True)])
-    return {
-        "n": len(gold),
-        "accuracy": float(correct.mean()),
-        "accuracy_ci": list(bootstrap_ci(correct, n_resamples=n_resamples, seed=seed)),
-        "labels": list(LABELS),
-        "confusion": cm.astype(int).tolist(),
-        "confusion_columns": columns,
-        "unparsed": int(sum(p is None for p in pred)),
-        "per_label": {
-            label: {"precision": float(precision[i]), "recall": float(recall[i]),
-                    "f1": float(f1[i]), "support": int(support[i])}
-            for i, label in enumerate(LABELS)
-        },
-        "macro_f1": float(macro),
-    }
-
-
-def agreement(a: Sequence[str | None | Prediction], b: Sequence[str | None | Prediction]) -> dict:
-    """How often two predictors give the same answer, raw and corrected for chance.
-
-    ``agreement`` is the share of identical answers; ``kappa`` is Cohen's kappa
-    (scikit-learn), which discounts the agreement two predictors would reach by
-    chance given how often each uses each label. Unparsed answers (``None``) are
-    one more category here: two unparsed answers agree. ``kappa`` is NaN when it
-    is undefined (both predictors always give one and the same answer).
-
-    >>> agreement(["de", "en", "en", "ot"], ["de", "en", "fr", "ot"])["agreement"]
-    0.75
-    """
-    from sklearn.metrics import cohen_kappa_score
-
-    a, b = labels_of(a), labels_of(b)
-    if len(a) != len(b):
-        raise ValueError(f"{len(a)} answers against {len(b)}")
-    if not a:
-        raise ValueError("no answers to compare")
-    x, y = _with_unparsed(a), _with_unparsed(b)
-    same = float(np.mean([p == q for p, q in zip(x, y, strict=True)]))
-    if len(set(x) | set(y)) < 2:
-        kappa = float("nan")  # one category only: chance agreement is 1, kappa is 0/0
-    else:
-        kappa = float(cohen_kappa_score(x, y, labels=[*LABELS, UNPARSED]))
-    return {"n": len(x), "agreement": same, "kappa": kappa}
-
-
-def agreement_by(groups: Sequence[str], a: Sequence[str | None | Prediction],
-                 b: Sequence[str | None | Prediction]) -> dict[str, dict]:
-    """:func:`agreement`'s share of identical answers within each group of items.
-
-    ``groups`` names each item's group (for the gold sets, its ``kind``). Returns
-    ``{group: {"n": items, "agreement": share}}``, groups sorted by name. Overall
-    agreement hides where two predictors part; this shows it.
-
-    >>> agreement_by(["short", "short", "natural"], ["de", "ot", "en"], ["de", "fr", "en"])
-    {'natural': {'n': 1, 'agreement': 1.0}, 'short': {'n': 2, 'agreement': 0.5}}
-    """
-    a, b = labels_of(a), labels_of(b)
-    if not len(groups) == len(a) == len(b):
-        raise ValueError(f"{len(groups)} groups for {len(a)} and {len(b)} answers")
-    members: dict[str, list[bool]] = {}
-    for group, p, q in zip(groups, a, b, strict=True):
-        members.setdefault(group, []).append(p == q)
-    return {group: {"n": len(same), "agreement": sum(same) / len(same)} for group, same in sorted(members.items())}
-
-
-def error_table(texts: Sequence[str], gold: Sequence[str],
-                preds: Mapping[str, Sequence[str | None | Prediction]]) -> list[dict]:
-    """Rows where at least one predictor is wrong: ``{"index", "text", "gold", name: label, ...}``.
-
-    ``preds`` maps a predictor's name (``"teacher"``, ``"student"``, ...) to its
-    labels (``None`` for unparsed) in the order of ``texts``.
-
-    >>> error_table(["a b c", "x y z"], ["en", "de"], {"teacher": ["en", "en"], "student": ["en", None]})
-    [{'index': 1, 'text': 'x y z', 'gold': 'de', 'teacher': 'en', 'student': None}]
-    """
-    texts, gold = list(texts), list(gold)
-    columns = {name: labels_of(p) for name, p in preds.items()}
-    for name, labels in columns.items():
-        if len(labels) != len(texts):
-            raise ValueError(f"{name}: {len(labels)} predictions for {len(texts)} texts")
-    if len(gold) != len(texts):
-        raise ValueError(f"{len(gold)} gold labels for {len(texts)} texts")
-    rows = []
-    for i, (text, g) in enumerate(zip(texts, gold, strict=True)):
-        answers = {name: labels[i] for name, labels in columns.items()}
-        if any(answer != g for answer in answers.values()):
-            rows.append({"index": i, "text": text, "gold": g, **answers})
-    return rows
 
 
 def markdown_table(rows: Sequence[Mapping], max_rows: int | None = 20, max_chars: int = 80) -> str:
