@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -200,6 +201,9 @@ def temp_name(path: Path) -> str:
     return f".{path.name}.{os.getpid()}-"
 
 
+_TEMP_NAME = re.compile(r"\..+\.(\d+)-[A-Za-z0-9_]+\.tmp")  # temp_name(path), a random part, ".tmp"
+
+
 def _temp_beside(path: Path) -> tuple[int, str]:
     sweep_orphans(path.parent)
     return tempfile.mkstemp(dir=path.parent, prefix=temp_name(path), suffix=".tmp")
@@ -210,12 +214,14 @@ def sweep_orphans(folder: Path) -> None:
 
     Every temporary name carries its writer's pid (see ``temp_name``); one whose writer is
     gone is an orphan: the finished file it was meant to become was never renamed into place.
+    Only names of that exact shape (``.NAME.PID-RANDOM.tmp``) are considered: another
+    program's hidden ``.tmp`` files are left alone.
     """
     for tmp in Path(folder).glob(".*.tmp"):
-        try:
-            pid = int(tmp.name.rsplit(".", 2)[-2].split("-")[0])
-        except (ValueError, IndexError):
+        match = _TEMP_NAME.fullmatch(tmp.name)
+        if match is None:  # not one of ours (an editor's, ...): left alone
             continue
+        pid = int(match.group(1))
         if pid == os.getpid():
             continue
         try:
@@ -230,7 +236,10 @@ def sweep_orphans(folder: Path) -> None:
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
-    """Write rows as JSONL atomically: a temporary file in the same folder, then a rename."""
+    """Write rows as JSONL atomically: a temporary file in the same folder, then a rename.
+
+    Before writing, the orphans of killed writers in that folder are removed (:func:`sweep_orphans`).
+    """
     path = Path(path)
     check_writable(path)
     fd, tmp = _temp_beside(path)
@@ -248,7 +257,8 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file atomically (temporary file, then rename)."""
+    """Write a text file atomically (temporary file, then rename), sweeping orphans first as
+    :func:`write_jsonl` does."""
     path = Path(path)
     check_writable(path)
     fd, tmp = _temp_beside(path)

@@ -334,46 +334,6 @@ def test_api_key_never_leaks_into_outputs_logs_or_notebooks(tmp_path):
         assert FAKE_KEY.encode() not in content and FAKE_KEY[-12:].encode() not in content, f
 
 
-def test_orphaned_temporary_files_of_a_killed_writer_are_swept(tmp_path):
-    """A writer killed between 'write the temporary file' and 'rename' leaves an orphan;
-    the next write in that folder removes it, and leaves a live writer's file alone."""
-    from helpers.dataio import temp_name, write_jsonl
-
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    target = tmp_path / "out.jsonl"
-    orphan_file = tmp_path / f"{temp_name(target).replace(str(os.getpid()), str(dead.pid))}abc.tmp"
-    orphan_dir = tmp_path / f".step-000004.{dead.pid}-deadbeef.tmp"
-    live = tmp_path / f".other.jsonl.{os.getppid()}-abc.tmp"
-    for path in (orphan_file, live):
-        path.write_text("half")
-    orphan_dir.mkdir()
-    (orphan_dir / "weights.pt").write_text("half")
-    write_jsonl(target, [{"a": 1}])
-    assert target.read_text() == '{"a": 1}\n'
-    assert not orphan_file.exists() and not orphan_dir.exists()
-    assert live.exists()
-
-
-def test_written_files_get_the_usual_mode_without_touching_the_umask(tmp_path, monkeypatch):
-    """Atomic writes chmod their temporary file to 0o666 less the umask; on Linux that is read
-    from /proc, so no other thread ever runs under a umask of 0."""
-    from helpers.dataio import write_text
-
-    old = os.umask(0o027)
-    try:
-        if sys.platform.startswith("linux"):
-            def refuse(mask):
-                raise AssertionError("os.umask called while writing")
-
-            monkeypatch.setattr(os, "umask", refuse)
-        write_text(tmp_path / "f.txt", "hello")
-    finally:
-        monkeypatch.undo()
-        os.umask(old)
-    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
-
-
 def _stalling(call, stall_at: int, seconds: float):
     """``call`` whose ``stall_at``-th call answers only after ``seconds`` (a server gone quiet)."""
     import concurrent.futures

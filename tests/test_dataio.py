@@ -1,0 +1,113 @@
+"""helpers.dataio: reading the JSONL files with one-line errors, and writing atomically."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers.dataio import DataError, read_conversations, read_gold, read_queries, write_jsonl
+
+
+def _write(tmp_path, name, content: bytes):
+    p = tmp_path / name
+    p.write_bytes(content)
+    return p
+
+
+@pytest.mark.parametrize("content,message", [
+    (b'{"text": "hi", "label": "de"}\n{"text": "x", "label": "xx"}\n', ":2: unknown label 'xx'"),
+    (b'{"text": "hi", "label": "de"}\n{"text": "x"\n', ":2: malformed JSON"),
+    (b'{"text": "hi"}\n', ":1: missing \"label\""),
+    (b'["a"]\n', ":1: expected a JSON object"),
+    (b'{"label": "de"}\n', ":1: missing \"text\""),
+    (b'{"text": "  ", "label": "de"}\n', ":1: empty \"text\""),
+    (b'{"text": "caf\xe9", "label": "fr"}\n', ":1: invalid UTF-8"),
+    (b"", "no rows (empty file)"),
+    (b'{"text": "' + b"a" * 1_000_001 + b'", "label": "en"}\n', ":1: line is"),
+])
+def test_gold_loading_errors_name_file_and_line(tmp_path, content, message):
+    p = _write(tmp_path, "gold.jsonl", content)
+    with pytest.raises(DataError) as err:
+        read_gold(p)
+    assert message in str(err.value) and str(p) in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path):
+    p = tmp_path / "q.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps({"text": "hola"}).encode() + b"\n" + json.dumps({"text": "hi"}).encode() + b"\n")
+    assert [r["text"] for r in read_queries(p)] == ["hola", "hi"]
+
+
+def test_directory_and_missing_file(tmp_path):
+    with pytest.raises(DataError, match="is a directory"):
+        read_queries(tmp_path)
+    with pytest.raises(DataError, match="no such file"):
+        read_queries(tmp_path / "nope.jsonl")
+
+
+def test_conversations_are_checked(tmp_path):
+    good = {"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": "es"}]}
+    write_jsonl(tmp_path / "ok.jsonl", [good])
+    assert read_conversations(tmp_path / "ok.jsonl") == [good]
+    bad = {"messages": [{"role": "assistant", "content": "es"}]}
+    (tmp_path / "bad.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(DataError, match=":2: needs a user turn"):
+        read_conversations(tmp_path / "bad.jsonl")
+
+
+def test_write_is_atomic(tmp_path):
+    p = tmp_path / "out.jsonl"
+    write_jsonl(p, [{"text": "a"}])
+
+    def broken():
+        yield {"text": "b"}
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        write_jsonl(p, broken())
+    assert p.read_text() == '{"text": "a"}\n'  # the old file is intact, no half-written one
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_orphaned_temporary_files_of_a_killed_writer_are_swept(tmp_path):
+    """A writer killed between 'write the temporary file' and 'rename' leaves an orphan;
+    the next write in that folder removes it, and leaves a live writer's file alone."""
+    from helpers.dataio import temp_name, write_jsonl
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "out.jsonl"
+    orphan_file = tmp_path / f"{temp_name(target).replace(str(os.getpid()), str(dead.pid))}abc.tmp"
+    orphan_dir = tmp_path / f".step-000004.{dead.pid}-deadbeef.tmp"
+    live = tmp_path / f".other.jsonl.{os.getppid()}-abc.tmp"
+    foreign = tmp_path / f".editor.{dead.pid}.tmp"  # not a name of ours, though it ends in a dead pid
+    for path in (orphan_file, live, foreign):
+        path.write_text("half")
+    orphan_dir.mkdir()
+    (orphan_dir / "weights.pt").write_text("half")
+    write_jsonl(target, [{"a": 1}])
+    assert target.read_text() == '{"a": 1}\n'
+    assert not orphan_file.exists() and not orphan_dir.exists()
+    assert live.exists() and foreign.exists()
+
+
+def test_written_files_get_the_usual_mode_without_touching_the_umask(tmp_path, monkeypatch):
+    """Atomic writes chmod their temporary file to 0o666 less the umask; on Linux that is read
+    from /proc, so no other thread ever runs under a umask of 0."""
+    from helpers.dataio import write_text
+
+    old = os.umask(0o027)
+    try:
+        if sys.platform.startswith("linux"):
+            def refuse(mask):
+                raise AssertionError("os.umask called while writing")
+
+            monkeypatch.setattr(os, "umask", refuse)
+        write_text(tmp_path / "f.txt", "hello")
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
