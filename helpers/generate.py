@@ -66,6 +66,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .backend import redact  # every error text passes through one_line, without the API key
 from .dataio import (
     DataError,
     check_writable,
@@ -166,7 +167,6 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     progress) or shows comes through here; the key is taken out of the whole text before it
     is cut, so that no piece of it is left at the cut.
     """
-    from .backend import redact
 
     message = redact(" ".join(str(error).split()))
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__

@@ -7,7 +7,7 @@ long notebook session (no figures pile up in ``pyplot``'s registry).
 
 - :func:`plot_confusions`: one confusion matrix per predictor, one shared colour
   scale, drawn by scikit-learn's :class:`~sklearn.metrics.ConfusionMatrixDisplay`,
-  with the extra "unparsed" column of :func:`helpers.evaluate.compute_metrics`.
+  with the extra "unparsed" column of :func:`helpers.metrics.compute_metrics`.
 - :func:`plot_cost`: prompt tokens per query, teacher against student.
 - :class:`LiveLossPlot`: a callback for :func:`helpers.train.train` that redraws
   one picture in place while the student trains.
@@ -18,7 +18,7 @@ long notebook session (no figures pile up in ``pyplot``'s registry).
 
 Example
 -------
->>> from helpers.evaluate import compute_metrics
+>>> from helpers.metrics import compute_metrics
 >>> m = compute_metrics(["de", "en", "ot"], ["de", "fr", None])
 >>> fig = plot_confusions({"student": m})
 >>> len(fig.axes)            # one matrix and the colour bar
