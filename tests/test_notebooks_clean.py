@@ -81,3 +81,24 @@ def test_runs_in_the_default_python3_kernel(notebook):
     assert kernel == "python3", (
         f"{path.name}: kernelspec {kernel!r}; use python3 (the course's .venv)"
     )
+
+
+def test_the_contributors_strip_hook_leaves_a_committed_notebook_as_it_is(tmp_path):
+    """The pre-commit hook's nbstripout, run on the committed notebooks, changes nothing: the
+    builders and the hook agree (without --keep-id it renumbered every cell of every notebook)."""
+    import shlex
+    import subprocess
+
+    import yaml
+
+    root = NOTEBOOKS.parent
+    hooks = yaml.safe_load((root / ".pre-commit-config.yaml").read_text(encoding="utf-8"))["repos"][0]["hooks"]
+    command = shlex.split(next(h["entry"] for h in hooks if h["id"] == "nbstripout"))
+    copies = []
+    for path in PATHS:
+        copy = tmp_path / path.name
+        copy.write_bytes(path.read_bytes())
+        copies.append(copy)
+    subprocess.run([str(root / command[0]), *command[1:], *map(str, copies)], check=True, timeout=120)
+    changed = [c.name for c, p in zip(copies, PATHS, strict=True) if c.read_bytes() != p.read_bytes()]
+    assert not changed, f"the strip hook rewrites {changed}"
