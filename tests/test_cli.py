@@ -337,3 +337,23 @@ def test_every_train_and_run_option_says_what_it_does():
             assert action.help, (command, action.option_strings)
     rank = next(a for a in commands["train"]._actions if "--rank" in a.option_strings)
     assert "local tiny models" in rank.help and "do not use it" in rank.help
+
+
+def test_every_command_in_the_readmes_code_blocks_is_a_valid_command():
+    """A newcomer copies them as they are: each must parse, and the files it reads must exist."""
+    import re
+    import shlex
+
+    from helpers.cli import build_parser
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", text, flags=re.S)
+    commands = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()
+                if line.strip().startswith("python -m helpers ")]
+    assert {c.split()[3] for c in commands} == {"generate", "train", "evaluate", "run"}, commands
+    for command in commands:
+        args = build_parser().parse_args(shlex.split(command)[3:])  # argparse exits on a bad one
+        for name in ("queries", "data", "gold"):
+            path = getattr(args, name, None)
+            if path and path.startswith("data/"):
+                assert (ROOT / path).is_file(), f"{command}: {path} does not exist"
