@@ -71,10 +71,17 @@ def train_main(args) -> int:
         raise DataError(f"{out}: holds a training run with other data or settings; "
                         "pass --overwrite to replace it, or choose another --out")
     service = connect(backend, store=out / "weights")
-    result = train(service, rows, config, out_dir=out)
+    result = train(service, rows, config, out_dir=out, progress=True)
     last = result.validation[-1] if result.validation else {}
-    print(f"trained {config.base_model} for {len(result.history)} steps in {result.seconds:.0f} s; "
-          f"final loss {result.history[-1]['loss'] if result.history else float('nan'):.4f}; "
+    steps = len(result.history)
+    if result.first_step >= steps:
+        done = f"reused the finished run of {config.base_model} in {out} ({steps} steps; nothing trained)"
+    elif result.first_step:
+        done = (f"resumed {config.base_model} at step {result.first_step} of {steps}; trained the other "
+                f"{steps - result.first_step} in {result.seconds:.0f} s")
+    else:
+        done = f"trained {config.base_model} for {steps} steps in {result.seconds:.0f} s"
+    print(f"{done}; final loss {result.history[-1]['loss'] if result.history else float('nan'):.4f}; "
           f"validation accuracy {last.get('val_accuracy', float('nan')):.4f}")
     print(f"checkpoint: {out / 'checkpoint.json'}")
     return 0

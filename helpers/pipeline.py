@@ -92,7 +92,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     # 2. The student learns the teacher's answers, without the prompt.
     t = time.time()
     config = TrainConfig.for_backend(backend, quick=quick, **(train_overrides or {}))
-    result = train(service, rows, config, out_dir=out / "student")
+    result = train(service, rows, config, out_dir=out / "student", progress=progress)
     timings["train"] = time.time() - t
 
     # 3. The classic baseline on the same labels.

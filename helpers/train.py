@@ -200,6 +200,7 @@ class TrainResult:
     sampling_client: Any = field(repr=False, default=None)
     config: dict = field(default_factory=dict)
     seconds: float = 0.0
+    first_step: int = 0  # steps already done when this call began: 0 fresh, all of them for a finished run reused
 
 
 def accuracy_by_sampling(sampling_client, tokenizer, examples: Sequence[tuple[str, str, float]]) -> float:
@@ -271,6 +272,7 @@ def train(
     out_dir: str | Path | None = None,
     callbacks: Sequence[Callable[[dict], None]] = (),
     training_client=None,
+    progress: bool = False,
 ) -> TrainResult:
     """Fine-tune ``config.base_model`` on chat rows ``{"messages": [user, assistant]}``.
 
@@ -284,6 +286,8 @@ def train(
     callbacks : called with every metrics dict (steps and validations), e.g. a live plot.
     training_client : use this client instead of creating one (no resuming then; a transient
         failure before the first checkpoint stops the run).
+    progress : show a tqdm bar of the steps, with the last loss (the command line does; in a
+        notebook, :class:`helpers.plots.LiveLossPlot` shows more).
     """
     config = config or TrainConfig()
     config.validate()
@@ -343,9 +347,18 @@ def train(
         return "there is no checkpoint to resume from yet, so it starts again"
 
     watch = StallWatch("training", kept)  # says so when the server goes quiet; ticked by every record
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=start_step, unit="step", desc="training", disable=not progress, dynamic_ncols=True)
 
     def record(info: dict) -> None:
         watch.tick()
+        if info["kind"] == "step":
+            bar.update(info["step"] - bar.n)
+            bar.set_postfix(loss=f"{info['loss']:.4f}", refresh=False)
+        elif info["kind"] == "restart":
+            bar.reset(total)
+            bar.update(info["step"])
         for cb in callbacks:
             try:
                 cb(info)
@@ -412,34 +425,37 @@ def train(
     # batches' gradients). So the run goes back to its last checkpoint, on a fresh client,
     # and replays from there; the batches are the same, so the weights end as they would have.
     first, furthest, failures, reopen, reopen_path = start_step, start_step, 0, False, None
-    while True:
-        try:
-            if reopen:  # in the try: a failure to reopen counts as one more failure
-                training_client, reopen = open_client(reopen_path), False
-            with watch:
-                run_from(first)
-            break
-        except Exception as error:
-            if not is_transient(error) or getattr(error, "raised_by_callback", False):
-                raise
-            # The old client's queued requests are left to finish or fail on their own: the new
-            # client starts from a checkpoint and shares no state with them.
-            in_flight.clear()
-            failures = 1 if len(history) > furthest else failures + 1  # counted since the run last got further
-            furthest = max(furthest, len(history))
-            if failures > RESTARTS:
-                raise
-            time.sleep(backoff(failures))
-            if restart_point is not None:
-                (first, reopen_path), reopen = restart_point, True
-            elif own_client:
-                first, reopen_path, reopen = 0, None, True
-            else:
-                raise RuntimeError(f"training: a step failed ({one_line(error)}) before any checkpoint; pass out_dir "
-                                   "so that the run can go back to one, or retry the run") from error
-            del history[first:]
-            validation[:] = [v for v in validation if v["step"] <= first]
-            record({"kind": "restart", "step": first, "error": one_line(error)})
+    try:
+        while True:
+            try:
+                if reopen:  # in the try: a failure to reopen counts as one more failure
+                    training_client, reopen = open_client(reopen_path), False
+                with watch:
+                    run_from(first)
+                break
+            except Exception as error:
+                if not is_transient(error) or getattr(error, "raised_by_callback", False):
+                    raise
+                # The old client's queued requests are left to finish or fail on their own: the new
+                # client starts from a checkpoint and shares no state with them.
+                in_flight.clear()
+                failures = 1 if len(history) > furthest else failures + 1  # counted since the run last got further
+                furthest = max(furthest, len(history))
+                if failures > RESTARTS:
+                    raise
+                time.sleep(backoff(failures))
+                if restart_point is not None:
+                    (first, reopen_path), reopen = restart_point, True
+                elif own_client:
+                    first, reopen_path, reopen = 0, None, True
+                else:
+                    raise RuntimeError(f"training: a step failed ({one_line(error)}) before any checkpoint; pass out_dir "
+                                       "so that the run can go back to one, or retry the run") from error
+                del history[first:]
+                validation[:] = [v for v in validation if v["step"] <= first]
+                record({"kind": "restart", "step": first, "error": one_line(error)})
+    finally:
+        bar.close()
     # the weights are final here: saving them changes nothing, so a transient failure is asked again,
     # under a new name (the failed try may have saved, and a name cannot be saved twice)
     sampler_path = None
@@ -460,7 +476,8 @@ def train(
     # the student as saved, or (with no folder to save to) a snapshot of the weights
     sampling_client = ask_with_retries(lambda: training_client.create_sampling_client(sampler_path) if sampler_path
                                        else training_client.save_weights_and_get_sampling_client())
-    return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config), time.time() - started)
+    return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config), time.time() - started,
+                       first_step=start_step)
 
 
 def read_checkpoint_info(directory: str | Path) -> dict:

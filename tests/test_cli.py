@@ -187,8 +187,13 @@ def test_train_refuses_another_run_in_its_folder_but_goes_on_with_its_own(tmp_pa
     a, b = _chat_file(tmp_path / "a.jsonl", CHAT), _chat_file(tmp_path / "b.jsonl", CHAT[:3])
     folder = tmp_path / "v1"
     first = ("train", "--data", str(a), "--out", str(folder), "--epochs", "1", "--val-fraction", "0")
-    assert cli(*first).returncode == 0
+    trained = cli(*first)
+    assert trained.returncode == 0 and trained.stdout.startswith("trained local/tiny for "), trained.stdout
     finished = (folder / "checkpoint.json").read_text()
+    reused = cli(*first)  # the same run asked again says what it did: nothing
+    assert reused.returncode == 0 and reused.stdout.startswith(f"reused the finished run of local/tiny in {folder} ("), \
+        reused.stdout
+    assert "nothing trained" in reused.stdout and (folder / "checkpoint.json").read_text() == finished
     for other in (("--data", str(b)), ("--data", str(a), "--lr", "0.01")):  # other data; other settings
         refused = cli("train", *other, "--out", str(folder), "--epochs", "1", "--val-fraction", "0")
         assert_one_line_error(refused, str(folder), "other data or settings", "--overwrite")

@@ -1,6 +1,7 @@
 """Rendering (the train/sample prefix guard) and the training loop."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -139,8 +140,10 @@ ROWS = [{"messages": conversation(t, a)} for t, a in [
 ] * 3]
 
 
-def test_training_resumes_to_the_same_weights(tmp_path):
+def test_training_resumes_to_the_same_weights(tmp_path, capsys, monkeypatch):
     import torch
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
 
     cfg = TrainConfig(epochs=2, batch_size=4, val_fraction=0, save_every=3, warmup_steps=0)
     full = train(connect("local", store=tmp_path / "a" / "w"), ROWS, cfg, out_dir=tmp_path / "a")
@@ -156,7 +159,12 @@ def test_training_resumes_to_the_same_weights(tmp_path):
         train(connect("local", store=tmp_path / "b" / "w"), ROWS, cfg, out_dir=tmp_path / "b", callbacks=[stop])
     progress = json.loads((tmp_path / "b" / "progress.json").read_text())
     assert progress["step"] == 3
-    resumed = train(connect("local", store=tmp_path / "b" / "w"), ROWS, cfg, out_dir=tmp_path / "b")
+    capsys.readouterr()
+    resumed = train(connect("local", store=tmp_path / "b" / "w"), ROWS, cfg, out_dir=tmp_path / "b", progress=True)
+    assert (full.first_step, resumed.first_step) == (0, 3)
+    bar = capsys.readouterr().err  # the steps' bar begins where the run resumed and ends at the last step
+    assert "training:  25%" in bar and "3/12" in bar and "12/12" in bar and "loss=" in bar, bar[-500:]
+    assert not re.search(r"(?<!\d)0/12", bar)  # not from step 0
     assert len(resumed.history) == len(full.history) == 12
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in full.history], rel=1e-4)
     wa = torch.load(Path(json.loads((tmp_path / "a" / "checkpoint.json").read_text())["sampler_path"][8:]) / "weights.pt")
@@ -204,3 +212,4 @@ def test_a_finished_run_asked_again_reuses_its_saved_student(tmp_path):
     again = train(service, ROWS, cfg, out_dir=tmp_path / "run")
     assert again.sampler_path == first.sampler_path and (tmp_path / "run" / "checkpoint.json").read_text() == written
     assert again.history == first.history and sorted(tmp_path.rglob("meta.json")) == saved  # no weights saved again
+    assert again.first_step == len(again.history)  # every step was done before this call
