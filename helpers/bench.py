@@ -362,19 +362,37 @@ def machine() -> dict:
             "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
 
 
-def run(tiny: bool = False, out: Path | None = None, skip_pipeline: bool = False) -> dict:
+OFFLINE_NOTE = ("offline: every figure comes from the local backend, the rule-based stand-in teacher and the "
+                "tiny local student, not from LLMs")
+
+
+def run(tiny: bool = False, out: Path | None = None, skip_pipeline: bool = False, log=None) -> dict:
+    """Every benchmark, its results saved to ``out`` (default ``bench/results.json``) and returned.
+
+    ``log`` (default stderr) gets one line as each section starts and ends, so a long run is
+    never silent.
+    """
+    log = sys.stderr if log is None else log
     sizes = dict(repeats=2, steps=3, prompts=24, queries=64, standin=40, cost=20) if tiny else \
         dict(repeats=5, steps=20, prompts=500, queries=1000, standin=500, cost=100)
-    results: dict = {"machine": machine(), "tiny": tiny}
-    results.update(bench_train_overhead(sizes["repeats"], sizes["steps"]))
-    results.update(bench_length_grouping(sizes["repeats"], sizes["steps"]))
-    results.update(bench_batched_sampling(sizes["repeats"], sizes["prompts"]))
-    results.update(bench_generation(sizes["repeats"], sizes["queries"], delay=0.02 if tiny else 0.2))
-    results.update(bench_standin(sizes["standin"]))
+    results: dict = {"machine": machine(), "tiny": tiny, "note": OFFLINE_NOTE}
+
+    def section(name: str, measure) -> None:
+        print(f"bench: {name} ...", file=log, flush=True)
+        started = time.perf_counter()
+        results.update(measure())
+        print(f"bench: {name} done in {time.perf_counter() - started:.0f} s", file=log, flush=True)
+
+    section("training overhead", lambda: bench_train_overhead(sizes["repeats"], sizes["steps"]))
+    section("length grouping", lambda: bench_length_grouping(sizes["repeats"], sizes["steps"]))
+    section("batched sampling", lambda: bench_batched_sampling(sizes["repeats"], sizes["prompts"]))
+    section("generation", lambda: bench_generation(sizes["repeats"], sizes["queries"], delay=0.02 if tiny else 0.2))
+    section("stand-in teacher", lambda: bench_standin(sizes["standin"]))
     with tempfile.TemporaryDirectory() as tmp:
         if not skip_pipeline:
-            results.update(bench_pipeline(quick=tiny, out=Path(tmp) / "run", tiny=tiny))
-        results.update(bench_cost(sizes["cost"], Path(tmp) / "run" / "student"))
+            section("whole pipeline (python -m helpers run, offline)",
+                    lambda: bench_pipeline(quick=tiny, out=Path(tmp) / "run", tiny=tiny))
+        section("prompt cost and latency", lambda: bench_cost(sizes["cost"], Path(tmp) / "run" / "student"))
     path = out or ROOT / "bench" / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1))
@@ -386,9 +404,10 @@ def table(results: dict) -> str:
         return v["median"] if isinstance(v, dict) else v
 
     lines = [f"machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}, torch {results['machine']['torch']}",
+             results.get("note", OFFLINE_NOTE),
              f"{'figure':34} {'median':>10} {'min':>9} {'max':>9}  target"]
     for key, v in results.items():
-        if key in ("machine", "tiny") or isinstance(v, bool):
+        if key in ("machine", "tiny", "note") or isinstance(v, bool):
             continue
         if isinstance(v, dict):
             row = f"{key:34} {v['median']:10.3f} {v['min']:9.3f} {v['max']:9.3f}"

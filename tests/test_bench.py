@@ -5,9 +5,12 @@ import json
 from helpers.bench import TARGETS, run, table
 
 
-def test_benchmarks_run_at_tiny_sizes(tmp_path):
+def test_benchmarks_run_at_tiny_sizes(tmp_path, capsys):
     out = tmp_path / "results.json"
     results = run(tiny=True, out=out)
+    log = capsys.readouterr().err.splitlines()  # never silent: a line as each section starts and ends
+    assert log[0] == "bench: training overhead ..." and log[-1].startswith("bench: prompt cost and latency done in ")
+    assert sum(line.endswith(" ...") for line in log) == 7
     saved = json.loads(out.read_text())
     for key in ("train_overhead_ratio", "batched_sampling_speedup", "generation_vs_ideal_ratio"):
         assert saved[key]["median"] > 0 and saved[key]["min"] <= saved[key]["median"] <= saved[key]["max"]
@@ -16,3 +19,5 @@ def test_benchmarks_run_at_tiny_sizes(tmp_path):
     assert saved["machine"]["cpus"] >= 1
     text = table(results)
     assert all(key in text for key in TARGETS if key in saved)
+    # its student and teacher figures are offline ones, and both the table and the file say so
+    assert text.splitlines()[1] == saved["note"] and "stand-in teacher" in saved["note"] and "not from LLMs" in saved["note"]
