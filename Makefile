@@ -5,7 +5,7 @@
 #   make setup   create .venv (Python >= 3.11) and install the course with its dev tools
 #   make test    unit tests, then every notebook headless through nbmake
 #   make run     the whole course headless: pipeline, notebooks, summary (in build/)
-#   make lab     JupyterLab on notebooks/
+#   make lab     JupyterLab on notebooks/ (LAB_ARGS="..." passes options to it)
 #   make bench   the benchmark suite (bench/results.json)
 #   make lint    ruff
 #   make clean   remove build/ and caches (make distclean also removes .venv)
@@ -100,8 +100,11 @@ test: setup
 run: setup
 	@$(PY) scripts/run_course.py
 
+# Jupyter refuses to start as root (common in containers) without --allow-root; LAB_ARGS adds
+# any other option: make lab LAB_ARGS="--no-browser --port 8890".
+LAB_ARGS ?=
 lab: setup
-	@$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	@$(VENV)/bin/jupyter lab --notebook-dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 bench: setup
 	@$(PY) -m helpers.bench

@@ -259,3 +259,14 @@ def test_every_package_the_code_imports_is_declared():
             if not declared:
                 missing.append(f"{relative}: imports {name} ({', '.join(distributions.get(name, ['not installed']))})")
     assert not missing, "imported but not declared in pyproject.toml:\n" + "\n".join(missing)
+
+
+def test_make_lab_starts_for_root_too_and_passes_lab_args():
+    """Jupyter refuses root without --allow-root (the usual user in a container); the target adds
+    it for root only, and LAB_ARGS reaches jupyter lab (here --version, so nothing is served)."""
+    import subprocess
+
+    result = subprocess.run(["make", "--no-print-directory", "lab", "LAB_ARGS=--version"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", result.stdout.strip().splitlines()[-1]), result.stdout
