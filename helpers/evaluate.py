@@ -493,7 +493,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--predictor", required=True, metavar="SPEC",
                         help="teacher | base | student:DIR | baseline:DIR")
     parser.add_argument("--backend", choices=("local", "tinker"), default=None,
-                        help="default: Tinker when TINKER_API_KEY is set, else local")
+                        help="default: PD_BACKEND if set, else Tinker when TINKER_API_KEY is set, else local")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="write metrics.json, predictions.jsonl and confusion PNGs here")
     parser.add_argument("--model", default=None,

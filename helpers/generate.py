@@ -901,7 +901,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queries", required=True, help="query file, JSONL with \"text\" per line")
     parser.add_argument("--out", required=True, help="distillation data to write (JSONL, chat format)")
     parser.add_argument("--backend", choices=("local", "tinker"), default=None,
-                        help="default: Tinker when TINKER_API_KEY is set, else local")
+                        help="default: PD_BACKEND if set, else Tinker when TINKER_API_KEY is set, else local")
     parser.add_argument("--teacher", default=None,
                         help=f"teacher model or checkpoint path (default: {LOCAL_TEACHER} offline, {TINKER_TEACHER} on Tinker)")
     parser.add_argument("--prompt-file", default=None, help="teacher prompt as a text file (default: the course prompt)")

@@ -182,7 +182,7 @@ def summary(report: dict) -> list[str]:
         saved = teacher - student
         share = f" ({saved / teacher:.0%} of the teacher's)" if teacher else ""
         lines.append(
-            f"  {'prompt tokens per query':36} teacher {teacher:g}, student {student:g}, saved {saved:g}{share}"
+            f"  {'prompt tokens per query':36} teacher {teacher:,.1f}, student {student:,.1f}, saved {saved:,.1f}{share}"
         )
     else:
         lines.append(f"  {'prompt tokens per query':36} n/a")

@@ -17,8 +17,8 @@ REPORT = {
     "student_accuracy": 0.871,
     "baseline_accuracy": 0.8,
     "agreement": 0.9,
-    "teacher_prompt_tokens": 1650,
-    "student_prompt_tokens": 12,
+    "teacher_prompt_tokens": 3120.6,  # means over the gold set
+    "student_prompt_tokens": 50.6033,
     "backend": "local",
     "offline": True,
 }
@@ -27,7 +27,7 @@ REPORT = {
 def test_summary_shows_accuracies_agreement_and_tokens_saved(run_course):
     text = "\n".join(run_course.summary(REPORT))
     assert "0.930" in text and "0.871" in text and "0.900" in text
-    assert "teacher 1650, student 12, saved 1638" in text
+    assert "teacher 3,120.6, student 50.6, saved 3,070.0 (98% of the teacher's)" in text  # one decimal each
     assert "stand-in teacher" in text and "not from LLMs" in text
 
 
