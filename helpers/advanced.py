@@ -900,7 +900,9 @@ def plot_hyperparameters(table: Sequence[Mapping]) -> Figure:
             if r[metric] is not None:
                 grid[rows_keys.index(r[axis]), lrs.index(r["learning_rate"])] = r[metric]
         image = ax.imshow(grid, cmap=cmap, aspect="auto")
-        fig.colorbar(image, ax=ax, shrink=0.85)
+        bar = fig.colorbar(image, ax=ax, shrink=0.85)
+        if metric == "accuracy":  # the cells say percent: so does the scale beside them
+            bar.ax.yaxis.set_major_formatter(_percent)
         finite = grid[np.isfinite(grid)]
         middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
         for i in range(grid.shape[0]):

@@ -185,6 +185,10 @@ def test_plots_return_figures_with_the_expected_axes(world):
     assert len(heat) == 2 and len(fig.axes) == 4  # two heat maps and their colour bars
     assert heat[0].get_ylabel() == "student model"
     assert any(text.get_text() == "default" for text in heat[0].texts)
+    fig.canvas.draw()  # tick labels are made when drawn
+    accuracy_bar = [ax for ax in fig.axes if ax not in heat][1]  # the accuracy map's colour bar, like its cells
+    assert all(t.get_text().endswith("%") for t in accuracy_bar.get_yticklabels() if t.get_text())
+    assert any(t.get_text().endswith("%") for t in heat[1].texts)
 
     fig = adv.plot_prompt_ablation(t["prompt_ablation"])
     assert len(fig.axes) == 2  # prompts, and the teacher models (the missing one shows as an error)
