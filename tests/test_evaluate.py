@@ -321,6 +321,14 @@ def test_confusion_plots_share_one_colour_scale(tmp_path, normalize):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_rare_mistake_in_a_normalised_matrix_reads_under_one_percent_not_zero():
+    gold = ["de"] * 300 + ["en"] * 3
+    pred = ["de"] * 299 + ["fr"] + ["en"] * 3  # one German text in 300 taken for French: 0.33%
+    panel = plot_confusions({"student": compute_metrics(gold, pred)}, normalize=True).axes[0]
+    texts = [t.get_text() for t in panel.texts if t.get_text()]
+    assert sorted(texts) == ["100", "100", "<1"]  # de->de rounds to 100; the 0.33% is not a "0"
+
+
 def test_cost_plot_and_saving(tmp_path):
     fig = plot_cost(cost_table(1000, 50))
     bars = fig.axes[0].patches
