@@ -24,15 +24,12 @@ The command line ``python -m helpers evaluate`` is :func:`add_arguments` and
 
 Example
 -------
->>> gold = ["de", "en", "en", "ot"]
->>> pred = ["de", "en", "fr", None]          # None: an answer that named no label
->>> m = compute_metrics(gold, pred)
->>> m["accuracy"], m["unparsed"]
-(0.5, 1)
->>> m["confusion"][3]                        # row "en": one right, one taken for "fr"
-[0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+>>> parse_spec("student:runs/x"), predictor_name("baseline:runs/b")   # what --predictor takes
+(('student', 'runs/x'), 'baseline')
 >>> predict("teacher", ["Guten Morgen, wie geht es dir?"], progress=False)[0].label  # doctest: +SKIP
 'de'
+
+Scoring the predictions is :mod:`helpers.metrics`'s example (``compute_metrics``).
 """
 
 from __future__ import annotations
@@ -216,21 +213,26 @@ def predict_with_client(
         return teacher_messages(text, prompt) if with_prompt else student_messages(text)
 
     asked = list(range(len(texts)))
+    rendered: dict[int, Any] = {}  # prompts rendered for the length check, each used once by submit
     context = getattr(client, "max_context", None)  # the local clients say; Tinker's do not
     if context is not None:  # a query the model cannot take is its unparsed answer, not the end of the run
-        lengths = {i: model_input(tokenizer, messages(text)).length for i, text in enumerate(texts)}
-        too_long = [i for i in asked if lengths[i] >= context]
+        rendered = {i: model_input(tokenizer, messages(text)) for i, text in enumerate(texts)}
+        too_long = [i for i in asked if rendered[i].length >= context]
         for i in too_long:
-            out[i] = Prediction(None, f"(not asked: {lengths[i]} tokens, over the model's context of {context})")
+            out[i] = Prediction(None, f"(not asked: {rendered.pop(i).length} tokens, over the model's context of {context})")
         if too_long:
             print(f"evaluation: {len(too_long)} of {len(texts)} queries (the first: number {too_long[0] + 1}) "
                   f"do not fit the model's context of {context} tokens; they count as unparsed", file=sys.stderr)
-            asked = [i for i in asked if lengths[i] < context]
+            asked = [i for i in asked if i in rendered]
     bar = _progress_bar(len(texts), desc or ("with prompt" if with_prompt else "without prompt"), progress)
     bar.update(len(texts) - len(asked))
 
     def submit(k: int):
-        return client.sample(model_input(tokenizer, messages(texts[asked[k]])), 1, params)
+        i = asked[k]
+        prompt = rendered.pop(i, None)  # rendered for the length check; rendered here when not, or when resent
+        if prompt is None:
+            prompt = model_input(tokenizer, messages(texts[i]))
+        return client.sample(prompt, 1, params)
 
     def finish(k: int, response) -> None:
         raw = decode_answer(tokenizer, response.sequences[0].tokens)

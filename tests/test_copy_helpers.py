@@ -8,7 +8,6 @@ must be the ones those files import.
 
 from __future__ import annotations
 
-import ast
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+from test_environment import imported_packages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,13 +46,8 @@ def test_the_readme_lists_the_light_modules():
 
 
 def third_party(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    names -= set(sys.stdlib_module_names) | {"__future__", "helpers"}
+    """The pip names of the packages ``path`` imports (its imports read as test_environment reads them)."""
+    names = imported_packages(path) - set(sys.stdlib_module_names) - {"__future__", "helpers"}
     found = packages_distributions()
     return {found[name][0].lower() for name in names}
 

@@ -219,8 +219,9 @@ def test_ci_runs_make_test_and_fails_on_errors():
     )
 
 
-# Modules of this repository that the tests and scripts import by name, not packages.
-LOCAL_MODULES = {"helpers", "fake_tinker", "conftest", "build_data"}
+# Modules of this repository that the tests and scripts import by name, not packages: the
+# package, and any file of tests/ or scripts/ (fake_tinker, build_data, test_environment, ...).
+LOCAL_MODULES = {"helpers"} | {p.stem for folder in ("tests", "scripts") for p in (ROOT / folder).glob("*.py")}
 # helpers/bench.py is run by `make bench`, which installs the dev extra (psutil).
 DEV_ONLY_FILES = {"helpers/bench.py"}
 
