@@ -305,3 +305,29 @@ def check_model(service, model: str) -> str:
     if model not in names:
         raise BackendError(f"model {model!r} is not offered by this server; it offers: {', '.join(sorted(names))}")
     return model
+
+
+_CONTEXTS: dict[str | None, dict[str, int | None]] = {}  # server URL -> model -> context, asked once
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def context_length(service, model: str) -> int | None:
+    """The longest input, in tokens, the server says ``model`` takes (``SupportedModel``'s
+    ``max_context_length``); None when it does not say, does not list the model, or cannot be
+    asked now (the calls that follow meet that problem and report it).
+
+    A Tinker server is asked once per process; a prompt longer than this is better not sent,
+    since the server refuses it. Locally the tiny models say 512, the stand-in teacher nothing.
+    """
+    if getattr(service, "backend", None) == "local":
+        models = service.get_server_capabilities().supported_models
+        return next((m.max_context_length for m in models if m.model_name == model), None)
+    url = getattr(service, "server_url", None)
+    with _CONTEXTS_LOCK:
+        if url not in _CONTEXTS:
+            try:
+                models = _capabilities(url).supported_models
+            except Exception:  # noqa: BLE001 (an optional check: the requests themselves report a dead server)
+                models = []
+            _CONTEXTS[url] = {m.model_name: m.max_context_length for m in models if m.model_name}
+        return _CONTEXTS[url].get(model)

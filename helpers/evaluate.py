@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import context_length
 from .dataio import DataError, check_writable, read_gold, write_jsonl, write_text
 from .generate import StallWatch, ask_with_retries, result_with_retries
 from .labels import parse_answer
@@ -184,12 +185,13 @@ def predict_with_client(
     progress: bool = True,
     concurrency: int = 64,
     desc: str | None = None,
+    max_context: int | None = None,
 ) -> list[Prediction]:
     """Ask a ready-made sampling client about every text, greedily; one :class:`Prediction` each.
 
-    A text too long for a client that states its context (``max_context``: the local models)
-    is not asked: it counts as unparsed, with the reason as its raw answer and one notice on
-    stderr, and the others are still asked.
+    A text too long for the model's context (``max_context``, or the client's own
+    ``max_context``, which the local clients have) is not asked: it counts as unparsed, with
+    the reason as its raw answer and one notice on stderr, and the others are still asked.
 
     Parameters
     ----------
@@ -202,6 +204,8 @@ def predict_with_client(
     tokenizer : default ``client.get_tokenizer()``.
     progress : show a tqdm progress bar.
     concurrency : sample calls in flight at once.
+    max_context : the model's context in tokens (:func:`helpers.backend.context_length` asks
+        a Tinker server for it; :func:`predict` does); default the client's ``max_context``.
     """
     texts = list(texts)
     tokenizer = tokenizer if tokenizer is not None else client.get_tokenizer()
@@ -214,7 +218,7 @@ def predict_with_client(
 
     asked = list(range(len(texts)))
     rendered: dict[int, Any] = {}  # prompts rendered for the length check, each used once by submit
-    context = getattr(client, "max_context", None)  # the local clients say; Tinker's do not
+    context = max_context if max_context is not None else getattr(client, "max_context", None)
     if context is not None:  # a query the model cannot take is its unparsed answer, not the end of the run
         rendered = {i: model_input(tokenizer, messages(text)) for i, text in enumerate(texts)}
         too_long = [i for i in asked if rendered[i].length >= context]
@@ -253,11 +257,8 @@ def sampling_client_for(spec: str, service, teacher_model: str | None = None, ba
     """The sampling client behind a model predictor spec (teacher, base or student:DIR)."""
     kind, folder = parse_spec(spec)
     backend = getattr(service, "backend", "tinker")
-    models = default_models(backend if backend in DEFAULT_MODELS else "tinker")
-    if kind == "teacher":
-        return service.create_sampling_client(base_model=teacher_model or models["teacher"]).result()
-    if kind == "base":
-        return service.create_sampling_client(base_model=base_model or models["base"]).result()
+    if kind in ("teacher", "base"):
+        return service.create_sampling_client(base_model=model_of(spec, service, teacher_model, base_model)).result()
     if kind == "student":
         info = read_checkpoint_info(folder)
         path = info["sampler_path"]
@@ -318,7 +319,19 @@ def predict(
         service = connect()
     client = sampling_client_for(spec, service, teacher_model=teacher_model, base_model=base_model)
     return predict_with_client(client, texts, with_prompt=kind == "teacher", prompt=prompt,
-                               max_tokens=max_tokens, progress=progress, concurrency=concurrency, desc=kind)
+                               max_tokens=max_tokens, progress=progress, concurrency=concurrency, desc=kind,
+                               max_context=context_length(service, model_of(spec, service, teacher_model, base_model)))
+
+
+def model_of(spec: str, service, teacher_model: str | None = None, base_model: str | None = None) -> str:
+    """The name of the model behind a model predictor spec: for a student, the one it was
+    trained from (its ``checkpoint.json``)."""
+    kind, folder = parse_spec(spec)
+    if kind == "student":
+        return read_checkpoint_info(folder).get("base_model", "")
+    backend = getattr(service, "backend", "tinker")
+    models = default_models(backend if backend in DEFAULT_MODELS else "tinker")
+    return (teacher_model or models["teacher"]) if kind == "teacher" else (base_model or models["base"])
 
 
 def markdown_table(rows: Sequence[Mapping], max_rows: int | None = 20, max_chars: int = 80) -> str:

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from tinker import types
 
+from .backend import context_length
 from .dataio import DataError, weight_problem, write_text
 from .generate import StallWatch, ask_with_retries, backoff, is_transient, one_line
 from .labels import LABELS, parse_answer
@@ -329,7 +330,10 @@ def train(
     train_data, answer_weights = map(list, zip(*[datum(*ex) for ex in train_ex], strict=True))
     val_pairs = [datum(*ex) for ex in val_ex]
     val_data, val_weights = [d for d, _ in val_pairs], [m for _, m in val_pairs]
-    limit = getattr(training_client, "max_context", None)  # the local models say; a too long row stops
+    # the local clients say; a Tinker server says per model. A too long row stops the run before it starts
+    limit = getattr(training_client, "max_context", None)
+    if limit is None and service is not None:
+        limit = context_length(service, config.base_model)
     for ex, d in zip(train_ex + val_ex, train_data + val_data, strict=True):  # the run before it starts
         if limit and d.model_input.length > limit:
             raise DataError(f"training data: example {examples.index(ex) + 1} is {d.model_input.length} tokens, more "

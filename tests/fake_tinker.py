@@ -120,6 +120,13 @@ class FakeTinker:
         local = [m.model_name for m in self.local.get_server_capabilities().supported_models]
         return [*local, *self.aliases]
 
+    def context(self, name: str) -> int | None:
+        """The context the server states for a model: the local model's; for an alias, the larger
+        of its two local models' (None, no limit, if either has none)."""
+        local = {m.model_name: m.max_context_length for m in self.local.get_server_capabilities().supported_models}
+        sizes = [local.get(n) for n in self.aliases.get(name, (name,))]
+        return None if None in sizes else max(sizes)
+
     def hugging_face_cache(self, folder: str | Path) -> dict[str, str]:
         """An offline Hugging Face cache holding the local tokenizer under every model name.
 
@@ -193,7 +200,8 @@ class FakeTinker:
             return "json", None
         if route == "get_server_capabilities":
             # one more listed model without sampling capacity, as a real server may list: never asked
-            return "json", {"supported_models": [*({"model_name": name} for name in self.model_names()),
+            return "json", {"supported_models": [*({"model_name": name, "max_context_length": self.context(name)}
+                                                   for name in self.model_names()),
                                                  {"model_name": NO_CAPACITY, "sampleable": False}]}
         if route == "create_model":
             lora = request.get("lora_config") or {}
@@ -276,7 +284,10 @@ class FakeTinker:
             if params.stop is None:  # a server's own end-of-sequence set need not hold the template's end of
                 params = params.model_copy(update={"stop": []})  # turn: the fake assumes the worst, so an
                 # implicit stop samples on to max_tokens
-            out = sampler.sample(prompt, request.get("num_samples", 1), params).result()
+            try:  # a prompt over the model's context is the user's error, as on Tinker
+                out = sampler.sample(prompt, request.get("num_samples", 1), params).result()
+            except Exception as e:
+                return "json", self._failed(e)
             promise = self._future("proto", _sample_proto(out))
             return "json", {**promise, "sample_sequence_ids": [f"{promise['request_id']}-{i}" for i in range(len(out.sequences))]}
         if route.startswith("samplers/"):

@@ -14,7 +14,9 @@ import tinker
 from tinker import types
 
 from helpers import connect
+from helpers.backend import context_length
 from helpers.local import (
+    TEACHER_MODEL,
     LocalBackendError,
     LocalSamplingClient,
     LocalServiceClient,
@@ -303,6 +305,13 @@ def test_unreachable_tinker_server_fails_fast(monkeypatch, no_proxy):
     assert "tml-fake-key-for-test" not in str(err.value)
 
 
+def test_context_length_is_what_the_server_states_per_model():
+    service = connect("local")
+    assert context_length(service, "local/tiny") == 512 == service.get_server_capabilities().supported_models[0].max_context_length
+    assert context_length(service, TEACHER_MODEL) is None  # the stand-in reads any length
+    assert context_length(service, "no/such-model") is None
+
+
 def test_a_compatible_server_without_the_capabilities_route_still_connects(monkeypatch, no_proxy):
     """connect() checks the key by asking for the server's capabilities; a Tinker-compatible
     server that answers that with a 404 says nothing against the key, so connect() goes on
@@ -334,6 +343,12 @@ def test_a_compatible_server_without_the_capabilities_route_still_connects(monke
         monkeypatch.setenv("TINKER_API_KEY", "tml-fake-key-for-test")
         client = connect("tinker", base_url=f"http://127.0.0.1:{server.server_address[1]}")
         assert client.backend == "tinker" and asked  # it asked, and took the 404 for no verdict
+        # nor does the model's context come from it: unknown, so nothing is held back, and asked once
+        before = len(asked)
+        assert context_length(client, "local/tiny") is None and context_length(client, "other") is None
+        assert len(asked) - before >= 1
+        after = len(asked)
+        assert context_length(client, "local/tiny") is None and len(asked) == after
     finally:
         server.shutdown()
         server.server_close()
@@ -424,6 +439,7 @@ def test_hugging_face_folder_trains_with_lora(tmp_path):
 EXIT_WITH_WORK_QUEUED = """
 from tinker import types
 from helpers import connect
+from helpers.backend import context_length
 from helpers.prompt import student_messages
 from helpers.render import model_input
 client = connect("local").create_sampling_client(base_model="local/tiny").result()

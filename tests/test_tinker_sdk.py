@@ -10,6 +10,7 @@ gives the same results as the local backend computes directly.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -286,14 +287,67 @@ def test_a_refused_key_stops_with_one_line_naming_the_setting(tmp_path):
     assert server.keys == {wrong} and not (tmp_path / "d.jsonl").exists()
 
 
+def _use_in_this_process(server: FakeTinker, tmp_path: Path, monkeypatch) -> None:
+    """Point this process's environment at ``server`` as Tinker, with the key."""
+    import os
+
+    for name in [n for n in os.environ if "proxy" in n.lower() or n == "PD_BACKEND"]:
+        monkeypatch.delenv(name)
+    for name, value in server.environment(tmp_path / "hf", KEY).items():
+        monkeypatch.setenv(name, value)
+
+
+CONTEXT_SCRIPT = """
+import json, sys
+from helpers import connect
+from helpers.dataio import DataError
+from helpers.evaluate import predict
+from helpers.render import conversation
+from helpers.train import TrainConfig, train
+
+long = "Das Wetter ist heute schön und wir gehen spazieren. " * 100  # far over local/tiny's 512 tokens
+service = connect("tinker")
+preds = predict("base", ["Good morning!", long, "Guten Morgen"], service, progress=False, base_model="local/tiny")
+rows = [{"messages": conversation("Guten Morgen zusammen", "de")}] * 4 + [{"messages": conversation(long, "de")}]
+config = TrainConfig(base_model="local/tiny", epochs=1, batch_size=4, val_fraction=0, warmup_steps=0)
+try:
+    train(service, rows, config, out_dir=sys.argv[1])
+    stopped = None
+except DataError as e:
+    stopped = str(e)
+print(json.dumps({"raw": [p.raw for p in preds], "labels": [p.label for p in preds], "stopped": stopped}))
+"""
+
+
+def test_a_query_or_row_over_the_context_the_server_states_is_never_sent(tmp_path):
+    """Tinker states each model's context (``max_context_length``) and refuses a longer prompt.
+    Evaluation does not send a query over it: that query counts as unparsed and the others are
+    answered (before, the server's refusal stopped the evaluation). Training stops with one
+    line naming the example before its first step."""
+    script = tmp_path / "context.py"
+    script.write_text(CONTEXT_SCRIPT)
+    with FakeTinker(tmp_path / "server") as server:
+        proc = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], cwd=ROOT,
+                              env=server.environment(tmp_path / "hf", KEY), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    raw = result["raw"]
+    assert result["labels"][1] is None and raw[1].startswith("(not asked: ") and "context of 512" in raw[1]
+    assert not any(r.startswith("(not asked") for r in raw[0::2])
+    assert server.sampled == {"local/tiny": 2}  # the long one was never sent
+    assert "1 of 3 queries (the first: number 2) do not fit the model's context of 512 tokens" in proc.stderr
+    assert re.fullmatch(r"training data: example 5 is \d+ tokens, more than local/tiny's context of 512; "
+                        r"shorten or drop it", result["stopped"] or "")
+    assert not any(p.endswith("/forward_backward") for p in server.paths)
+    assert not (tmp_path / "run" / "progress.json").exists()
+
+
 @pytest.mark.parametrize("ending, status, code", [(KeyboardInterrupt, "interrupted", 130),
                                                   (RuntimeError("the run broke"), "errored", 2),
                                                   (None, "success", 0)])
 def test_each_command_tells_the_server_how_its_session_ended(tmp_path, monkeypatch, capsys, ending, status, code):
     """The SDK's ServiceClient.close: the server sees a finished session, not one whose
     heartbeat stopped; a command that opened no session sends nothing."""
-    import os
-
     from helpers import cli, train
     from helpers.render import conversation
 
@@ -305,10 +359,7 @@ def test_each_command_tells_the_server_how_its_session_ended(tmp_path, monkeypat
 
     chat = _write(tmp_path / "chat.jsonl", [{"messages": conversation("Guten Morgen zusammen", "de")}] * 4)
     with FakeTinker(tmp_path / "server") as server:
-        for name in [n for n in os.environ if "proxy" in n.lower() or n == "PD_BACKEND"]:
-            monkeypatch.delenv(name)
-        for name, value in server.environment(tmp_path / "hf", KEY).items():
-            monkeypatch.setenv(name, value)
+        _use_in_this_process(server, tmp_path, monkeypatch)
         monkeypatch.setattr(train, "train", opens_a_session_then_ends)
         assert cli.main(["train", "--data", str(chat), "--out", str(tmp_path / "run")]) == code
         sessions = [p.rsplit("/api/v1/", 1)[-1] for p in server.paths].count("create_session")
