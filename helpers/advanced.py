@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from .backend import connect, supported_models
+from .backend import connect, context_length, supported_models
 from .course import DATA, ensure_distillation_data, is_offline, is_quick, workdir
 from .dataio import DataError, read_conversations, read_gold, read_queries, write_text
 from .evaluate import agreement, compute_metrics, default_models, labels_of, predict_with_client
@@ -326,8 +326,12 @@ def teacher_point(service, evalset: EvalSet, model: str | None = None, prompt: s
 
     def compute():
         client = service.create_sampling_client(base_model=model).result()
-        preds = predict_with_client(client, evalset.texts, with_prompt=True, prompt=prompt, progress=False)
-        return {"predictions": labels_of(preds), "prompt_tokens": count_tokens(client.get_tokenizer(), prompt)}
+        tokens, context = count_tokens(client.get_tokenizer(), prompt), context_length(service, model)
+        if context is not None and tokens >= context:  # no query would fit: one line, not one notice per query
+            raise DataError(f"the prompt ({tokens} tokens) does not fit {model}'s context of {context} tokens")
+        preds = predict_with_client(client, evalset.texts, with_prompt=True, prompt=prompt, progress=False,
+                                    max_context=context)
+        return {"predictions": labels_of(preds), "prompt_tokens": tokens}
 
     key = {"backend": _backend(service), "model": model, "prompt": _digest(prompt), "eval": evalset.digest}
     return cached("teacher", key, compute)
@@ -347,7 +351,8 @@ def student_point(service, rows: Sequence[Mapping], config: TrainConfig, evalset
             report.say(f"training {config.base_model} on {len(rows)} rows (lr {config.learning_rate:g}, "
                        f"rank {config.rank}, {config.epochs} epochs)")
         result = train(service, rows, config)
-        preds = predict_with_client(result.sampling_client, evalset.texts, with_prompt=False, progress=False)
+        preds = predict_with_client(result.sampling_client, evalset.texts, with_prompt=False, progress=False,
+                                    max_context=context_length(service, config.base_model))
         last = result.validation[-1] if result.validation else {}
         return {"predictions": labels_of(preds), "val_loss": last.get("val_loss"), "val_accuracy": last.get("val_accuracy"),
                 "steps": len(result.history), "train_seconds": round(result.seconds, 2)}
