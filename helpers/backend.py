@@ -16,6 +16,7 @@ Example
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import sys
@@ -29,6 +30,7 @@ BACKENDS = ("local", "tinker")
 CONNECT_TIMEOUT = 20.0
 FINISH_TIMEOUT = 5.0  # seconds to wait for the server to take note that a session ended
 _OPENED: list = []  # the Tinker service clients connect() made, until finish_sessions() closes them
+_AT_EXIT: list = []  # holds True once finish_sessions is registered to run at exit
 
 
 class BackendError(RuntimeError):
@@ -166,8 +168,26 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
     client = tinker.ServiceClient(base_url=url)
     client.backend = "tinker"
     client.server_url = url  # for the REST calls that need no session (supported_models)
+    if not _AT_EXIT:
+        # At exit, before the thread pools shut down: the SDK's requests need them, and they stop
+        # before atexit's functions run. threading's hook (the one concurrent.futures uses) runs
+        # the last registered first; atexit is the fallback where it is missing.
+        register = getattr(threading, "_register_atexit", atexit.register)
+        register(lambda: finish_sessions(_exit_status()))
+        _AT_EXIT.append(True)
     _OPENED.append(client)
     return client
+
+
+def _exit_status() -> str:
+    """How the process ends, for the sessions still open at exit (a notebook's kernel shut down,
+    a script that connected itself): an uncaught error or Ctrl-C in a script says so; a kernel's
+    last cell error says nothing about the session, so a kernel ends in success."""
+    error = getattr(sys, "last_value", None)
+    in_kernel = "ipykernel" in sys.modules
+    if error is None or in_kernel:
+        return "success"
+    return "interrupted" if isinstance(error, KeyboardInterrupt) else "errored"
 
 
 def finish_sessions(status: str, timeout: float = FINISH_TIMEOUT) -> int:
@@ -175,7 +195,8 @@ def finish_sessions(status: str, timeout: float = FINISH_TIMEOUT) -> int:
     they ended: ``"success"``, ``"errored"`` or ``"interrupted"`` (the SDK's ``close``).
 
     The command line calls this as each command ends, so the server shows a finished session
-    rather than one whose heartbeat stopped. A client that never opened a session sends
+    rather than one whose heartbeat stopped; the sessions still open when the process exits (a
+    notebook's kernel shut down, a script of the learner's) are finished then. A client that never opened a session sends
     nothing. Each is waited for at most ``timeout`` seconds, and a server that does not take
     note only loses the note: this never raises. Returns how many clients were closed.
     """

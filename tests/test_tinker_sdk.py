@@ -369,3 +369,31 @@ def test_each_command_tells_the_server_how_its_session_ended(tmp_path, monkeypat
         assert cli.main(["train", "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "r2")]) == 2
         assert len(server.finished) == 1
     assert KEY not in "".join(capsys.readouterr())
+
+
+EXIT_SCRIPT = """
+import sys
+from helpers import connect
+
+connect("tinker").create_sampling_client(base_model="Qwen/Qwen3-30B-A3B")  # the session starts here
+if sys.argv[1] == "errored":
+    raise RuntimeError("the learner's script broke")
+if sys.argv[1] == "interrupted":
+    raise KeyboardInterrupt
+"""
+
+
+def test_a_session_still_open_when_the_process_exits_is_finished_with_how_it_ended(tmp_path):
+    """A notebook's kernel or a learner's own script calls connect() and never finish_sessions():
+    at exit the session is finished all the same (success, or the script's uncaught error or
+    Ctrl-C), so the server does not wait for a heartbeat that stopped."""
+    script = tmp_path / "exits.py"
+    script.write_text(EXIT_SCRIPT)
+    with FakeTinker(tmp_path / "server") as server:
+        env = server.environment(tmp_path / "hf", KEY)
+        for ending in ("success", "errored", "interrupted"):
+            proc = subprocess.run([sys.executable, str(script), ending], cwd=ROOT, env=env, capture_output=True,
+                                  text=True, timeout=120)
+            assert (proc.returncode == 0) == (ending == "success"), proc.stderr[-2000:]
+            assert server.finished and server.finished[-1][1] == ending, (ending, server.finished)
+        assert len(server.finished) == 3
