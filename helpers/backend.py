@@ -196,9 +196,10 @@ def finish_sessions(status: str, timeout: float = FINISH_TIMEOUT) -> int:
 
     The command line calls this as each command ends, so the server shows a finished session
     rather than one whose heartbeat stopped; the sessions still open when the process exits (a
-    notebook's kernel shut down, a script of the learner's) are finished then. A client that never opened a session sends
-    nothing. Each is waited for at most ``timeout`` seconds, and a server that does not take
-    note only loses the note: this never raises. Returns how many clients were closed.
+    notebook's kernel shut down, a script of the learner's) are finished then. A client that
+    never opened a session sends nothing. Each is waited for at most ``timeout`` seconds, and a
+    server that does not take note only loses the note: this never raises. Returns how many
+    clients were closed.
     """
     closed = 0
     while _OPENED:
@@ -344,6 +345,8 @@ def context_length(service, model: str) -> int | None:
         models = service.get_server_capabilities().supported_models
         return next((m.max_context_length for m in models if m.model_name == model), None)
     url = getattr(service, "server_url", None)
+    if url is None:  # not a client connect() made (a wrapper, a test's stand-in): nothing to ask
+        return None
     with _CONTEXTS_LOCK:
         if url not in _CONTEXTS:
             try:

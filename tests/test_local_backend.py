@@ -310,6 +310,7 @@ def test_context_length_is_what_the_server_states_per_model():
     assert context_length(service, "local/tiny") == 512 == service.get_server_capabilities().supported_models[0].max_context_length
     assert context_length(service, TEACHER_MODEL) is None  # the stand-in reads any length
     assert context_length(service, "no/such-model") is None
+    assert context_length(object(), "local/tiny") is None  # not a client connect() made: nothing is asked
 
 
 def test_a_compatible_server_without_the_capabilities_route_still_connects(monkeypatch, no_proxy):
