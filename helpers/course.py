@@ -125,19 +125,41 @@ def even_sample(rows: list, n: int) -> list:
     return rows[::step][:n]
 
 
-def ensure_distillation_data(service, quick: bool | None = None, progress: bool = True) -> Path:
-    """The teacher's labels of the pool at ``run_dir(service, quick)/distill.jsonl``, made if missing (resumes)."""
+def _distillation_run(service, quick: bool | None) -> dict:
+    """The arguments of the course's one generation run (notebook 02, ``ensure_distillation_data``)."""
     from .evaluate import default_models
-    from .generate import GenerateConfig, generate
+    from .generate import GenerateConfig
 
     quick = is_quick(service, quick)
-    out = run_dir(service, quick) / "distill.jsonl"
-    if out.exists():
-        return out
     model = default_models(service.backend)["teacher"]
-    teacher = service.create_sampling_client(base_model=model).result()
-    generate(teacher, query_pool(quick), out, config=GenerateConfig(teacher_model=model), progress=progress, teacher_name=model)
-    return out
+    return {"queries": query_pool(quick), "out_path": run_dir(service, quick) / "distill.jsonl",
+            "config": GenerateConfig(teacher_model=model), "teacher_name": model}
+
+
+def _teacher(service, run: dict):
+    return service.create_sampling_client(base_model=run["teacher_name"]).result()
+
+
+def ensure_distillation_data(service, quick: bool | None = None, progress: bool = True) -> Path:
+    """The teacher's labels of the pool at ``run_dir(service, quick)/distill.jsonl``, made if missing (resumes)."""
+    from .generate import generate
+
+    run = _distillation_run(service, quick)
+    if not run["out_path"].exists():
+        generate(_teacher(service, run), progress=progress, **run)
+    return run["out_path"]
+
+
+def distillation_estimate(service, quick: bool | None = None):
+    """What :func:`ensure_distillation_data` still has to ask the teacher (a ``GenerateEstimate``), asking nothing."""
+    from .generate import GenerateEstimate, estimate
+
+    run = _distillation_run(service, quick)
+    if run["out_path"].exists():  # ensure_distillation_data keeps the file it finds: nothing to ask
+        distinct = len({query["text"] for query in run["queries"] if query["text"].strip()})
+        return GenerateEstimate(run["teacher_name"], distinct, answered=distinct, requests=0, prompt_tokens=0,
+                                max_sampled_tokens=0)
+    return estimate(_teacher(service, run), **run)
 
 
 def ensure_student(service, quick: bool | None = None, progress: bool = True) -> Path:

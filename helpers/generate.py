@@ -78,7 +78,7 @@ from .dataio import (
 )
 from .labels import LABELS, parse_answer
 from .prompt import DEFAULT_PROMPT, teacher_messages
-from .render import conversation, decode_answer, model_input, sampling_params
+from .render import conversation, decode_answer, model_input, prompt_tokens, sampling_params
 
 TINKER_TEACHER = "Qwen/Qwen3-30B-A3B"
 """The teacher on Tinker unless told otherwise."""
@@ -702,25 +702,12 @@ async def generate_async(
     name = teacher_model_name(teacher, teacher_name, config)
     out = check_writable(out_path)
     paths = _paths(out)
+    empty, distinct, keys, fingerprint = _plan(texts, name, prompt, config)
 
-    empty = sum(1 for t in texts if not t.strip())
-    distinct = list(dict.fromkeys(t for t in texts if t.strip()))
-    if not distinct:
-        raise DataError(f"queries: all {len(texts)} queries are empty")
-    settings = _sha(json.dumps([FORMAT_VERSION, name, prompt, config.sampling()], sort_keys=True))
-    keys = [_sha(settings, t)[:32] for t in distinct]
-    fingerprint = _sha(settings, json.dumps(float(config.min_agreement)), *keys)
-
-    if out.exists():
-        saved, why = _finished(out, paths["summary"], fingerprint)
-        # A finished run whose requests failed keeps its journal: running it again asks the
-        # failed queries only. Otherwise a finished run is returned as it is.
-        retry_failed = saved is not None and _failures(saved.get("rejects", {})) > 0 and paths["journal"].exists()
-        if saved is not None and not overwrite and not retry_failed:
-            paths["journal"].unlink(missing_ok=True)  # left over if a run died after its last write
-            return GenerateSummary.from_dict(saved)
-        if saved is None and not overwrite:
-            raise DataError(f"{out}: exists and {why}; pass overwrite=True (--overwrite) to replace it")
+    saved = _reusable(out, paths, fingerprint, overwrite)
+    if saved is not None:
+        paths["journal"].unlink(missing_ok=True)  # left over if a run died after its last write
+        return GenerateSummary.from_dict(saved)
 
     journal = _Journal(paths["journal"])
     finished = False
@@ -770,6 +757,37 @@ async def generate_async(
         return summary
     finally:
         journal.close(remove=finished and _failures(reasons) == 0)
+
+
+def _reusable(out: Path, paths: dict[str, Path], fingerprint: str, overwrite: bool) -> dict | None:
+    """The saved summary when ``out`` is this run's finished output with nothing to ask again.
+
+    None when the run has queries to ask: there is no ``out`` yet, ``overwrite`` is set, or
+    some requests of the finished run failed (its journal is kept, and running it again
+    asks those queries only). ``DataError`` when ``out`` is someone else's and may not be
+    replaced.
+    """
+    if not out.exists():
+        return None
+    saved, why = _finished(out, paths["summary"], fingerprint)
+    if saved is None:
+        if not overwrite:
+            raise DataError(f"{out}: exists and {why}; pass overwrite=True (--overwrite) to replace it")
+        return None
+    retry_failed = _failures(saved.get("rejects", {})) > 0 and paths["journal"].exists()
+    return None if overwrite or retry_failed else saved
+
+
+def _plan(texts: list[str], name: str, prompt: str, config: GenerateConfig) -> tuple[int, list[str], list[str], str]:
+    """(empty queries, distinct non-empty queries, their keys, the run's fingerprint)."""
+    empty = sum(1 for t in texts if not t.strip())
+    distinct = list(dict.fromkeys(t for t in texts if t.strip()))
+    if not distinct:
+        raise DataError(f"queries: all {len(texts)} queries are empty")
+    settings = _sha(json.dumps([FORMAT_VERSION, name, prompt, config.sampling()], sort_keys=True))
+    keys = [_sha(settings, t)[:32] for t in distinct]
+    fingerprint = _sha(settings, json.dumps(float(config.min_agreement)), *keys)
+    return empty, distinct, keys, fingerprint
 
 
 def _failures(rejects: dict) -> int:
@@ -856,6 +874,75 @@ def generate(
     return _run_in_thread(coro)
 
 
+@dataclass(frozen=True)
+class GenerateEstimate:
+    """What :func:`generate` with the same arguments would ask of the teacher, counted before asking.
+
+    On Tinker these are what a generation run is billed for: prompt tokens read and tokens
+    sampled (look up your model's prices per million tokens). ``prompt_tokens`` is exact,
+    counted with the teacher's tokenizer on the very prompts :func:`generate` sends;
+    ``max_sampled_tokens`` is the most the answers can take (a bare label takes a few).
+    """
+
+    teacher: str
+    distinct: int  # distinct non-empty queries
+    answered: int  # of those, already answered: a finished output, or an interrupted run's journal
+    requests: int  # left to ask, one request each (``num_samples`` answers per request)
+    prompt_tokens: int  # of those requests together
+    max_sampled_tokens: int  # requests * num_samples * max_tokens
+
+    def __str__(self) -> str:
+        per = f" ({self.prompt_tokens / self.requests:,.0f} per request)" if self.requests else ""
+        return (f"{self.requests:,} requests to {self.teacher} ({self.answered:,} of {self.distinct:,} distinct queries "
+                f"already answered): {self.prompt_tokens:,} prompt tokens{per}, "
+                f"at most {self.max_sampled_tokens:,} sampled tokens")
+
+
+def estimate(
+    teacher,
+    queries: Sequence[str | dict],
+    out_path: str | os.PathLike | None = None,
+    prompt: str = DEFAULT_PROMPT,
+    config: GenerateConfig | None = None,
+    overwrite: bool = False,
+    teacher_name: str | None = None,
+) -> GenerateEstimate:
+    """Count what :func:`generate` would ask with these arguments, asking nothing.
+
+    With ``out_path``, queries already answered there (a finished output, or the journal
+    of an interrupted run) are left out, as :func:`generate` would skip them; an
+    ``out_path`` that :func:`generate` would refuse to replace raises the same
+    ``DataError`` here, before anything is paid for. The teacher's tokenizer is the only
+    thing asked of ``teacher``.
+
+    >>> from helpers import connect
+    >>> teacher = connect("local").create_sampling_client(base_model="local/policy-teacher").result()
+    >>> e = estimate(teacher, ["Guten Morgen, wie geht es dir heute?", "Bonjour à tous !", "  "])
+    >>> e.requests, e.max_sampled_tokens, e.prompt_tokens > 2 * 3000
+    (2, 512, True)
+    """
+    config = config or GenerateConfig()
+    config.validate()
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise DataError("setting: the teacher prompt is empty")
+    name = teacher_model_name(teacher, teacher_name, config)
+    _, distinct, keys, fingerprint = _plan(_query_texts(queries), name, prompt, config)
+    answered: set[str] = set()
+    if out_path is not None:
+        out = Path(out_path)
+        paths = _paths(out)
+        if _reusable(out, paths, fingerprint, overwrite) is not None:
+            answered = set(keys)
+        else:
+            entries, _ = _read_journal(paths["journal"])
+            answered = {key for key, entry in entries.items() if entry["status"] != "error"}
+    tokenizer = teacher.get_tokenizer()
+    todo = [text for key, text in zip(keys, distinct, strict=True) if key not in answered]
+    tokens = sum(len(prompt_tokens(tokenizer, teacher_messages(text, prompt))) for text in todo)
+    return GenerateEstimate(teacher=name, distinct=len(distinct), answered=len(distinct) - len(todo), requests=len(todo),
+                            prompt_tokens=tokens, max_sampled_tokens=len(todo) * config.num_samples * config.max_tokens)
+
+
 def _run_in_thread(coro):
     box: dict[str, Any] = {}
     ready = threading.Event()
@@ -914,6 +1001,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output that is not this run's own")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--estimate", action="store_true",
+                        help="ask nothing: print the requests and prompt tokens this run would send, then stop")
 
 
 def read_prompt(path: str | os.PathLike) -> str:
@@ -952,6 +1041,9 @@ def main(args: argparse.Namespace) -> int:
         teacher = service.create_sampling_client(model_path=model).result()
     else:
         teacher = service.create_sampling_client(base_model=check_model(service, model)).result()
+    if args.estimate:
+        print(estimate(teacher, queries, args.out, prompt, config, overwrite=args.overwrite, teacher_name=model))
+        return 0
     summary = generate(teacher, queries, args.out, prompt, config, overwrite=args.overwrite,
                        progress=not args.no_progress, teacher_name=model)
     print(summary)

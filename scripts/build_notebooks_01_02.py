@@ -297,8 +297,9 @@ filter), and ends with the exported file that notebooks 03 and 04 read.
 `lingua` detector), not an LLM, and generation uses a quick sample of 1,200 queries from the
 pool (its size is printed below). Every count below is the stand-in's. With a Tinker key the
 same cells run the teacher LLM on the whole pool: 14,660 paid calls, each with the long
-prompt (check your model's price first; `PD_QUICK=1` in the environment keeps to the 1,200-query
-sample on Tinker too). The notebook takes under a minute offline."""
+prompt. Section 2 counts their tokens before sending any, so run the notebook cell by cell,
+not all at once, to read that count first (`PD_QUICK=1` in the environment keeps to the
+1,200-query sample on Tinker too). The notebook takes under a minute offline."""
     ),
     new_code_cell(
         """%matplotlib inline
@@ -373,7 +374,18 @@ time left.
 `distill.jsonl`, the file notebooks 03 and 04 train and evaluate on. Each backend has its
 own folder (`runs/course/local-quick/` offline, `runs/course/tinker/` with a key), so labels
 made offline never stand in for an LLM teacher's. If the file is already there (you ran this
-notebook before), it is kept and only its summary is shown."""
+notebook before), it is kept and only its summary is shown.
+
+First, what the run will send. `helpers.generate.estimate` takes the same arguments as
+`generate` and asks nothing: it counts the requests still to make (none if the file is
+there; only the missing ones after an interruption) and their prompt tokens, exactly, with
+the teacher's own tokenizer. On Tinker these are what you pay for: multiply by your model's
+price per million tokens before you run the next cell. From a terminal,
+`python -m helpers generate ... --estimate` prints the same line. (Offline the count is the
+tiny model's tokenizer's, which splits text into more pieces than an LLM's.)"""
+    ),
+    new_code_cell(
+        """print(helpers.course.distillation_estimate(service))"""
     ),
     new_code_cell(
         """path = helpers.course.ensure_distillation_data(service)
@@ -407,10 +419,8 @@ try:
     await asyncio.wait_for(generate_async(slow_teacher, demo_queries, demo, config=GenerateConfig(concurrency=16)),
                            timeout=1.5 if helpers.course.is_offline(service) else 3)
 except TimeoutError:
-    print("stopped before the end")"""
-    ),
-    new_code_cell(
-        """journal = demo.with_name(demo.name + ".partial")
+    print("stopped before the end")
+journal = demo.with_name(demo.name + ".partial")
 lines = journal.read_text(encoding="utf-8").splitlines()
 print(f"{demo.name} exists: {demo.exists()}; journal: {len(lines)} of {len(demo_queries)} queries answered")
 json.loads(lines[0]) if lines else "(nothing answered yet)\""""

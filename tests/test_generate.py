@@ -33,7 +33,7 @@ from helpers.teacher import read_conversation
 
 from helpers.generate import (  # isort: skip
     FlakyTeacher, GenerateConfig, GenerateSummary, LatencyTeacher, TransientError, add_arguments,
-    default_teacher, generate, generate_async, is_transient, main,
+    default_teacher, estimate, generate, generate_async, is_transient, main,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -392,6 +392,47 @@ def test_overwrite_protection_and_finished_outputs(tmp_path):
                     progress=False) == zero
 
 
+class TokenCountingTeacher(ScriptedTeacher):
+    """A scripted teacher that also adds up the prompt tokens it is sent."""
+
+    sent = 0
+
+    def sample(self, prompt, num_samples, sampling_params):
+        self.sent += prompt.length
+        return super().sample(prompt, num_samples, sampling_params)
+
+
+def test_the_estimate_counts_exactly_what_generate_then_sends_and_asks_nothing(tmp_path):
+    queries = TEXTS[300:330] + TEXTS[300:303] + ["  "]
+    config = GenerateConfig(temperature=1.0, num_samples=3, max_tokens=16, concurrency=4)
+    out = tmp_path / "d.jsonl"
+
+    fresh = estimate(ScriptedTeacher(lambda q, k, p: ["de"] * k), queries, out, config=config)
+    assert (fresh.distinct, fresh.answered, fresh.requests, fresh.max_sampled_tokens) == (30, 0, 30, 30 * 3 * 16)
+    assert not any(path.exists() for path in [out, *sidecars(out).values()])  # an estimate writes nothing
+    whole = TokenCountingTeacher(lambda q, k, p: ["de"] * k)
+    generate(whole, queries, tmp_path / "whole.jsonl", config=config, progress=False)
+    assert len(whole.calls) == fresh.requests and whole.sent == fresh.prompt_tokens > 30 * 3000
+
+    # A run whose requests partly failed keeps its journal; the estimate leaves out what it answered.
+    flaky = FlakyTeacher(ScriptedTeacher(lambda q, k, p: ["de"] * k), failure_rate=0.3, permanent=True, seed=1)
+    failed = generate(flaky, queries, out, config=config, progress=False)
+    left = estimate(ScriptedTeacher(lambda q, k, p: ["de"] * k), queries, out, config=config)
+    assert 0 < left.requests == failed.rejects["error"] < 30 and left.answered == 30 - left.requests
+    rest = TokenCountingTeacher(lambda q, k, p: ["de"] * k)
+    generate(rest, queries, out, config=config, progress=False)
+    assert len(rest.calls) == left.requests and rest.sent == left.prompt_tokens
+    assert "prompt tokens" in str(left) and f"{left.prompt_tokens:,}" in str(left)
+
+    done = estimate(rest, queries, out, config=config)
+    assert (done.requests, done.prompt_tokens, done.answered) == (0, 0, 30)
+    assert estimate(rest, queries, out, config=config, overwrite=True).prompt_tokens == fresh.prompt_tokens
+    out.write_text("somebody else's file\n")
+    with pytest.raises(DataError, match=r"d\.jsonl: exists and .*overwrite=True"):  # as generate would refuse it
+        estimate(rest, queries, out, config=config)
+    assert len(rest.calls) == left.requests
+
+
 def test_empty_and_duplicate_queries_are_counted(tmp_path):
     teacher = ScriptedTeacher(lambda q, k, p: ["en"] * k)
     queries = ["b", "", "a", " \n ", "b", "a", "b", {"text": "c"}]
@@ -461,6 +502,12 @@ def test_command_line(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "6 rows" in printed and "1 empty" in printed
     assert json.loads(sidecars(out)[".summary.json"].read_text())["config"]["num_samples"] == 2
+    ahead = tmp_path / "ahead.jsonl"
+    assert main(parser.parse_args(["--queries", str(queries), "--out", str(ahead), "--backend", "local",
+                                   "--estimate"])) == 0
+    assert capsys.readouterr().out.startswith("6 requests to local/policy-teacher (0 of 6 distinct queries already "
+                                              "answered): ")
+    assert not any(path.exists() for path in [ahead, *sidecars(ahead).values()])
 
     for argv, message in ((["--samples", "0"], "setting: num_samples"), (["--prompt-file", str(tmp_path / "no.txt")], "no such file")):
         with pytest.raises(DataError, match=message):

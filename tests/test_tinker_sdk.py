@@ -195,6 +195,12 @@ def test_notebooks_00_to_04_run_with_a_key_through_the_real_sdk(tmp_path):
     assert "Tinker mode" in run["01_teacher_prompt"] and "teacher (Qwen/Qwen3-30B-A3B) accuracy on dev" in run["01_teacher_prompt"]
     summary = json.loads((workdir / "tinker-quick" / "distill.jsonl.summary.json").read_text())
     assert summary["teacher"] == "Qwen/Qwen3-30B-A3B" and summary["rows"] > 1000
+    # notebook 02 counted, before sending any, the requests and prompt tokens its run then sent
+    ahead = re.search(r"([\d,]+) requests to Qwen/Qwen3-30B-A3B \(0 of [\d,]+ distinct queries already answered\): "
+                      r"([\d,]+) prompt tokens", run["02_generate_data"])
+    requests, tokens = (int(ahead[i].replace(",", "")) for i in (1, 2))
+    assert requests == summary["labelled"] == summary["distinct"]
+    assert tokens == pytest.approx(summary["prompt_tokens_per_query"] * requests, abs=0.05 * requests)
     checkpoint = json.loads((workdir / "tinker-quick" / "student" / "checkpoint.json").read_text())
     assert checkpoint["sampler_path"].startswith("tinker://") and checkpoint["config"]["epochs"] == 1
     assert "615 gold queries" in run["04_evaluate"]
