@@ -79,7 +79,14 @@ from matplotlib.figure import Figure
 from .backend import connect, context_length, supported_models
 from .course import DATA, ensure_distillation_data, is_offline, is_quick, workdir
 from .dataio import DataError, read_conversations, read_gold, read_queries, write_text
-from .evaluate import agreement, compute_metrics, default_models, labels_of, predict_with_client
+from .evaluate import (
+    TEACHER_MAX_TOKENS,
+    agreement,
+    compute_metrics,
+    default_models,
+    labels_of,
+    predict_with_client,
+)
 from .generate import GenerateConfig, generate
 from .labels import LABELS
 from .plots import OFFLINE_NOTE
@@ -327,8 +334,9 @@ def teacher_point(service, evalset: EvalSet, model: str | None = None, prompt: s
     def compute():
         client = service.create_sampling_client(base_model=model).result()
         tokens, context = count_tokens(client.get_tokenizer(), prompt), context_length(service, model)
-        if context is not None and tokens >= context:  # no query would fit: one line, not one notice per query
-            raise DataError(f"the prompt ({tokens} tokens) does not fit {model}'s context of {context} tokens")
+        if context is not None and tokens + TEACHER_MAX_TOKENS > context:  # no query would fit: one line, not one
+            raise DataError(f"the prompt ({tokens} tokens) and a {TEACHER_MAX_TOKENS}-token answer do not fit "  # per query
+                            f"{model}'s context of {context} tokens")
         preds = predict_with_client(client, evalset.texts, with_prompt=True, prompt=prompt, progress=False,
                                     max_context=context)
         return {"predictions": labels_of(preds), "prompt_tokens": tokens}

@@ -181,11 +181,14 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
 
 def _exit_status() -> str:
     """How the process ends, for the sessions still open at exit (a notebook's kernel shut down,
-    a script that connected itself): an uncaught error or Ctrl-C in a script says so; a kernel's
-    last cell error says nothing about the session, so a kernel ends in success."""
+    a script that connected itself): an uncaught error or Ctrl-C in a script says so. An error
+    shown earlier in a kernel's cell or at an interactive prompt says nothing about how the
+    session ended, so a kernel or an interactive session ends in success; so does a script that
+    calls ``sys.exit(n)`` (the code is not known at this point: a script that cares calls
+    :func:`finish_sessions` itself, as the course's commands do)."""
     error = getattr(sys, "last_value", None)
-    in_kernel = "ipykernel" in sys.modules
-    if error is None or in_kernel:
+    interactive = "ipykernel" in sys.modules or hasattr(sys, "ps1") or sys.flags.interactive
+    if error is None or interactive:
         return "success"
     return "interrupted" if isinstance(error, KeyboardInterrupt) else "errored"
 
@@ -338,8 +341,8 @@ def context_length(service, model: str) -> int | None:
     ``max_context_length``); None when it does not say, does not list the model, or cannot be
     asked now (the calls that follow meet that problem and report it).
 
-    A Tinker server is asked once per process; a prompt longer than this is better not sent,
-    since the server refuses it. Locally the tiny models say 512, the stand-in teacher nothing.
+    A Tinker server is asked once per process (again only after no answer came); a prompt that
+    does not leave room for ``max_tokens`` in it is better not sent, since the server refuses it. Locally the tiny models say 512, the stand-in teacher nothing.
     """
     if getattr(service, "backend", None) == "local":
         models = service.get_server_capabilities().supported_models
@@ -347,11 +350,15 @@ def context_length(service, model: str) -> int | None:
     url = getattr(service, "server_url", None)
     if url is None:  # not a client connect() made (a wrapper, a test's stand-in): nothing to ask
         return None
+    import tinker
+
     with _CONTEXTS_LOCK:
         if url not in _CONTEXTS:
             try:
                 models = _capabilities(url).supported_models
-            except Exception:  # noqa: BLE001 (an optional check: the requests themselves report a dead server)
+            except tinker.APIStatusError:  # the server answered that it has no such list: it will not later
                 models = []
+            except Exception:  # noqa: BLE001 (a timeout, a lost connection: ask again next time; the
+                return None  # requests themselves report a server that stays away)
             _CONTEXTS[url] = {m.model_name: m.max_context_length for m in models if m.model_name}
         return _CONTEXTS[url].get(model)

@@ -221,12 +221,15 @@ def predict_with_client(
     context = max_context if max_context is not None else getattr(client, "max_context", None)
     if context is not None:  # a query the model cannot take is its unparsed answer, not the end of the run
         rendered = {i: model_input(tokenizer, messages(text)) for i, text in enumerate(texts)}
-        too_long = [i for i in asked if rendered[i].length >= context]
+        # as Tinker does, the prompt and the longest answer asked for must fit together
+        too_long = [i for i in asked if rendered[i].length + limit > context]
         for i in too_long:
-            out[i] = Prediction(None, f"(not asked: {rendered.pop(i).length} tokens, over the model's context of {context})")
+            out[i] = Prediction(None, f"(not asked: {rendered.pop(i).length} tokens and up to {limit} for the answer, "
+                                      f"over the model's context of {context})")
         if too_long:
             print(f"evaluation: {len(too_long)} of {len(texts)} queries (the first: number {too_long[0] + 1}) "
-                  f"do not fit the model's context of {context} tokens; they count as unparsed", file=sys.stderr)
+                  f"do not fit the model's context of {context} tokens with room for a {limit}-token answer; "
+                  f"they count as unparsed", file=sys.stderr)
             asked = [i for i in asked if i in rendered]
     bar = _progress_bar(len(texts), desc or ("with prompt" if with_prompt else "without prompt"), progress)
     bar.update(len(texts) - len(asked))

@@ -1034,7 +1034,8 @@ def main(args: argparse.Namespace) -> int:
     config.validate()
     prompt = read_prompt(args.prompt_file) if args.prompt_file else DEFAULT_PROMPT
     queries = read_queries(args.queries, allow_empty_text=True)
-    check_writable(args.out)
+    if not args.estimate:  # an estimate writes nothing, not even the output's folder
+        check_writable(args.out)
     service = connect(args.backend)
     model = args.teacher or default_teacher(service)
     if "://" in model:  # a checkpoint: tinker://... or local://...

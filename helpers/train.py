@@ -204,16 +204,25 @@ class TrainResult:
     first_step: int = 0  # steps already done when this call began: 0 fresh, all of them for a finished run reused
 
 
-def accuracy_by_sampling(sampling_client, tokenizer, examples: Sequence[tuple[str, str, float]]) -> float:
-    """Share of ``(query, answer)`` examples the model answers exactly, greedy, without a prompt."""
+def accuracy_by_sampling(sampling_client, tokenizer, examples: Sequence[tuple[str, str, float]],
+                         max_context: int | None = None) -> float:
+    """Share of ``(query, answer)`` examples the model answers exactly, greedy, without a prompt.
+
+    Answers are at most 8 tokens, fewer where the prompt leaves less room in ``max_context``
+    (a server refuses a prompt and ``max_tokens`` that do not fit together); an example with
+    no room at all counts as wrong.
+    """
     if not examples:
         return float("nan")
-    params = sampling_params(tokenizer, 8)
-    futures = [sampling_client.sample(model_input(tokenizer, [{"role": "user", "content": q}]), 1, params) for q, _, _ in examples]
+    futures = []
+    for query, _, _ in examples:
+        prompt = model_input(tokenizer, [{"role": "user", "content": query}])
+        room = 8 if max_context is None else min(8, max_context - prompt.length)
+        futures.append(sampling_client.sample(prompt, 1, sampling_params(tokenizer, room)) if room >= 1 else None)
     right = 0
     for fut, (_, answer, _) in zip(futures, examples, strict=True):
-        seq = fut.result().sequences[0]
-        right += parse_answer(decode_answer(tokenizer, seq.tokens)) == answer
+        if fut is not None:
+            right += parse_answer(decode_answer(tokenizer, fut.result().sequences[0].tokens)) == answer
     return right / len(examples)
 
 
@@ -385,7 +394,7 @@ def train(
         # neither call changes the weights, so a transient failure is simply asked again
         fwd = ask_with_retries(lambda: training_client.forward(val_data, "cross_entropy"))
         sampler = ask_with_retries(training_client.save_weights_and_get_sampling_client)
-        acc = accuracy_by_sampling(sampler, tokenizer, val_ex[: config.val_samples])
+        acc = accuracy_by_sampling(sampler, tokenizer, val_ex[: config.val_samples], limit)
         point = {"step": step, "val_loss": answer_loss(fwd, val_weights, weighted=True), "val_accuracy": acc}
         validation.append(point)
         record({"kind": "validation", **point})

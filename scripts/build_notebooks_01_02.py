@@ -381,8 +381,10 @@ First, what the run will send. `helpers.generate.estimate` takes the same argume
 there; only the missing ones after an interruption) and their prompt tokens, exactly, with
 the teacher's own tokenizer. On Tinker these are what you pay for: multiply by your model's
 price per million tokens before you run the next cell. From a terminal,
-`python -m helpers generate ... --estimate` prints the same line. (Offline the count is the
-tiny model's tokenizer's, which splits text into more pieces than an LLM's.)"""
+`python -m helpers generate ... --estimate` prints the same line. The count is this run's
+alone: sections 3 and 5 ask the teacher again, 300 queries once and 150 queries three
+times (the third with 5 answers each), with the same prompt. (Offline the count is the tiny
+model's tokenizer's, which splits text into more pieces than an LLM's.)"""
     ),
     new_code_cell(
         """print(helpers.course.distillation_estimate(service))"""

@@ -284,7 +284,7 @@ class FakeTinker:
             if params.stop is None:  # a server's own end-of-sequence set need not hold the template's end of
                 params = params.model_copy(update={"stop": []})  # turn: the fake assumes the worst, so an
                 # implicit stop samples on to max_tokens
-            try:  # a prompt over the model's context is the user's error, as on Tinker
+            try:  # a prompt and max_tokens over the model's context are the user's error, as on Tinker
                 out = sampler.sample(prompt, request.get("num_samples", 1), params).result()
             except Exception as e:
                 return "json", self._failed(e)

@@ -21,6 +21,7 @@ from helpers.dataio import DataError, read_gold, write_jsonl
 from helpers.evaluate import (
     LOCAL_TEACHER,
     PRICES,
+    STUDENT_MAX_TOKENS,
     UNPARSED,
     Prediction,
     _run_bounded,
@@ -261,6 +262,27 @@ def test_a_query_too_long_for_the_model_counts_as_unparsed_and_the_others_are_an
     assert "2 of 4 queries (the first: number 2) do not fit the model's context of 512 tokens" in err
     m = compute_metrics(["de", "de", "de", "de"], [p.label for p in preds])
     assert m["unparsed"] >= 2 and m["n"] == 4
+
+
+def test_a_query_is_asked_only_when_it_and_the_longest_answer_fit_the_context_together(service, capsys):
+    """Tinker refuses a prompt whose tokens plus max_tokens exceed the model's context, and so
+    does the local client: at the student's 8-token answers on a 512-token model, a 504-token
+    prompt is asked and a 505-token one is not (it would stop the evaluation on Tinker)."""
+    from helpers.local.clients import LocalBackendError
+    from helpers.prompt import student_messages
+    from helpers.render import model_input, prompt_tokens, sampling_params
+
+    tokenizer = service.create_sampling_client(base_model="local/tiny").result().get_tokenizer()
+    by_length = {len(prompt_tokens(tokenizer, student_messages(text))): text
+                 for text in (" ".join(["ab"] * n) + " a" for n in range(400, 520))}
+    fits, over = by_length[512 - STUDENT_MAX_TOKENS], by_length[513 - STUDENT_MAX_TOKENS]
+    preds = predict("base", [fits, over], service, progress=False)
+    assert not preds[0].raw.startswith("(not asked") and preds[1].raw.startswith("(not asked: 505 tokens and up to 8")
+    assert "1 of 2 queries (the first: number 2) do not fit" in capsys.readouterr().err
+    client = service.create_sampling_client(base_model="local/tiny").result()
+    client.sample(model_input(tokenizer, student_messages(fits)), 1, sampling_params(tokenizer, 8)).result()
+    with pytest.raises(LocalBackendError, match="prompt of 505 tokens [+] 8 max_tokens does not fit the context"):
+        client.sample(model_input(tokenizer, student_messages(over)), 1, sampling_params(tokenizer, 8)).result()
 
 
 def test_student_predictor_reads_checkpoint_json(service, tmp_path):

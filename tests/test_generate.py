@@ -502,12 +502,12 @@ def test_command_line(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "6 rows" in printed and "1 empty" in printed
     assert json.loads(sidecars(out)[".summary.json"].read_text())["config"]["num_samples"] == 2
-    ahead = tmp_path / "ahead.jsonl"
+    ahead = tmp_path / "later" / "ahead.jsonl"
     assert main(parser.parse_args(["--queries", str(queries), "--out", str(ahead), "--backend", "local",
                                    "--estimate"])) == 0
     assert capsys.readouterr().out.startswith("6 requests to local/policy-teacher (0 of 6 distinct queries already "
                                               "answered): ")
-    assert not any(path.exists() for path in [ahead, *sidecars(ahead).values()])
+    assert not ahead.parent.exists()  # an estimate writes nothing, not even the output's folder
 
     for argv, message in ((["--samples", "0"], "setting: num_samples"), (["--prompt-file", str(tmp_path / "no.txt")], "no such file")):
         with pytest.raises(DataError, match=message):

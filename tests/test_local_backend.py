@@ -313,6 +313,33 @@ def test_context_length_is_what_the_server_states_per_model():
     assert context_length(object(), "local/tiny") is None  # not a client connect() made: nothing is asked
 
 
+def test_a_server_that_did_not_answer_is_asked_for_the_context_again(monkeypatch):
+    """No answer (a timeout, a lost connection) is not taken for "no limit" for the rest of the
+    process: the next call asks again, and an answer is then kept."""
+    from types import SimpleNamespace
+
+    import helpers.backend as backend
+
+    answers = [TimeoutError("no answer within 20 s"),
+               types.GetServerCapabilitiesResponse(supported_models=[
+                   types.SupportedModel(model_name="some/model", max_context_length=32768)])]
+    asked = []
+
+    def capabilities(url, timeout=None):
+        asked.append(url)
+        answer = answers[min(len(asked), len(answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(backend, "_capabilities", capabilities)
+    monkeypatch.setattr(backend, "_CONTEXTS", {})
+    service = SimpleNamespace(backend="tinker", server_url="http://tinker.invalid")
+    assert context_length(service, "some/model") is None  # the server was silent: unknown, for now
+    assert context_length(service, "some/model") == 32768  # asked again, and it answered
+    assert context_length(service, "some/model") == 32768 and len(asked) == 2  # the answer is kept
+
+
 def test_a_compatible_server_without_the_capabilities_route_still_connects(monkeypatch, no_proxy):
     """connect() checks the key by asking for the server's capabilities; a Tinker-compatible
     server that answers that with a 404 says nothing against the key, so connect() goes on

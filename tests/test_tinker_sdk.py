@@ -261,7 +261,7 @@ def test_the_advanced_experiments_run_on_tinker_through_the_real_sdk(tmp_path):
     # the tiny models' context, 512 tokens) is an error row, and is never asked
     assert ablation["local/policy-teacher", "full prompt"]["accuracy"] >= 0.9
     broken = [name for name in others if ablation[name, "full prompt"]["error"]]
-    assert broken and all(re.search(r"the prompt \(\d+ tokens\) does not fit .* context of 512 tokens",
+    assert broken and all(re.search(r"the prompt \(\d+ tokens\) and a 256-token answer do not fit .* context of 512 tokens",
                                     ablation[name, "full prompt"]["error"]) for name in broken)
     assert not any(name in server.sampled for name in broken), server.sampled
     assert [r["strategy"] for r in tables["sampling_strategies"]] == ["T=0, K=1", "T=1, K=3"]
@@ -402,4 +402,8 @@ def test_a_session_still_open_when_the_process_exits_is_finished_with_how_it_end
                                   text=True, timeout=120)
             assert (proc.returncode == 0) == (ending == "success"), proc.stderr[-2000:]
             assert server.finished and server.finished[-1][1] == ending, (ending, server.finished)
-        assert len(server.finished) == 3
+        # at an interactive prompt, an error shown earlier (1/0 typed at >>>) is not how the session ended
+        proc = subprocess.run([sys.executable, "-i", str(script), "success"], cwd=ROOT, env=env, input="1/0\n",
+                              capture_output=True, text=True, timeout=120)
+        assert "ZeroDivisionError" in proc.stderr and server.finished[-1][1] == "success", server.finished
+        assert len(server.finished) == 4
