@@ -72,7 +72,11 @@ class TeacherPlayground:
         button = w.Button(description="Re-measure on dev set")
 
         def show(_=None):
-            r = self.classify(text.value)
+            try:
+                r = self.classify(text.value)
+            except Exception as e:  # noqa: BLE001 (a callback's error would go to the browser's console, unseen)
+                answer.value = _could_not_ask(e)
+                return
             label = r["label"]
             shown = f"{label} ({LABEL_NAMES[label]})" if label else "unparsed"
             answer.value = f"<b>{shown}</b><br><pre>{_escape(r['raw'])}</pre>"
@@ -119,12 +123,23 @@ class StudentTryout:
         out = w.HTML()
 
         def show(_=None):
-            r = self.ask(text.value)
+            try:
+                r = self.ask(text.value)
+            except Exception as e:  # noqa: BLE001 (a callback's error would go to the browser's console, unseen)
+                out.value = _could_not_ask(e)
+                return
             out.value = f"student (no prompt): <b>{r['student']}</b>" + (f" &nbsp; teacher (full prompt): <b>{r['teacher']}</b>" if "teacher" in r else "")
 
         text.observe(show, names="value")
         show()
         return w.VBox([text, out])
+
+
+def _could_not_ask(error: Exception) -> str:
+    """An error of a widget's request, shown in the widget on one line (the API key left out)."""
+    from .generate import one_line
+
+    return f"<i>could not ask: {_escape(one_line(error))}</i>"
 
 
 def _escape(s: str) -> str:

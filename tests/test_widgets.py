@@ -119,3 +119,9 @@ def test_student_tryout_answers_beside_the_teacher(service):
     box = tryout.widget()
     box.children[0].value = "Καλημέρα, τι κάνεις σήμερα;"
     assert "teacher (full prompt): <b>el</b>" in box.children[1].value
+    # a text the student's context cannot take: the reason shows in the widget (a callback's
+    # error would go to the browser's console, where nobody sees it), and the next text works
+    box.children[0].value = "Das Wetter ist heute schön. " * 200
+    assert box.children[1].value.startswith("<i>could not ask: ") and "does not fit the context" in box.children[1].value
+    box.children[0].value = "Καλημέρα, τι κάνεις σήμερα;!"
+    assert "teacher (full prompt): <b>el</b>" in box.children[1].value
