@@ -43,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,13 +312,35 @@ def bench_cost(n_queries: int, student_dir: Path | None) -> dict:
             "teacher_seconds_per_query": t_lat, "student_seconds_per_query": s_lat, "latency_ratio": s_lat / t_lat}
 
 
+def run_watched(cmd: list[str], env: Mapping[str, str]) -> tuple[float, float, int, str]:
+    """Run ``cmd`` from the repository root: (seconds, peak resident MB of it and its children,
+    exit code, its stderr).
+
+    Its output goes to files, not pipes: a pipe that is read only at the end fills up (64 KB
+    on Linux) with the progress bars of a long run, and the child then waits forever to write.
+    """
+    import psutil
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as errors:
+        start = time.perf_counter()
+        proc = psutil.Popen(cmd, env=dict(env), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors, text=True)
+        peak = 0.0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+        took = time.perf_counter() - start
+        errors.seek(0)
+        return took, peak, proc.returncode, errors.read()
+
+
 def bench_pipeline(quick: bool, out: Path, tiny: bool = False) -> dict:
     """``python -m helpers run`` as a user runs it, in a child process (its peak memory included).
 
     ``tiny`` runs it on 150 queries and 60 gold rows, so the test suite can afford it.
     """
-    import psutil
-
     cmd = [sys.executable, "-m", "helpers", "run", "--out", str(out), "--backend", "local", "--overwrite"]
     if quick:
         cmd.append("--quick")
@@ -328,19 +351,9 @@ def bench_pipeline(quick: bool, out: Path, tiny: bool = False) -> dict:
             small.write_text("\n".join(rows[:: max(1, len(rows) // n)][:n]) + "\n", encoding="utf-8")
             cmd += [flag, str(small)]
     env = {**os.environ, "PD_BACKEND": "local", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
-    start = time.perf_counter()
-    proc = psutil.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0.0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20)
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
-    took = time.perf_counter() - start
-    stdout, stderr = proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"pipeline failed: {stderr.strip().splitlines()[-1] if stderr.strip() else proc.returncode}")
+    took, peak, code, stderr = run_watched(cmd, env)
+    if code != 0:
+        raise RuntimeError(f"pipeline failed: {stderr.strip().splitlines()[-1] if stderr.strip() else code}")
     report = json.loads((out / "report.json").read_text())
     return {"pipeline_seconds": took, "pipeline_quick": quick, "pipeline_peak_mb": peak,
             "pipeline_train_seconds": report["train_seconds"], "pipeline_student_accuracy": report["student_accuracy"],
@@ -355,11 +368,27 @@ TARGETS = {
 }
 
 
+# The packages the offline figures depend on: the tiny model's initial weights and kernels
+# (torch, transformers), its tokenizer (tokenizers), the stand-in's detector (lingua), the
+# baseline (scikit-learn). Another release of one of them can move a figure as a seed does.
+FIGURE_PACKAGES = ("transformers", "tokenizers", "lingua-language-detector", "scikit-learn", "numpy")
+
+
 def machine() -> dict:
+    """The machine and the versions of the packages the figures depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "packages": {name: installed(name) for name in FIGURE_PACKAGES}}
 
 
 OFFLINE_NOTE = ("offline: every figure comes from the local backend, the rule-based stand-in teacher and the "
@@ -403,7 +432,9 @@ def table(results: dict) -> str:
     def value(v):
         return v["median"] if isinstance(v, dict) else v
 
-    lines = [f"machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}, torch {results['machine']['torch']}",
+    packages = ", ".join(f"{name} {v}" for name, v in results["machine"].get("packages", {}).items())
+    lines = [f"machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}, torch {results['machine']['torch']}"
+             + (f"; {packages}" if packages else ""),
              results.get("note", OFFLINE_NOTE),
              f"{'figure':34} {'median':>10} {'min':>9} {'max':>9}  target"]
     for key, v in results.items():

@@ -1,8 +1,9 @@
 """The benchmark suite runs end to end at tiny sizes (timings are reported by `make bench`, not asserted)."""
 
 import json
+from importlib.metadata import version
 
-from helpers.bench import TARGETS, run, table
+from helpers.bench import TARGETS, run, run_watched, table
 
 
 def test_benchmarks_run_at_tiny_sizes(tmp_path, capsys):
@@ -17,7 +18,30 @@ def test_benchmarks_run_at_tiny_sizes(tmp_path, capsys):
     assert 0 < saved["prompt_token_ratio"] < 0.1  # a property of the prompt, not a timing
     assert saved["pipeline_seconds"] > 0 and 0 <= saved["pipeline_student_accuracy"] <= 1
     assert saved["machine"]["cpus"] >= 1
+    # the versions the figures depend on are recorded, in the file and on the table's first line
+    assert saved["machine"]["packages"]["transformers"] == version("transformers")
+    assert set(saved["machine"]["packages"]) >= {"transformers", "tokenizers", "lingua-language-detector", "scikit-learn"}
     text = table(results)
+    assert f"transformers {version('transformers')}" in text.splitlines()[0]
     assert all(key in text for key in TARGETS if key in saved)
     # its student and teacher figures are offline ones, and both the table and the file say so
     assert text.splitlines()[1] == saved["note"] and "stand-in teacher" in saved["note"] and "not from LLMs" in saved["note"]
+
+
+def test_a_child_that_writes_a_lot_is_measured_to_its_end(tmp_path):
+    """The pipeline's progress bars write far more than a pipe holds (64 KB): read only at the
+    end, the pipe filled and the child waited forever to write (make bench hung at the whole
+    pipeline). Here a child writes 2 MB to each stream and must end."""
+    import os
+    import sys
+    import threading
+
+    script = "import sys; sys.stdout.write('o' * 2_000_000); sys.stderr.write('e' * 2_000_000 + '\\nlast line\\n')"
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(result=run_watched([sys.executable, "-c", script], os.environ)),
+                              daemon=True)
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "the child never ended: its output is not being drained"
+    seconds, peak, code, stderr = box["result"]
+    assert code == 0 and seconds > 0 and peak >= 0 and stderr.endswith("last line\n") and len(stderr) > 2_000_000
