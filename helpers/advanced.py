@@ -334,8 +334,9 @@ def teacher_point(service, evalset: EvalSet, model: str | None = None, prompt: s
     def compute():
         client = service.create_sampling_client(base_model=model).result()
         tokens, context = count_tokens(client.get_tokenizer(), prompt), context_length(service, model)
-        if context is not None and tokens + TEACHER_MAX_TOKENS > context:  # no query would fit: one line, not one
-            raise DataError(f"the prompt ({tokens} tokens) and a {TEACHER_MAX_TOKENS}-token answer do not fit "  # per query
+        # no query would fit beside the prompt and an answer: one line, not one notice per query
+        if context is not None and tokens + TEACHER_MAX_TOKENS > context:
+            raise DataError(f"the prompt ({tokens} tokens) and a {TEACHER_MAX_TOKENS}-token answer do not fit "
                             f"{model}'s context of {context} tokens")
         preds = predict_with_client(client, evalset.texts, with_prompt=True, prompt=prompt, progress=False,
                                     max_context=context)

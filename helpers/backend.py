@@ -342,7 +342,8 @@ def context_length(service, model: str) -> int | None:
     asked now (the calls that follow meet that problem and report it).
 
     A Tinker server is asked once per process (again only after no answer came); a prompt that
-    does not leave room for ``max_tokens`` in it is better not sent, since the server refuses it. Locally the tiny models say 512, the stand-in teacher nothing.
+    does not leave room for ``max_tokens`` in it is better not sent, since the server refuses
+    it. Locally the tiny models say 512, the stand-in teacher nothing.
     """
     if getattr(service, "backend", None) == "local":
         models = service.get_server_capabilities().supported_models

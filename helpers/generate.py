@@ -64,7 +64,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .backend import redact  # every error text passes through one_line, without the API key
 from .dataio import (
@@ -694,15 +694,9 @@ async def generate_async(
         Bad settings or queries, or an existing output that may not be replaced.
     """
     started = time.monotonic()
-    config = config or GenerateConfig()
-    config.validate()
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise DataError("setting: the teacher prompt is empty")
-    texts = _query_texts(queries)
-    name = teacher_model_name(teacher, teacher_name, config)
+    config, name, texts, empty, distinct, keys, fingerprint = _plan(teacher, queries, prompt, config, teacher_name)
     out = check_writable(out_path)
     paths = _paths(out)
-    empty, distinct, keys, fingerprint = _plan(texts, name, prompt, config)
 
     saved = _reusable(out, paths, fingerprint, overwrite)
     if saved is not None:
@@ -712,7 +706,7 @@ async def generate_async(
     journal = _Journal(paths["journal"])
     finished = False
     try:
-        entries = {k: e for k, e in journal.load().items() if e["status"] != "error"}  # failures are asked again
+        entries = _answered(journal.load())
         done = {k: entries[k] for k in keys if k in entries}
         resumed = len(done)
         todo = [(k, t) for k, t in zip(keys, distinct, strict=True) if k not in done]
@@ -778,8 +772,25 @@ def _reusable(out: Path, paths: dict[str, Path], fingerprint: str, overwrite: bo
     return None if overwrite or retry_failed else saved
 
 
-def _plan(texts: list[str], name: str, prompt: str, config: GenerateConfig) -> tuple[int, list[str], list[str], str]:
-    """(empty queries, distinct non-empty queries, their keys, the run's fingerprint)."""
+class _Plan(NamedTuple):
+    config: GenerateConfig
+    name: str  # the teacher's name, part of every key
+    texts: list[str]  # the queries as given
+    empty: int
+    distinct: list[str]  # the distinct non-empty queries, in order
+    keys: list[str]  # their journal keys
+    fingerprint: str  # the whole run's
+
+
+def _plan(teacher, queries, prompt: str, config: GenerateConfig | None, teacher_name: str | None) -> _Plan:
+    """What a run of :func:`generate` (or :func:`estimate`) with these arguments asks: settings
+    checked, queries read, keys made. ``DataError`` for a bad setting or query list."""
+    config = config or GenerateConfig()
+    config.validate()
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise DataError("setting: the teacher prompt is empty")
+    texts = _query_texts(queries)
+    name = teacher_model_name(teacher, teacher_name, config)
     empty = sum(1 for t in texts if not t.strip())
     distinct = list(dict.fromkeys(t for t in texts if t.strip()))
     if not distinct:
@@ -787,7 +798,12 @@ def _plan(texts: list[str], name: str, prompt: str, config: GenerateConfig) -> t
     settings = _sha(json.dumps([FORMAT_VERSION, name, prompt, config.sampling()], sort_keys=True))
     keys = [_sha(settings, t)[:32] for t in distinct]
     fingerprint = _sha(settings, json.dumps(float(config.min_agreement)), *keys)
-    return empty, distinct, keys, fingerprint
+    return _Plan(config, name, texts, empty, distinct, keys, fingerprint)
+
+
+def _answered(entries: dict[str, dict]) -> dict[str, dict]:
+    """The journal's answered queries; a failed request is asked again."""
+    return {key: entry for key, entry in entries.items() if entry["status"] != "error"}
 
 
 def _failures(rejects: dict) -> int:
@@ -921,26 +937,21 @@ def estimate(
     >>> e.requests, e.max_sampled_tokens, e.prompt_tokens > 2 * 3000
     (2, 512, True)
     """
-    config = config or GenerateConfig()
-    config.validate()
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise DataError("setting: the teacher prompt is empty")
-    name = teacher_model_name(teacher, teacher_name, config)
-    _, distinct, keys, fingerprint = _plan(_query_texts(queries), name, prompt, config)
-    answered: set[str] = set()
+    plan = _plan(teacher, queries, prompt, config, teacher_name)
+    answered: set[str] | dict[str, dict] = set()
     if out_path is not None:
         out = Path(out_path)
         paths = _paths(out)
-        if _reusable(out, paths, fingerprint, overwrite) is not None:
-            answered = set(keys)
+        if _reusable(out, paths, plan.fingerprint, overwrite) is not None:
+            answered = set(plan.keys)
         else:
-            entries, _ = _read_journal(paths["journal"])
-            answered = {key for key, entry in entries.items() if entry["status"] != "error"}
+            answered = _answered(_read_journal(paths["journal"])[0])
     tokenizer = teacher.get_tokenizer()
-    todo = [text for key, text in zip(keys, distinct, strict=True) if key not in answered]
+    todo = [text for key, text in zip(plan.keys, plan.distinct, strict=True) if key not in answered]
     tokens = sum(len(prompt_tokens(tokenizer, teacher_messages(text, prompt))) for text in todo)
-    return GenerateEstimate(teacher=name, distinct=len(distinct), answered=len(distinct) - len(todo), requests=len(todo),
-                            prompt_tokens=tokens, max_sampled_tokens=len(todo) * config.num_samples * config.max_tokens)
+    return GenerateEstimate(teacher=plan.name, distinct=len(plan.distinct), answered=len(plan.distinct) - len(todo),
+                            requests=len(todo), prompt_tokens=tokens,
+                            max_sampled_tokens=len(todo) * plan.config.num_samples * plan.config.max_tokens)
 
 
 def _run_in_thread(coro):

@@ -1,4 +1,5 @@
-"""What several test files share: loading a script from ``scripts/`` as a module."""
+"""What several test files share: loading a script from ``scripts/`` as a module, and queries
+whose student prompt has an exact length."""
 
 from __future__ import annotations
 
@@ -23,3 +24,17 @@ def _load(name: str):
 def load_script():
     """``load_script("run_course")`` is ``scripts/run_course.py`` imported as a module."""
     return _load
+
+
+@pytest.fixture(scope="session")
+def query_of_prompt_length():
+    """``query_of_prompt_length(n)``: a query whose generation prompt without the teacher's
+    prompt (the student's) is exactly ``n`` tokens with the local tokenizer (n in 420..520)."""
+    from helpers.local.model import load_tokenizer
+    from helpers.prompt import student_messages
+    from helpers.render import prompt_tokens
+
+    tokenizer = load_tokenizer()
+    by_length = {len(prompt_tokens(tokenizer, student_messages(text))): text
+                 for text in (" ".join(["ab"] * n) + " a" for n in range(400, 520))}
+    return by_length.__getitem__

@@ -264,18 +264,17 @@ def test_a_query_too_long_for_the_model_counts_as_unparsed_and_the_others_are_an
     assert m["unparsed"] >= 2 and m["n"] == 4
 
 
-def test_a_query_is_asked_only_when_it_and_the_longest_answer_fit_the_context_together(service, capsys):
+def test_a_query_is_asked_only_when_it_and_the_longest_answer_fit_the_context_together(service, capsys,
+                                                                                       query_of_prompt_length):
     """Tinker refuses a prompt whose tokens plus max_tokens exceed the model's context, and so
     does the local client: at the student's 8-token answers on a 512-token model, a 504-token
     prompt is asked and a 505-token one is not (it would stop the evaluation on Tinker)."""
     from helpers.local.clients import LocalBackendError
     from helpers.prompt import student_messages
-    from helpers.render import model_input, prompt_tokens, sampling_params
+    from helpers.render import model_input, sampling_params
 
     tokenizer = service.create_sampling_client(base_model="local/tiny").result().get_tokenizer()
-    by_length = {len(prompt_tokens(tokenizer, student_messages(text))): text
-                 for text in (" ".join(["ab"] * n) + " a" for n in range(400, 520))}
-    fits, over = by_length[512 - STUDENT_MAX_TOKENS], by_length[513 - STUDENT_MAX_TOKENS]
+    fits, over = query_of_prompt_length(512 - STUDENT_MAX_TOKENS), query_of_prompt_length(513 - STUDENT_MAX_TOKENS)
     preds = predict("base", [fits, over], service, progress=False)
     assert not preds[0].raw.startswith("(not asked") and preds[1].raw.startswith("(not asked: 505 tokens and up to 8")
     assert "1 of 2 queries (the first: number 2) do not fit" in capsys.readouterr().err

@@ -201,14 +201,12 @@ def test_a_row_too_long_for_the_local_model_stops_the_run_before_it_starts(tmp_p
     assert not (tmp_path / "run" / "progress.json").exists()  # no step was taken
 
 
-def test_rows_that_just_fit_the_context_are_trained_and_validated(tmp_path):
+def test_rows_that_just_fit_the_context_are_trained_and_validated(tmp_path, query_of_prompt_length):
     """A row whose prompt leaves less than the 8 tokens validation lets an answer take is
     trained on, and validation asks for a shorter answer: a server refuses a prompt and
     max_tokens that do not fit together, and so does the local client."""
     tokenizer = load_tokenizer()
-    by_length = {len(prompt_tokens(tokenizer, [{"role": "user", "content": text}])): text
-                 for text in (" ".join(["ab"] * n) + " a" for n in range(400, 520))}
-    close = by_length[508]  # 508 + "de" + end of turn = 510 tokens of 512; 508 + 8 would not fit
+    close = query_of_prompt_length(508)  # 508 + "de" + end of turn = 510 tokens of 512; 508 + 8 would not fit
     assert render_example(tokenizer, conversation(close, "de")).to_datum().model_input.length <= 512
     rows = [{"messages": conversation(close, "de")}] * 4 + ROWS[:4]
     result = train(connect("local"), rows, TrainConfig(epochs=1, batch_size=4, val_fraction=0.5, warmup_steps=0,
