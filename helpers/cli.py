@@ -17,7 +17,7 @@ from pathlib import Path
 from tinker import TinkerError
 
 from .backend import redact as _redact  # never an API key on the terminal, whatever an error quotes
-from .dataio import DataError, read_conversations
+from .dataio import DataError, locate, read_conversations
 
 # ------------------------------------------------------------------ train
 
@@ -71,7 +71,10 @@ def train_main(args) -> int:
         raise DataError(f"{out}: holds a training run with other data or settings; "
                         "pass --overwrite to replace it, or choose another --out")
     service = connect(backend, store=out / "weights")
-    result = train(service, rows, config, out_dir=out, progress=True)
+    try:
+        result = train(service, rows, config, out_dir=out, progress=True)
+    except DataError as e:  # a row the file let through but the model cannot take: name its line
+        raise locate(e, args.data) from None
     last = result.validation[-1] if result.validation else {}
     steps = len(result.history)
     if result.first_step >= steps:

@@ -37,7 +37,39 @@ MAX_LINE_BYTES = 1_000_000
 
 
 class DataError(ValueError):
-    """A data file, or a setting, that cannot be used; the message is one line."""
+    """A data file, or a setting, that cannot be used; the message is one line.
+
+    ``example`` is the 1-based position of the row it is about, when it is about one row
+    of data already read (training checks rows, not files): :func:`locate` turns that into
+    the file's line.
+    """
+
+    def __init__(self, message: str, example: int | None = None):
+        super().__init__(message)
+        self.example = example
+
+
+def locate(error: DataError, path: str | os.PathLike) -> DataError:
+    """``error``, about row ``error.example`` of ``path``, said as ``path:line: what is wrong``.
+
+    The error's own message reads ``... example N: what is wrong``. Rows are counted as
+    :func:`iter_jsonl` yields them (blank lines skipped), so the line is the row's own
+    line in the file. An error about no row, or about a row past the file's end, is
+    returned as it is.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "chat.jsonl"
+    >>> _ = p.write_text('\\n{"a": 1}\\n\\n{"a": 2}\\n')
+    >>> str(locate(DataError("training data: example 2: too long", example=2), p)).endswith("chat.jsonl:4: too long")
+    True
+    """
+    marker = f"example {error.example}: "
+    if error.example is None or marker not in str(error):
+        return error
+    lines = [number for number, _ in iter_jsonl(path)]
+    if not 1 <= error.example <= len(lines):
+        return error
+    return DataError(f"{path}:{lines[error.example - 1]}: {str(error).split(marker, 1)[1]}")
 
 
 def _open_checked(path: str | os.PathLike) -> Path:
@@ -143,28 +175,48 @@ def weight_problem(row: dict) -> str | None:
     return None
 
 
+def conversation_problem(row: Any) -> str | None:
+    """What keeps a chat row from being one training example, or None.
+
+    A row is ``{"messages": [...]}`` with exactly one user turn followed by exactly one
+    assistant turn whose content is one of the 13 labels; messages without a role (notes)
+    are ignored. Anything more would be dropped by training without a word: a system turn
+    (the student is trained without a prompt; that is the point), an earlier exchange, or a
+    question after the answer, which would pair the answer with the wrong question. An
+    optional ``"weight"`` must be a finite number >= 0 (see :func:`weight_problem`).
+
+    >>> conversation_problem({"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": "es"}]})
+    >>> conversation_problem({"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": "es"},
+    ...                                    {"role": "user", "content": "hi"}]})
+    'needs one user turn followed by one assistant turn, got user, assistant, user'
+    """
+    messages = row.get("messages") if isinstance(row, dict) else None
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        return 'missing "messages" (a list of objects)'
+    roles = [m["role"] for m in messages if m.get("role") is not None]
+    if roles == ["system", "user", "assistant"]:
+        return ("has a system turn: the student is trained without a prompt (that is what distillation "
+                "removes), so remove it")
+    if roles != ["user", "assistant"]:
+        return f"needs one user turn followed by one assistant turn, got {', '.join(map(str, roles)) or 'no turns'}"
+    if not all(isinstance(m.get("content"), str) for m in messages):
+        return "message content must be a string"
+    answer = next(m["content"] for m in messages if m.get("role") == "assistant")
+    if answer.strip() not in LABELS:
+        return f"assistant answer {answer.strip()!r} is not one of the 13 labels"
+    return weight_problem(row)
+
+
 def read_conversations(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read distillation data in the chat format: ``{"messages": [...]}`` per line.
 
-    Each conversation needs a user turn followed by an assistant turn whose
-    content is one of the 13 labels. An optional ``"weight"`` (the row's weight in the
-    loss, 1 when absent) must be a finite number >= 0.
+    Each row must be one training example as :func:`conversation_problem` says: one user
+    turn, then one assistant turn whose content is one of the 13 labels, and an optional
+    ``"weight"`` (the row's weight in the loss, 1 when absent), a finite number >= 0.
     """
     rows = []
     for number, obj in iter_jsonl(path):
-        messages = obj.get("messages")
-        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-            raise DataError(f"{path}:{number}: missing \"messages\" (a list of objects)")
-        roles = [m.get("role") for m in messages]
-        if "user" not in roles or "assistant" not in roles or roles.index("user") > roles.index("assistant"):
-            raise DataError(f"{path}:{number}: needs a user turn followed by an assistant turn")
-        for m in messages:
-            if not isinstance(m.get("content"), str):
-                raise DataError(f"{path}:{number}: message content must be a string")
-        answer = [m for m in messages if m.get("role") == "assistant"][-1]["content"].strip()
-        if answer not in LABELS:
-            raise DataError(f"{path}:{number}: assistant answer {answer!r} is not one of the 13 labels")
-        if (problem := weight_problem(obj)) is not None:
+        if (problem := conversation_problem(obj)) is not None:
             raise DataError(f"{path}:{number}: {problem}")
         rows.append(obj)
     if not rows:

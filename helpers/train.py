@@ -49,9 +49,9 @@ import numpy as np
 from tinker import types
 
 from .backend import context_length
-from .dataio import DataError, weight_problem, write_text
+from .dataio import DataError, conversation_problem, write_text
 from .generate import StallWatch, ask_with_retries, backoff, is_transient, one_line
-from .labels import LABELS, parse_answer
+from .labels import parse_answer
 from .render import conversation, decode_answer, model_input, render_example, sampling_params
 
 SCHEDULES = ("constant", "linear", "cosine")
@@ -175,18 +175,10 @@ def _check_rows(rows: Sequence[dict]) -> list[tuple[str, str, float]]:
         raise DataError("training data: no examples (empty data set)")
     out = []
     for i, row in enumerate(rows, start=1):
-        messages = row.get("messages") if isinstance(row, dict) else None
-        if not isinstance(messages, list):
-            raise DataError(f"training data: example {i} has no \"messages\"")
-        user = [m.get("content") for m in messages if m.get("role") == "user"]
-        answer = [m.get("content") for m in messages if m.get("role") == "assistant"]
-        if not user or not answer:
-            raise DataError(f"training data: example {i} needs a user turn and an assistant turn")
-        if not isinstance(answer[-1], str) or answer[-1].strip() not in LABELS:
-            raise DataError(f"training data: example {i} answer {answer[-1]!r} is not one of the 13 labels")
-        if (problem := weight_problem(row)) is not None:
-            raise DataError(f"training data: example {i}: {problem}")
-        out.append((user[-1], answer[-1].strip(), float(row.get("weight", 1.0))))
+        if (problem := conversation_problem(row)) is not None:
+            raise DataError(f"training data: example {i}: {problem}", example=i)
+        turn = {m["role"]: m["content"] for m in row["messages"] if m.get("role") is not None}
+        out.append((turn["user"], turn["assistant"].strip(), float(row.get("weight", 1.0))))
     return out
 
 
@@ -345,8 +337,9 @@ def train(
         limit = context_length(service, config.base_model)
     for ex, d in zip(train_ex + val_ex, train_data + val_data, strict=True):  # the run before it starts
         if limit and d.model_input.length > limit:
-            raise DataError(f"training data: example {examples.index(ex) + 1} is {d.model_input.length} tokens, more "
-                            f"than {config.base_model}'s context of {limit}; shorten or drop it")
+            i = examples.index(ex) + 1
+            raise DataError(f"training data: example {i}: {d.model_input.length} tokens, more than "
+                            f"{config.base_model}'s context of {limit}; shorten or drop it", example=i)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total = steps_per_epoch * config.epochs
     lengths = [d.model_input.length for d in train_data]

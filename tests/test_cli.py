@@ -79,6 +79,17 @@ def test_train_refuses_bad_data_and_settings(tmp_path):
     assert_one_line_error(cli("train", "--data", str(bad), "--out", str(tmp_path / "s")), ":1: assistant answer 'spanish'")
 
 
+def test_a_row_too_long_for_the_model_is_named_by_its_file_and_line(tmp_path):
+    """The file reads fine; the model's context refuses the row. The error still names where it is."""
+    rows = [("hola", "es"), ("sehr lange Rede " * 400, "de"), ("hallo", "de")]
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text("\n\n".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+                                 for q, a in rows) + "\n")
+    result = cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--epochs", "1")
+    assert_one_line_error(result, f"error: {chat}:3: ", "tokens, more than local/tiny's context of 512; shorten or drop it")
+    assert not (tmp_path / "s" / "progress.json").exists()
+
+
 def test_existing_outputs_are_not_overwritten(tmp_path):
     other = tmp_path / "mine"
     other.mkdir()

@@ -54,7 +54,7 @@ def test_conversations_are_checked(tmp_path):
     assert read_conversations(tmp_path / "ok.jsonl") == [good]
     bad = {"messages": [{"role": "assistant", "content": "es"}]}
     (tmp_path / "bad.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
-    with pytest.raises(DataError, match=":2: needs a user turn"):
+    with pytest.raises(DataError, match=":2: needs one user turn followed by one assistant turn, got assistant$"):
         read_conversations(tmp_path / "bad.jsonl")
 
 

@@ -108,7 +108,7 @@ def test_bad_data():
         train(svc, [])
     with pytest.raises(DataError, match="not one of the 13 labels"):
         train(svc, [{"messages": conversation("hola", "spanish")}])
-    with pytest.raises(DataError, match="needs a user turn and an assistant turn"):
+    with pytest.raises(DataError, match="example 1: needs one user turn followed by one assistant turn, got user$"):
         train(svc, [{"messages": [{"role": "user", "content": "hola"}]}])
     for weight in (None, "high", -3, float("nan")):  # a negative weight would be gradient ascent on the row
         with pytest.raises(DataError, match=r"example 1: \"weight\" must be a finite number >= 0"):
@@ -121,6 +121,37 @@ def test_a_bad_weight_in_a_file_names_its_line(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError, match=rf"{path}:2: \"weight\" must be a finite number >= 0, got None"):
         read_conversations(path)
+
+
+def user(text):
+    return {"role": "user", "content": text}
+
+
+def answer(label):
+    return {"role": "assistant", "content": label}
+
+
+@pytest.mark.parametrize("messages, problem", [
+    # the answer would be trained as the answer to the question after it
+    ([user("Guten Morgen"), answer("de"), user("Bonjour tout le monde")],
+     "needs one user turn followed by one assistant turn, got user, assistant, user"),
+    # the first exchange would be dropped without a word
+    ([user("Guten Morgen"), answer("de"), user("Bonjour"), answer("fr")],
+     "needs one user turn followed by one assistant turn, got user, assistant, user, assistant"),
+    ([answer("de"), user("Guten Morgen")], "needs one user turn followed by one assistant turn, got assistant, user"),
+    ([{"role": "system", "content": "You label languages."}, user("Guten Morgen"), answer("de")],
+     "has a system turn: the student is trained without a prompt"),
+    ([], "needs one user turn followed by one assistant turn, got no turns"),
+])
+def test_a_row_that_is_not_one_question_and_its_answer_is_refused_by_file_and_by_train(tmp_path, messages, problem):
+    """Training takes the user turn and the answer; anything else in a row would be dropped or mispaired silently."""
+    path = tmp_path / "chat.jsonl"
+    path.write_text(json.dumps({"messages": conversation("hola", "es")}) + "\n\n" + json.dumps({"messages": messages}) + "\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}:3: {re.escape(problem)}"):
+        read_conversations(path)
+    with pytest.raises(DataError, match=rf"^training data: example 2: {re.escape(problem)}") as caught:
+        train(connect("local"), [{"messages": conversation("hola", "es")}, {"messages": messages}])
+    assert caught.value.example == 2
 
 
 def test_a_file_that_loads_also_trains(tmp_path):
@@ -195,7 +226,7 @@ def test_backend_defaults_follow_the_recipe_on_tinker_and_the_measurements_local
 
 def test_a_row_too_long_for_the_local_model_stops_the_run_before_it_starts(tmp_path):
     rows = ROWS[:5] + [{"messages": conversation("sehr lange Rede " * 400, "de")}] + ROWS[5:]
-    with pytest.raises(DataError, match=r"example 6 is \d+ tokens, more than local/tiny's context of 512"):
+    with pytest.raises(DataError, match=r"example 6: \d+ tokens, more than local/tiny's context of 512"):
         train(connect("local"), rows, TrainConfig(epochs=1, batch_size=4, val_fraction=0, warmup_steps=0),
               out_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "progress.json").exists()  # no step was taken

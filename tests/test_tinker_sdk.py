@@ -343,7 +343,7 @@ def test_a_query_or_row_over_the_context_the_server_states_is_never_sent(tmp_pat
     assert not any(r.startswith("(not asked") for r in raw[0::2])
     assert server.sampled == {"local/tiny": 2}  # the long one was never sent
     assert "1 of 3 queries (the first: number 2) do not fit the model's context of 512 tokens" in proc.stderr
-    assert re.fullmatch(r"training data: example 5 is \d+ tokens, more than local/tiny's context of 512; "
+    assert re.fullmatch(r"training data: example 5: \d+ tokens, more than local/tiny's context of 512; "
                         r"shorten or drop it", result["stopped"] or "")
     assert not any(p.endswith("/forward_backward") for p in server.paths)
     assert not (tmp_path / "run" / "progress.json").exists()
