@@ -159,6 +159,7 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
             "TINKER_API_KEY is set but empty (only blanks): export your key again, "
             "or unset TINKER_API_KEY (or set PD_BACKEND=local) to run offline"
         )
+    check_key_text(key)  # before any request: a pasted key's stray blanks are named, not "refused"
     url = tinker_base_url(base_url)
     check_reachable(url)
     check_key(url)
@@ -218,6 +219,25 @@ def finish_sessions(status: str, timeout: float = FINISH_TIMEOUT) -> int:
     return closed
 
 
+def check_key_text(key: str | None = None) -> None:
+    """Raise :class:`BackendError` when the key in ``TINKER_API_KEY`` (or ``key``) has spaces or a
+    line break before or after it, as a key pasted from the console or a file often has; the
+    message says which and where, never the key. The SDK would send it as it is, and the learner
+    would read that the key is wrong and copy the same text again."""
+    key = os.environ.get("TINKER_API_KEY", "") if key is None else key
+    stripped = key.strip()
+    if not stripped or stripped == key:
+        return
+    before, after = key[: len(key) - len(key.lstrip())], key[len(key.rstrip()):]
+    around = before + after
+    breaks = any(c in "\r\n" for c in around)
+    others = any(c not in "\r\n" for c in around)
+    what = " and ".join(w for w, present in (("spaces", others), ("a line break", breaks)) if present)
+    where = "before and after" if before and after else "before" if before else "after"
+    raise BackendError(f"TINKER_API_KEY has {what} {where} the key, pasted along with it: set it again to the "
+                       "key alone, or run offline with PD_BACKEND=local")
+
+
 def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     """Ask the server for its capabilities with the key in ``TINKER_API_KEY``, or raise
     :class:`BackendError` saying that the key was refused (the key itself is never shown).
@@ -230,6 +250,7 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     import tinker
 
     setting = "TINKER_API_KEY"
+    check_key_text()
     try:
         _capabilities(base_url, timeout)
         return

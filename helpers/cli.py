@@ -1,9 +1,12 @@
 """The command line: ``python -m helpers generate|train|evaluate|run`` (the code the notebooks call).
 
 Every command exits non-zero with a one-line reason on stderr for bad input
-(file and line for bad data, the setting for a bad value), never a stack trace.
-Re-running a command with the same output resumes its own unfinished work;
-other existing outputs are kept unless ``--overwrite`` is given.
+(file and line for bad data, the setting for a bad value or a bad option on the
+command line), never a stack trace. A model name is checked against the
+backend's list before anything is written. Re-running a command with the same
+output resumes its own unfinished work; other existing outputs are kept unless
+``--overwrite`` is given, and a command that fails removes the output folder it
+created if it left nothing in it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,56 @@ from tinker import TinkerError
 
 from .backend import redact as _redact  # never an API key on the terminal, whatever an error quotes
 from .dataio import DataError, locate, read_conversations
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr, naming the option, and exit code 2
+    (argparse's own prints its usage block first), e.g. ``error: --epochs: invalid int value:
+    '2.5' (python -m helpers train --help lists the options)``. ``--help`` is argparse's as usual.
+
+    Options a subcommand does not know are reported by that subcommand (argparse leaves them to
+    the top-level parser, whose help does not list them).
+    """
+
+    def error(self, message: str):
+        message = " ".join(str(message).split())
+        if message.startswith("argument "):  # "argument --epochs: invalid int value: '2.5'"
+            message = message[len("argument "):]
+        self.exit(2, f"error: {_redact(message)} ({self.prog} --help lists the options)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            self._command_parser(parsed).error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+    def _command_parser(self, parsed) -> argparse.ArgumentParser:
+        """The subcommand's parser that parsed ``parsed``, else this one."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(parsed, action.dest, None) or "")
+                if chosen is not None:
+                    return chosen
+        return self
+
+
+def check_model_offered(service, model: str) -> str:
+    """``model`` if the backend offers it (:func:`helpers.backend.check_model`, the check ``generate``
+    makes), else a ``BackendError`` whose one line lists the models it does offer.
+
+    A Tinker-compatible server that answers the request for its models with an error status
+    has no such list: it is not second-guessed (the request that uses the model reports a bad
+    name), as ``connect`` and ``context_length`` do not hold that answer against it either.
+    """
+    from tinker import APIStatusError
+
+    from .backend import check_model
+
+    try:
+        return check_model(service, model)
+    except APIStatusError:
+        return model
+
 
 # ------------------------------------------------------------------ train
 
@@ -66,11 +119,14 @@ def train_main(args) -> int:
     config.validate()
     rows = read_conversations(args.data)
     out = Path(args.out)
-    prepare_output_dir(out, args.overwrite, own_files=("progress.json", "checkpoint.json", "weights"))
+    own_files = ("progress.json", "checkpoint.json", "weights")
+    check_output_dir(out, args.overwrite, own_files)
     if not args.overwrite and same_run(out, rows, config) is False:
         raise DataError(f"{out}: holds a training run with other data or settings; "
                         "pass --overwrite to replace it, or choose another --out")
     service = connect(backend, store=out / "weights")
+    check_model_offered(service, config.base_model)  # the default too: another server may not offer it
+    prepare_output_dir(out, args.overwrite, own_files)  # only now: a refused model or backend leaves no folder
     try:
         result = train(service, rows, config, out_dir=out, progress=True)
     except DataError as e:  # a row the file let through but the model cannot take: name its line
@@ -90,24 +146,31 @@ def train_main(args) -> int:
     return 0
 
 
+def check_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> None:
+    """Refuse a file, or (unless ``overwrite``) a folder that holds something else than this
+    command's own files; change nothing."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder")
+    if out.exists() and not overwrite:
+        foreign = [p.name for p in out.iterdir() if p.name not in own_files]
+        if foreign:
+            raise DataError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}); use --overwrite or another --out")
+
+
 def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> None:
-    """Refuse an existing folder that holds something else than this command's own files.
+    """Refuse an existing folder that holds something else than this command's own files
+    (:func:`check_output_dir`), then create it.
 
     With ``overwrite``, this command's own files are removed and any others are left alone.
     """
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder")
-    if out.exists() and any(out.iterdir()):
-        foreign = [p.name for p in out.iterdir() if p.name not in own_files]
-        if foreign and not overwrite:
-            raise DataError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}); use --overwrite or another --out")
-        if overwrite:
-            for name in own_files:
-                path = out / name
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                elif path.exists() or path.is_symlink():
-                    path.unlink()
+    check_output_dir(out, overwrite, own_files)
+    if overwrite and out.exists():
+        for name in own_files:
+            path = out / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -159,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``python -m helpers`` parser: one subcommand each for generate, train, evaluate and run."""
     from . import evaluate, generate
 
-    parser = argparse.ArgumentParser(prog="python -m helpers", description="Prompt distillation: generate, train, evaluate, run.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = CommandParser(prog="python -m helpers", description="Prompt distillation: generate, train, evaluate, run.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     g = sub.add_parser("generate", help="label queries with the teacher (distillation data)")
     generate.add_arguments(g)
     g.set_defaults(func=generate.main)
@@ -189,6 +252,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     status = "errored"  # how the Tinker sessions the command opened ended, told to the server at the end
+    new_folders = _folders_to_create(_output_folder(args))  # removed again if the command fails and leaves them empty
     try:
         code = int(args.func(args) or 0)
         status = "success" if code == 0 else "errored"
@@ -204,4 +268,43 @@ def main(argv=None) -> int:
         print(f"error: {_redact(message)}", file=sys.stderr)
         return 2
     finally:
+        if status != "success":
+            _remove_empty(new_folders)
         finish_sessions(status)
+
+
+def _output_folder(args) -> Path | None:
+    """The folder a command writes into: ``--out`` (for ``generate``, the folder of its ``--out`` file)."""
+    out = getattr(args, "out", None)
+    if not out:
+        return None
+    return Path(out).parent if args.command == "generate" else Path(out)
+
+
+def _folders_to_create(folder: Path | None) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, the deepest first."""
+    missing: list[Path] = []
+    if folder is None:
+        return missing
+    folder = Path(os.path.abspath(folder))
+    try:
+        while folder != folder.parent and not folder.exists() and not folder.is_symlink():
+            missing.append(folder)
+            folder = folder.parent
+    except OSError:  # a parent that cannot be looked into: none of this command's to remove
+        pass
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (made by the command that failed) that holds no file, the
+    empty folders inside it included. ``os.rmdir`` removes only an empty folder: a file written
+    meanwhile, by this command or another, keeps its folder and the folders above it."""
+    for folder in folders:
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for path, _, _ in os.walk(folder, topdown=False):
+            try:
+                os.rmdir(path)
+            except OSError:  # not empty (a file, a symlink) or not ours to remove: kept
+                pass

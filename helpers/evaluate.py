@@ -582,7 +582,8 @@ def main(args: argparse.Namespace) -> int:
     """Run ``python -m helpers evaluate``; the last line of stdout is ``accuracy=0.xxxx n=N``.
 
     Returns 0 on success; 2 with a one-line reason on stderr for bad input or a backend
-    that cannot be used (unreachable server, refused key, missing model or checkpoint),
+    that cannot be used (unreachable server, refused key, a teacher or base model the backend
+    does not offer, named with those it does before anything is written, or a missing checkpoint),
     like every command (``python -m helpers`` gives 2 for an error from the server too).
     An ``--out`` holding the same evaluation (same data, predictor, limit and model) is
     not redone; a different one, or any file this command writes there
@@ -626,16 +627,20 @@ def main(args: argparse.Namespace) -> int:
                 if path.exists():
                     raise DataError(f"{path}: exists, and no metrics.json says which evaluation wrote it; "
                                     "use --overwrite or another --out")
-        for path in outputs.values():
-            check_writable(path)  # fail before the work, not after it
-        service = None
-        if parse_spec(spec)[0] != "baseline":
-            from .backend import connect
-
-            service = connect(args.backend, verbose=True)
         model_kw = {}
         if args.model:
             model_kw = {"teacher_model": args.model} if name == "teacher" else {"base_model": args.model}
+        service = None
+        if parse_spec(spec)[0] != "baseline":
+            from .backend import connect
+            from .cli import check_model_offered
+
+            service = connect(args.backend, verbose=True)
+            if parse_spec(spec)[0] in ("teacher", "base"):  # a student's model is its checkpoint's
+                # the default too, as generate does: another server may not offer it
+                check_model_offered(service, model_of(spec, service, **model_kw))
+        for path in outputs.values():  # after the backend and model checks: a refused one leaves no folder
+            check_writable(path)  # fail before the work, not after it
         metrics, predictions = evaluate_predictor(
             spec, rows, service, progress=not args.no_progress, concurrency=args.concurrency, **model_kw)
         metrics["data"] = str(args.data)

@@ -283,7 +283,7 @@ def test_ctrl_c_says_what_the_next_run_does(tmp_path, monkeypatch, capsys):
     assert command_line.main(argv) == 130
     said = capsys.readouterr().err.strip().splitlines()[-1]
     assert "nothing was saved" in said and "resume" not in said
-    assert not list((tmp_path / "e").iterdir())  # true: nothing was
+    assert not (tmp_path / "e").exists()  # true: nothing was (and the empty folder it made is gone)
     monkeypatch.setattr(train, "train", interrupted)
     chat = _chat_file(tmp_path / "a.jsonl", CHAT)
     assert command_line.main(["train", "--data", str(chat), "--out", str(tmp_path / "t"), "--backend", "local"]) == 130
@@ -373,3 +373,221 @@ def test_every_command_in_the_readmes_code_blocks_is_a_valid_command():
             path = getattr(args, name, None)
             if path and path.startswith("data/"):
                 assert (ROOT / path).is_file(), f"{command}: {path} does not exist"
+
+
+# ------------------------------------------------------------------ the command line itself
+
+
+def test_a_bad_option_is_one_line_naming_it_not_the_usage_block(tmp_path):
+    """A value of the wrong type, as the learner typed it: one line, exit 2, no usage block."""
+    result = cli("train", "--data", "x", "--out", str(tmp_path / "y"), "--epochs", "2.5")
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "usage:" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: --epochs: invalid int value: '2.5' (python -m helpers train --help lists the options)"]
+    assert not (tmp_path / "y").exists()
+
+
+@pytest.mark.parametrize("argv, says, command", [
+    (["train", "--data", "x", "--out", "y", "--epochs", "2.5"], "--epochs: invalid int value: '2.5'", "train"),
+    (["train", "--data", "x", "--lr", "fast", "--out", "y"], "--lr: invalid float value: 'fast'", "train"),
+    (["train", "--data", "x"], "the following arguments are required: --out", "train"),
+    (["train", "--data", "x", "--out", "y", "--epoch", "2", "--bogus"], "unrecognized arguments: --bogus", "train"),
+    (["train", "--data", "x", "--out", "y", "--backend", "cloud"], "--backend: invalid choice: 'cloud'", "train"),
+    (["evaluate", "--data", "g", "--predictor", "teacher", "--limit", "ten"], "--limit: invalid int value: 'ten'",
+     "evaluate"),
+    (["evaluate", "--data", "g"], "the following arguments are required: --predictor", "evaluate"),
+    (["generate", "--queries", "q", "--out", "d", "--samples", "1.5"], "--samples: invalid int value: '1.5'",
+     "generate"),
+    (["generate", "--queries", "q", "--out", "d", "--temperature", "hot"], "--temperature: invalid float value",
+     "generate"),
+    (["run", "--out", "o", "--quick", "--fast"], "unrecognized arguments: --fast", "run"),
+    (["run"], "the following arguments are required: --out", "run"),
+    (["trian", "--data", "x"], "invalid choice: 'trian'", None),
+    ([], "the following arguments are required: command", None),
+])
+def test_every_command_reports_a_bad_option_in_one_line(capsys, argv, says, command):
+    from helpers import cli as command_line
+
+    with pytest.raises(SystemExit) as stopped:
+        command_line.main(argv)
+    assert stopped.value.code == 2
+    out, err = capsys.readouterr()
+    prog = "python -m helpers" + (f" {command}" if command else "")
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: ") and says in err and err.rstrip().endswith(f"({prog} --help lists the options)"), err
+
+
+def test_help_is_argparse_as_usual(capsys):
+    from helpers import cli as command_line
+
+    for argv, first in ((["--help"], "usage: python -m helpers "), (["train", "--help"], "usage: python -m helpers train ")):
+        with pytest.raises(SystemExit) as stopped:
+            command_line.main(argv)
+        out, err = capsys.readouterr()
+        assert stopped.value.code == 0 and out.startswith(first) and err == ""
+    assert "--epochs EPOCHS" in out and "passes over the data" in out
+
+
+# ------------------------------------------------------------------ a failed command leaves no empty folder
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "run", "generate"])
+def test_a_failed_command_removes_the_empty_output_folder_it_made(tmp_path, monkeypatch, capsys, command):
+    """Each fails after its output folder was made (a model that cannot train, a missing
+    checkpoint, an empty query pool, a teacher the backend does not offer): the folders it made
+    are gone; a folder that was there before, empty or not, is kept as it was."""
+    from helpers import cli as command_line
+
+    monkeypatch.setenv("PD_BACKEND", "local")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    chat = _chat_file(tmp_path / "chat.jsonl", CHAT)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps(GOOD) + "\n")
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "checkpoint.json").write_text(json.dumps({"sampler_path": "local://nowhere/sampler/final"}))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"text": "Bonjour à tous"}) + "\n")
+
+    def argv(out: Path) -> list[str]:
+        return {
+            "train": ["train", "--data", str(chat), "--out", str(out), "--model", "local/policy-teacher"],
+            "evaluate": ["evaluate", "--data", str(gold), "--predictor", f"student:{student}", "--out", str(out),
+                         "--no-progress"],
+            "run": ["run", "--out", str(out), "--queries", str(empty), "--quick"],
+            "generate": ["generate", "--queries", str(queries), "--out", str(out / "d.jsonl"), "--teacher", "nosuch"],
+        }[command]
+
+    says = {"train": "cannot be trained", "evaluate": "no local checkpoint", "run": "no rows (empty file)",
+            "generate": "model 'nosuch' is not offered"}[command]
+    new = tmp_path / "new" / "deeper"
+    assert command_line.main(argv(new)) == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # both folders it made, not only the last
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert command_line.main(argv(kept)) == 2
+    assert kept.is_dir() and not list(kept.iterdir())  # there before: not the command's to remove
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    assert command_line.main([*argv(full), "--overwrite"]) == 2  # --overwrite: it goes as far as the others
+    assert [p.name for p in full.iterdir()] == ["notes.txt"]
+
+
+def _no_cleanup(monkeypatch):
+    """Folders a failed command made stay: what is not there was never made."""
+    from helpers import cli as command_line
+
+    monkeypatch.setattr(command_line, "_remove_empty", lambda folders: None, raising=False)
+
+
+LOCAL_MODELS = "local/policy-teacher, local/tiny, local/tiny-96, local/tiny-large, local/tiny-small"
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--model", "nosuch"],
+    ["evaluate", "--predictor", "base", "--model", "nosuch"],
+    ["evaluate", "--predictor", "teacher", "--model", "nosuch"],
+])
+def test_a_model_the_backend_does_not_offer_is_refused_before_anything_is_made(tmp_path, monkeypatch, capsys, argv):
+    """As generate does: one line listing the models the backend offers (here the local one's),
+    before any output folder, training run or sampling client."""
+    from helpers import cli as command_line
+    from helpers import evaluate, train
+
+    def never(*args, **kwargs):
+        raise AssertionError("the command went on with a model the backend does not offer")
+
+    monkeypatch.setenv("PD_BACKEND", "local")
+    monkeypatch.setattr(train, "train", never)
+    monkeypatch.setattr(evaluate, "evaluate_predictor", never)
+    _no_cleanup(monkeypatch)
+    if argv[0] == "train":
+        data = _chat_file(tmp_path / "chat.jsonl", CHAT)
+    else:
+        data = tmp_path / "gold.jsonl"
+        data.write_text(json.dumps(GOOD) + "\n")
+    out = tmp_path / "out"
+    assert command_line.main([*argv, "--data", str(data), "--out", str(out)]) == 2
+    said = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("backend: ")]  # evaluate's notice
+    assert said == [f"error: model 'nosuch' is not offered by this server; it offers: {LOCAL_MODELS}"]
+    assert not out.exists()
+
+
+def test_the_default_model_is_checked_too(tmp_path, monkeypatch, capsys):
+    """Always, not only a model given with --model: a server (here the local backend, made to
+    offer no local/tiny) that does not offer the command's default is named before the run."""
+    from helpers import cli as command_line
+    from helpers.local import LocalServiceClient
+
+    offered = LocalServiceClient.get_server_capabilities
+
+    def without_tiny(self):
+        caps = offered(self)
+        return caps.model_copy(update={"supported_models": [m for m in caps.supported_models
+                                                            if m.model_name != "local/tiny"]})
+
+    monkeypatch.setenv("PD_BACKEND", "local")
+    monkeypatch.setattr(LocalServiceClient, "get_server_capabilities", without_tiny)
+    _no_cleanup(monkeypatch)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps(GOOD) + "\n")
+    for argv in (["train", "--data", str(_chat_file(tmp_path / "chat.jsonl", CHAT))],
+                 ["evaluate", "--data", str(gold), "--predictor", "base"]):
+        assert command_line.main([*argv, "--out", str(tmp_path / argv[0])]) == 2
+        assert "error: model 'local/tiny' is not offered by this server; it offers: local/policy-teacher, " \
+            in capsys.readouterr().err
+        assert not (tmp_path / argv[0]).exists()
+
+
+def test_a_server_without_a_list_of_models_is_not_second_guessed(monkeypatch):
+    """A Tinker-compatible server that answers the request for its models with an error status
+    (connect() lets it through): the name goes to the SDK as before, which reports a bad one."""
+    from types import SimpleNamespace
+
+    import tinker
+
+    from helpers import backend
+    from helpers.cli import check_model_offered
+
+    def no_such_route(service, sampleable=False):
+        response = SimpleNamespace(status_code=404, headers={}, request=None)  # what the SDK reads of an HTTP response
+        raise tinker.NotFoundError("no such route", response=response, body=None)
+
+    monkeypatch.setattr(backend, "supported_models", no_such_route)
+    assert check_model_offered(object(), "Qwen/Qwen3-8B") == "Qwen/Qwen3-8B"
+
+
+# ------------------------------------------------------------------ an API key pasted with blanks around it
+
+
+@pytest.mark.parametrize("key, says", [
+    (f"  {FAKE_KEY}", "spaces before"),
+    (f"{FAKE_KEY}\n", "a line break after"),
+    (f" {FAKE_KEY}\r\n", "spaces and a line break before and after"),
+])
+def test_a_key_pasted_with_blanks_around_it_is_named_as_such(tmp_path, monkeypatch, capsys, key, says):
+    """Not 'copy it again from the console' (the same text would come again): the line says what
+    is around the key, before any request, and never shows the key."""
+    from helpers import cli as command_line
+    from helpers.backend import BackendError, check_key
+
+    for name in [n for n in os.environ if "proxy" in n.lower() or n == "TINKER_CREDENTIAL_CMD"]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TINKER_API_KEY", key)
+    monkeypatch.setenv("TINKER_BASE_URL", "http://127.0.0.1:9")  # nothing listens: never asked
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"text": "Bonjour à tous"}) + "\n")
+    assert command_line.main(["generate", "--queries", str(queries), "--out", str(tmp_path / "d.jsonl"),
+                              "--backend", "tinker"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [
+        f"error: TINKER_API_KEY has {says} the key, pasted along with it: set it again to the key alone, "
+        "or run offline with PD_BACKEND=local"]
+    assert FAKE_KEY not in out + err and "tml-" not in out + err
+    with pytest.raises(BackendError, match=f"TINKER_API_KEY has {says} the key") as refused:
+        check_key("http://127.0.0.1:9", timeout=5)  # asked directly (a notebook's check): the same line
+    assert FAKE_KEY not in str(refused.value)

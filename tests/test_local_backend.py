@@ -27,39 +27,55 @@ from helpers.render import conversation, model_input, render_example
 
 # Every client method the helpers call, by class: (local class, SDK class, method names); and
 # ServiceClient.close (with its context manager), which code written for Tinker calls at the end.
+# test_contract_with_installed_sdk also holds every other public method the local classes share
+# with the SDK (the _async forms, compute_logprobs, create_training_client_from_state, ...).
 CONTRACT = [
     (LocalServiceClient, tinker.ServiceClient, [
         "create_lora_training_client", "create_lora_training_client_async", "create_sampling_client",
-        "create_sampling_client_async", "create_training_client_from_state_with_optimizer", "get_server_capabilities",
-        "close", "__enter__", "__exit__",
+        "create_sampling_client_async", "create_training_client_from_state",
+        "create_training_client_from_state_with_optimizer", "get_server_capabilities", "close", "__enter__", "__exit__",
     ]),
     (LocalTrainingClient, tinker.TrainingClient, [
         "forward", "forward_backward", "forward_backward_async", "optim_step", "optim_step_async", "save_state",
         "load_state", "load_state_with_optimizer", "save_weights_for_sampler", "save_weights_and_get_sampling_client",
         "create_sampling_client", "get_tokenizer",
     ]),
-    (LocalSamplingClient, tinker.SamplingClient, ["sample", "sample_async", "compute_logprobs", "get_tokenizer", "get_base_model"]),
+    (LocalSamplingClient, tinker.SamplingClient, ["sample", "sample_async", "compute_logprobs", "compute_logprobs_async",
+                                                  "get_tokenizer", "get_base_model"]),
 ]
+
+
+def _shared_methods(local_cls, sdk_cls, methods) -> list[str]:
+    """``methods``, then every other public method of ``local_cls`` that ``sdk_cls`` has too."""
+    shared = [name for name in dir(local_cls) if not name.startswith("_") and name not in methods
+              and callable(getattr(local_cls, name, None)) and callable(getattr(sdk_cls, name, None))]
+    return [*methods, *sorted(shared)]
+
+
+def _parameters(fn) -> list[tuple[str, str, bool]]:
+    """(name, kind, has a default) of each parameter but ``self``."""
+    return [(p.name, p.kind.name, p.default is not inspect.Parameter.empty)
+            for p in inspect.signature(fn).parameters.values() if p.name != "self"]
 
 
 @pytest.mark.parametrize("local_cls,sdk_cls,methods", CONTRACT, ids=lambda x: getattr(x, "__name__", ""))
 def test_contract_with_installed_sdk(local_cls, sdk_cls, methods):
-    for name in methods:
+    """Each method takes the SDK's parameters: the same names, in the same order, of the same kind
+    (positional or keyword-only), no more and none folded into ``**kwargs``; a parameter the SDK
+    lets the caller leave out has a default locally too. Code written for Tinker, passing any of
+    them by position or by name, then runs unchanged offline."""
+    for name in _shared_methods(local_cls, sdk_cls, methods):
         assert hasattr(sdk_cls, name), f"the tinker SDK has no {sdk_cls.__name__}.{name}"
         assert hasattr(local_cls, name), f"local {local_cls.__name__} lacks {name}"
-        sdk = inspect.signature(getattr(sdk_cls, name)).parameters
-        local = inspect.signature(getattr(local_cls, name)).parameters
-        sdk_required = [p for p, v in sdk.items() if p != "self" and v.default is inspect.Parameter.empty
-                        and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
-        local_names = [p for p in local if p != "self"]
-        # Positional parameters the SDK requires come first, in the same order, locally too.
-        assert local_names[: len(sdk_required)] == sdk_required, f"{name}: {local_names} vs SDK {sdk_required}"
-        # Every local parameter exists on the SDK too (nothing offline-only leaks into calls).
-        accepts_kwargs = any(v.kind == v.VAR_KEYWORD for v in sdk.values())
-        for p in local_names:
-            if local[p].kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
-                continue
-            assert p in sdk or accepts_kwargs, f"{name}: parameter {p!r} is not in the SDK's signature"
+        sdk, local = _parameters(getattr(sdk_cls, name)), _parameters(getattr(local_cls, name))
+        if name.startswith("__"):  # called by the with statement, by position: only the count matters
+            assert len(local) == len(sdk), f"{name}: {local} vs SDK {sdk}"
+            continue
+        where = f"{local_cls.__name__}.{name}"
+        assert [(n, k) for n, k, _ in local] == [(n, k) for n, k, _ in sdk], (
+            f"{where}: parameters {[n for n, _, _ in local]} vs the SDK's {[n for n, _, _ in sdk]}")
+        for (n, _, local_default), (_, _, sdk_default) in zip(local, sdk, strict=True):
+            assert local_default or not sdk_default, f"{where}: {n!r} has a default on the SDK, none locally"
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +232,68 @@ def test_save_then_load_gives_identical_logprobs(service):
     ids = data[0].model_input.to_ints()
     lp = sampler.compute_logprobs(types.ModelInput.from_ints(ids)).result()
     assert lp[0] is None and len(lp) == len(ids)
+
+
+def test_sample_returns_the_prompt_logprobs_it_is_asked_for(service):
+    """include_prompt_logprobs is not ignored: the same numbers as compute_logprobs, one per prompt
+    token (None first, and before the last N with prompt_logprobs_last_n), on sample and sample_async."""
+    sampler = service.create_sampling_client(base_model="local/tiny").result()
+    prompt = model_input(sampler.get_tokenizer(), [{"role": "user", "content": "Guten Morgen zusammen"}])
+    params = types.SamplingParams(max_tokens=2, temperature=0.0)
+    expected = sampler.compute_logprobs(prompt).result()
+    assert sampler.sample(prompt, 1, params).result().prompt_logprobs is None  # not asked: not given
+    got = sampler.sample(prompt, 2, params, include_prompt_logprobs=True).result()
+    assert len(got.sequences) == 2 and got.prompt_logprobs[0] is None and len(got.prompt_logprobs) == prompt.length
+    np.testing.assert_allclose(got.prompt_logprobs[1:], expected[1:], rtol=0, atol=1e-5)
+    tail = asyncio.run(sampler.sample_async(prompt, 1, params, include_prompt_logprobs=True, prompt_logprobs_last_n=3))
+    assert tail.prompt_logprobs[:-3] == [None] * (prompt.length - 3)
+    np.testing.assert_allclose(tail.prompt_logprobs[-3:], expected[-3:], rtol=0, atol=1e-5)
+    last = sampler.compute_logprobs(prompt, prompt_logprobs_last_n=2).result()
+    assert last[:-2] == [None] * (prompt.length - 2) and last[-2:] == expected[-2:]
+    with pytest.raises(LocalBackendError, match="set include_prompt_logprobs"):
+        sampler.sample(prompt, 1, params, prompt_logprobs_last_n=2)
+    with pytest.raises(LocalBackendError, match="prompt_logprobs_last_n must be between 1 and"):
+        sampler.compute_logprobs(prompt, prompt_logprobs_last_n=prompt.length)
+
+
+@pytest.mark.parametrize("case", ["topk_prompt_logprobs", "target_prompt_logprobs", "prompt_alt_tokens_k",
+                                  "optimizer", "optimizer_from_state", "inflight"])
+def test_what_the_local_backend_cannot_do_is_refused_not_ignored(service, case):
+    from helpers.local.clients import LocalUnsupported
+
+    sampler = service.create_sampling_client(base_model="local/tiny").result()
+    prompt = model_input(sampler.get_tokenizer(), [{"role": "user", "content": "hola"}])
+    params = types.SamplingParams(max_tokens=1, temperature=0.0)
+    calls = {
+        "topk_prompt_logprobs": lambda: sampler.sample(prompt, 1, params, include_prompt_logprobs=True,
+                                                       topk_prompt_logprobs=3),
+        "target_prompt_logprobs": lambda: sampler.sample(prompt, 1, params, True, 0, 0,
+                                                         types.TensorData(data=[1], dtype="int64", shape=[1, 1])),
+        "prompt_alt_tokens_k": lambda: sampler.sample(prompt, 1, params, prompt_alt_tokens_k=2),
+        "optimizer": lambda: service.create_lora_training_client(
+            "local/tiny", optimizer=types.DimuonOptimizerConfig()),
+        "optimizer_from_state": lambda: service.create_training_client_from_state(
+            "local://nowhere", optimizer=types.DimuonOptimizerConfig()),
+        "inflight": lambda: service.create_lora_training_client("local/tiny").result()
+        .save_weights_and_get_sampling_client(kind="inflight"),
+    }
+    with pytest.raises(NotImplementedError, match="the local backend does not implement .*; run on Tinker") as e:
+        calls[case]()
+    assert isinstance(e.value, LocalUnsupported) and isinstance(e.value, LocalBackendError)  # one line in the CLI
+
+
+def test_training_clients_from_state_take_the_sdks_parameters(service):
+    """Called as on Tinker, by name or by position: base_model (the checkpoint's own), user_metadata,
+    weights_access_token and the default optimizer are accepted; another base model is refused."""
+    trainer = service.create_lora_training_client("local/tiny", 8, 0, True, True, True, {"run": "a"},
+                                                  types.AdamOptimizerConfig()).result()
+    state = trainer.save_state("s").result().path
+    for create in (service.create_training_client_from_state, service.create_training_client_from_state_with_optimizer):
+        assert create(state, "local/tiny", {"run": "b"}, None).result().get_base_model() == "local/tiny"
+        assert create(state, base_model=None, user_metadata={"run": "c"}, weights_access_token="t").result()
+        with pytest.raises(LocalBackendError, match="cannot load it as local/tiny-small"):
+            create(state, "local/tiny-small").result()
+    assert service.create_training_client_from_state(state, optimizer=types.AdamOptimizerConfig()).result()
 
 
 def test_many_concurrent_samples_are_batched(service):
