@@ -420,3 +420,15 @@ def test_cli_bad_data_is_one_line_on_stderr(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{bad}:2:" in err
     assert main(_args("--data", str(bad), "--predictor", "oracle")) == 2
+
+
+def test_prompt_is_long_and_counted_with_the_model_tokenizer():
+    """In the local model's tokens (here, since it needs ``local/model.py``: test_labels_prompt.py
+    needs only ``labels.py`` and ``prompt.py``, as the README says)."""
+    from helpers.local.model import load_tokenizer
+    from helpers.prompt import SHORT_PROMPT
+
+    tok = load_tokenizer()
+    n = count_tokens(tok)
+    assert n > 1500  # the whole point: a long prompt paid for on every query
+    assert count_tokens(tok, SHORT_PROMPT) < n / 20

@@ -54,10 +54,14 @@ def test_prompt_is_built_from_named_rules():
     assert teacher_messages("hola")[0] == {"role": "system", "content": full}
 
 
-def test_prompt_is_long_and_counted_with_the_model_tokenizer():
-    from helpers.local.model import load_tokenizer
+def test_count_tokens_counts_the_prompt_alone_with_the_tokenizer_given():
+    """Any tokenizer with ``encode(text, add_special_tokens=...)`` will do; the model's own (and
+    the prompt's length in it) is in test_evaluate.py, since it needs ``local/model.py``."""
 
-    tok = load_tokenizer()
-    n = count_tokens(tok)
-    assert n > 1500  # the whole point: a long prompt paid for on every query
-    assert count_tokens(tok, SHORT_PROMPT) < n / 20
+    class Words:
+        def encode(self, text, add_special_tokens=True):
+            return ["<bos>"] * add_special_tokens + text.split()
+
+    assert count_tokens(Words(), "two words") == 2  # no special tokens: the prompt alone
+    assert count_tokens(Words()) == len(build_prompt().split())  # the default is the full prompt
+    assert count_tokens(Words(), SHORT_PROMPT) < count_tokens(Words()) / 20

@@ -13,6 +13,7 @@ from helpers.metrics import (
     UNPARSED,
     Prediction,
     agreement,
+    agreement_by,
     bootstrap_ci,
     compute_metrics,
     error_table,
@@ -95,8 +96,6 @@ def test_bootstrap_interval_contains_accuracy_and_is_reproducible():
 
 
 def test_agreement_by_group_by_hand():
-    from helpers.evaluate import agreement_by
-
     kinds = ["short", "natural", "short", "code", "short"]
     student = ["de", "en", None, "ot", "fr"]
     teacher = ["de", "en", None, "en", "ot"]  # two unparsed answers agree, as in agreement()
