@@ -500,7 +500,9 @@ def sampling_strategies(service=None, quick: bool | None = None, *, strategies: 
     One row per strategy: ``strategy``, ``temperature``, ``num_samples``, ``queries``, ``rows``
     (labelled rows kept), ``label_noise``, ``mean_confidence`` (the winning vote share),
     ``accuracy`` (with ``accuracy_low``, ``accuracy_high``), ``agreement`` (student vs teacher
-    on the dev set), ``n``, ``eval_set``, ``backend``.
+    on the dev set), ``same_as_first`` (the share of dev queries its student answers exactly
+    as the first strategy's student does: near 1, the students learnt the same thing and the
+    labels' differences did not reach them), ``n``, ``eval_set``, ``backend``.
     """
     service, quick = _setup(service, quick)
     report = _Report("sampling_strategies", progress)
@@ -511,17 +513,19 @@ def sampling_strategies(service=None, quick: bool | None = None, *, strategies: 
     reference = teacher_point(service, evalset, teacher)["predictions"]
     ref_labels = reference_labels()
     config = student_config(service, quick, **(train_overrides or {}))
-    table = []
+    table, first = [], None
     for temperature, k in strategies:
         data, _ = teacher_data(service, texts, temperature, k, teacher, report)
         known = [(_label(r), ref_labels[_text(r)]) for r in data if _text(r) in ref_labels]
         noise = float(np.mean([a != b for a, b in known])) if known else None
         confidence = float(np.mean([r["teacher"]["confidence"] for r in data])) if data else None
         point = student_point(service, [{"messages": r["messages"]} for r in data], config, evalset, report)
+        first = point["predictions"] if first is None else first
+        same = float(np.mean([a == b for a, b in zip(point["predictions"], first, strict=True)])) if first else None
         table.append({"strategy": _strategy_name(temperature, k), "temperature": float(temperature), "num_samples": int(k),
                       "queries": len(texts), "rows": len(data), "label_noise": noise, "mean_confidence": confidence,
-                      **_score(point["predictions"], evalset, reference), "n": len(evalset.texts),
-                      "eval_set": evalset.name, "backend": _backend(service)})
+                      **_score(point["predictions"], evalset, reference), "same_as_first": same,
+                      "n": len(evalset.texts), "eval_set": evalset.name, "backend": _backend(service)})
     return report.done(table)
 
 

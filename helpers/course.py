@@ -162,16 +162,31 @@ def distillation_estimate(service, quick: bool | None = None):
     return estimate(_teacher(service, run), **run)
 
 
+def student_config(service, rows, quick: bool | None = None):
+    """The settings of the course's student: the backend's recipe, validated about twice per epoch.
+
+    Notebook 03 and :func:`ensure_student` (notebook 04 run first) train with these, so
+    whichever runs second finds the other's run in ``student/`` and reuses it: settings are
+    part of a run's fingerprint, and other settings would train the student again from the
+    start (on Tinker, a second paid run).
+    """
+    from .train import TrainConfig
+
+    config = TrainConfig.for_backend(service.backend, quick=is_quick(service, quick))
+    config.eval_every = max(1, len(rows) // (2 * config.batch_size))  # steps: about twice per epoch
+    return config
+
+
 def ensure_student(service, quick: bool | None = None, progress: bool = True) -> Path:
     """A trained student at ``run_dir(service, quick)/student`` (``checkpoint.json``), trained if missing."""
-    from .train import TrainConfig, train
+    from .train import train
 
     quick = is_quick(service, quick)
     folder = run_dir(service, quick) / "student"
     if (folder / "checkpoint.json").exists():
         return folder
     rows = read_conversations(ensure_distillation_data(service, quick, progress))
-    config = TrainConfig.for_backend(service.backend, quick=quick)
+    config = student_config(service, rows, quick)
     store_service = service
     if is_offline(service):
         from .backend import connect
@@ -179,3 +194,61 @@ def ensure_student(service, quick: bool | None = None, progress: bool = True) ->
         store_service = connect("local", store=folder / "weights")
     train(store_service, rows, config, out_dir=folder)
     return folder
+
+
+def distillation_payback(service, cost: dict, prices: dict | None = None, quick: bool | None = None) -> dict:
+    """:func:`helpers.evaluate.payback` of the course's own run: what notebook 02 and 03 spent.
+
+    The teacher's requests and the tokens of its answers come from ``distill.jsonl``'s
+    summary; the tokens trained from the student's record (``student/progress.json``). A
+    student trained before runs recorded their tokens gets an estimate instead (steps times
+    batch times the student's tokens per example), and ``train_tokens_estimated`` says so.
+    The student writes a bare label and its end-of-turn token: 2 tokens.
+    """
+    import json
+
+    from .evaluate import payback
+    from .train import read_progress
+
+    folder = run_dir(service, quick)
+    summary_path = folder / "distill.jsonl.summary.json"
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        requests, answer_tokens = int(summary["distinct"]), float(summary["completion_tokens_per_query"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{summary_path}: cannot read the generation summary ({e.__class__.__name__}); "
+                        "run notebook 02 (or helpers.course.ensure_distillation_data) first") from None
+    progress = read_progress(folder / "student" / "progress.json")
+    if progress is None:
+        raise DataError(f"{folder / 'student'}: no training record; run notebook 03 (or helpers.course.ensure_student) first")
+    steps = progress["history"]
+    student_answer_tokens = 2
+    estimated = any("tokens" not in step for step in steps)
+    if estimated:
+        batch = progress["fingerprint"]["config"]["batch_size"]
+        tokens = round(len(steps) * batch * (cost["student_tokens_per_query"] + student_answer_tokens))
+    else:
+        tokens = sum(step["tokens"] for step in steps)
+    result = payback(cost, requests, tokens, answer_tokens, student_answer_tokens, prices)
+    return {**result, "labelled_queries": requests, "teacher_answer_tokens": answer_tokens, "train_tokens": tokens,
+            "train_tokens_estimated": estimated}
+
+
+def describe_payback(paid: dict, service=None) -> str:
+    """Two lines for a notebook: the one-off cost of :func:`distillation_payback`, and when it pays back.
+
+    >>> print(describe_payback({"labelled_queries": 1200, "teacher_answer_tokens": 34.8, "labelling_usd": 0.8,
+    ...     "train_tokens": 300000, "train_tokens_estimated": False, "training_usd": 0.18, "teacher_usd_per_query": 6.4e-4,
+    ...     "student_usd_per_query": 1.2e-5, "break_even_queries": 1567, "prices_note": "EXAMPLE prices"}))
+    one-off: 1,200 teacher requests, each writing 35 tokens, $0.80; training on 300,000 tokens, $0.18
+    a million queries cost $640.00 with the teacher, $12.00 with the student: the student has paid for itself after 1,567 queries (EXAMPLE prices)
+    """
+    estimated = " (estimated)" if paid["train_tokens_estimated"] else ""
+    after = (f"the student has paid for itself after {paid['break_even_queries']:,} queries"
+             if paid["break_even_queries"] is not None else "the student never pays for itself at these prices")
+    offline = "; offline token counts, not an LLM's" if service is not None and is_offline(service) else ""
+    return (f"one-off: {paid['labelled_queries']:,} teacher requests, each writing {paid['teacher_answer_tokens']:.0f} "
+            f"tokens, ${paid['labelling_usd']:.2f}; training on {paid['train_tokens']:,} tokens{estimated}, "
+            f"${paid['training_usd']:.2f}\n"
+            f"a million queries cost ${1e6 * paid['teacher_usd_per_query']:,.2f} with the teacher, "
+            f"${1e6 * paid['student_usd_per_query']:,.2f} with the student: {after} ({paid['prices_note']}{offline})")

@@ -90,13 +90,17 @@ STUDENT_MAX_TOKENS = 8  # a distilled student answers with the bare label and st
 PRICES: dict[str, float] = {
     "teacher": 0.20,
     "student": 0.20,
+    "sampled": 0.60,
+    "train": 0.60,
 }
-"""EXAMPLE prices in USD per million *prompt* tokens: edit them to your provider's price list.
+"""EXAMPLE prices in USD per million tokens: edit them to your provider's price list.
 
-They are placeholders for the arithmetic, not anyone's published prices. On Tinker
-the teacher and the student run on the same base model, so by default they cost the
-same per token and the whole saving comes from the prompt tokens a student no
-longer sends.
+``teacher`` and ``student``: prompt tokens read by each model; ``sampled``: tokens
+written (answers); ``train``: tokens processed by fine-tuning. They are placeholders
+for the arithmetic, not anyone's published prices. On Tinker the teacher and the
+student run on the same base model, so by default they cost the same per token and
+the saving per query comes from the prompt tokens a student no longer sends and the
+reasoning it no longer writes.
 """
 
 # ---------------------------------------------------------------- predictors
@@ -427,6 +431,58 @@ def cost_table(teacher_tokens: float | Sequence[int], student_tokens: float | Se
         "teacher_usd_per_million_queries": teacher_usd,
         "student_usd_per_million_queries": student_usd,
         "savings_usd_per_million_queries": teacher_usd - student_usd,
+    }
+
+
+def payback(cost: Mapping, labelled_queries: int, train_tokens: int, teacher_answer_tokens: float,
+            student_answer_tokens: float, prices: Mapping[str, float] | None = None) -> dict:
+    """What distilling cost once, what each query then saves, and when the student has paid for itself.
+
+    The one-off cost is the teacher labelling the pool (each request reads the prompt and
+    the query, and writes its answer) and the student's training; each query after that
+    costs the student its own prompt and a bare label instead of the teacher's long
+    prompt and its answer. ``break_even_queries`` is the one-off cost over that saving.
+
+    Parameters
+    ----------
+    cost : from :func:`cost_table` (prompt tokens per query of teacher and student).
+    labelled_queries : requests the teacher answered to make the training data, each counted
+        at the teacher's prompt tokens per query in ``cost``.
+    train_tokens : tokens the training processed, every epoch counted (the ``tokens`` of
+        the steps in a run's history).
+    teacher_answer_tokens, student_answer_tokens : tokens each writes per answer on average
+        (the teacher's is in ``distill.jsonl.summary.json``, ``completion_tokens_per_query``).
+    prices : USD per million tokens with ``teacher``, ``student``, ``sampled`` and ``train``;
+        default :data:`PRICES` (EXAMPLE prices: edit them).
+
+    >>> prices = {"teacher": 0.2, "student": 0.2, "sampled": 0.6, "train": 0.6}
+    >>> p = payback(cost_table(1000, 50, prices), 10_000, 2_000_000, 30, 2, prices)
+    >>> round(p["one_off_usd"], 2), round(1e6 * p["saving_usd_per_query"], 1), p["break_even_queries"]
+    (3.38, 206.8, 16345)
+    """
+    example = prices is None or dict(prices) == PRICES
+    prices = dict(PRICES if prices is None else prices)
+    missing = [key for key in ("teacher", "student", "sampled", "train") if key not in prices]
+    if missing:
+        raise ValueError(f"prices needs {', '.join(map(repr, missing))} (USD per million tokens)")
+    for name, value in (("labelled_queries", labelled_queries), ("train_tokens", train_tokens),
+                        ("teacher_answer_tokens", teacher_answer_tokens), ("student_answer_tokens", student_answer_tokens)):
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+    per_million = 1e6
+    teacher = (cost["teacher_tokens_per_query"] * prices["teacher"] + teacher_answer_tokens * prices["sampled"]) / per_million
+    student = (cost["student_tokens_per_query"] * prices["student"] + student_answer_tokens * prices["sampled"]) / per_million
+    labelling, training = labelled_queries * teacher, train_tokens * prices["train"] / per_million
+    saving = teacher - student
+    return {
+        "labelling_usd": labelling,
+        "training_usd": training,
+        "one_off_usd": labelling + training,
+        "teacher_usd_per_query": teacher,
+        "student_usd_per_query": student,
+        "saving_usd_per_query": saving,
+        "break_even_queries": math.ceil((labelling + training) / saving) if saving > 0 else None,
+        "prices_note": "EXAMPLE prices: edit helpers.evaluate.PRICES" if example else "prices given by the caller",
     }
 
 

@@ -531,7 +531,7 @@ def _finish(p: _Pending, history: list, record, tick: float) -> float:
     p.opt.result()
     now = time.time()
     info = {"kind": "step", "step": p.step + 1, "loss": answer_loss(out, p.answer_weights),
-            "learning_rate": p.lr, "tokens_per_second": p.n_tokens / max(now - tick, 1e-9)}
+            "learning_rate": p.lr, "tokens": p.n_tokens, "tokens_per_second": p.n_tokens / max(now - tick, 1e-9)}
     history.append(info)
     record(info)
     return now

@@ -54,13 +54,19 @@ student by several points.
 
 **Offline** (no Tinker key), the teacher is the rule-based stand-in and the students are tiny
 models trained from scratch on this CPU: the plots say so in their titles, and none of their
-numbers are LLM results. The code is the same on Tinker, where teacher and student are LLMs;
-there even `QUICK = True` trains about ten LoRA students, so check the cost first."""
+numbers are LLM results. The code is the same on Tinker, where teacher and student are LLMs,
+and there even `QUICK = True` costs real money: it trains eleven LoRA students and asks the
+teacher about 5,000 times with the long prompt (section 1: ten prompts and up to three other
+teachers on the 163 dev queries; section 2: three labellings of 1,000 pool queries, the last
+with five samples each), about a third of notebook 02's full run. It works from the quick
+1,200-query sample (`tinker-quick/`), and labels that sample first (1,200 more requests) if
+notebook 02 ran on the whole pool. Check the price before you run it."""
     ),
     new_markdown_cell(
         """## 1. Teacher choice and prompt ablation
 
-The long prompt costs thousands of tokens on every query; which of its rules earn their place?
+The long prompt costs every query about a thousand words (3,062 tokens with the offline
+tokenizer; an LLM's tokenizer counts fewer); which of its rules earn their place?
 We ask the teacher about the dev queries with the full prompt, with a one-line prompt
 (`SHORT_PROMPT`), and with the full prompt minus one rule at a time. On Tinker the same table
 also asks other teacher models the server lists, with the full prompt (pass
@@ -91,13 +97,17 @@ noisier differences on Tinker, and differences between models as large as betwee
 At temperature 0 the teacher gives its single most likely answer. At temperature 1 it samples,
 and some labels come out wrong; asking K times and keeping the majority removes much of that
 noise again, at K times the sampling cost. The teacher labels the same 1,000 pool queries
-with each strategy. *Label noise* is the share of its labels that differ from the pool's
-reference labels (`data/queries.jsonl`); then a student is trained on each set of labels."""
+with each strategy. *Label noise* is the share of its labels that differ from the label the
+pool's writers gave each query (`label` in `data/queries.jsonl`, which the teacher never
+sees): at T=0 it is where the teacher's reading of the policy and the writers' differ, and
+what T=1 adds on top of that is sampling noise. Then a student is trained on each set of
+labels; `same_as_first` is the share of dev queries on which it answers exactly as the T=0
+student does."""
     ),
     new_code_cell(
         """sampling = adv.sampling_strategies(service, QUICK)
 adv.show(sampling, ["strategy", "rows", "label_noise", "mean_confidence", "accuracy", "accuracy_low",
-                    "accuracy_high", "agreement"])"""
+                    "accuracy_high", "agreement", "same_as_first"])"""
     ),
     new_code_cell(
         """fig = adv.plot_sampling(sampling)
@@ -107,9 +117,14 @@ fig"""
     new_markdown_cell(
         """The left panel is the clear one: sampling at T=1 adds label noise, and a majority of 5 votes
 takes much of it back out (`mean_confidence` is the winning vote share: below 1, the teacher
-hesitated). Whether a few points of label noise change the student is a question of scale; with
-the tiny offline student, trained once per strategy, the differences on the right are within the
-whiskers and within run-to-run noise. Offline the noise comes from the stand-in's confidences,
+hesitated). Whether a few points of label noise change the student is a question of scale, and
+`same_as_first` says whether this run can tell. Offline with `QUICK`, it is at or near 1: the
+tiny students, trained from scratch on 1,000 rows for two epochs, have learnt only the
+languages with scripts of their own (section 3 shows that stage) and answer `ot` to most
+Latin-script queries, which is where the label noise lies, so the labels' differences never
+reach them and the bars on the right come out alike. `QUICK = False` trains on 2,000 rows
+for three epochs; on Tinker the student is an LLM that knows the languages already, so there the
+right panel has something to show. Offline the noise comes from the stand-in's confidences,
 not from an LLM's sampling."""
     ),
     new_markdown_cell(

@@ -81,8 +81,8 @@ would not guess this policy on its own; the prompt has to say it."""
         """## 2. What the prompt costs
 
 The teacher reads the whole prompt again with *every* query. A typical query is a few dozen
-tokens; the prompt is thousands. So the prompt, not the query, is what you pay for, and the
-bill grows with the number of queries. The one-line `SHORT_PROMPT` beside it is what a
+tokens; the prompt is about a thousand words, which the next cell counts in tokens. So the
+prompt, not the query, is what you pay for, and the bill grows with the number of queries. The one-line `SHORT_PROMPT` beside it is what a
 prompt without the policy would cost."""
     ),
     new_code_cell(

@@ -56,10 +56,16 @@ print(helpers.course.backend_note(service))"""
 
 The teacher's answers from notebook 02, in the chat format every fine-tuning tool reads:
 a user turn with the query, an assistant turn with the label, and no system prompt. If you
-have not run notebook 02, the cell builds a quick version first (about 30 seconds offline)."""
+have not run notebook 02, the cell runs its generation first and says what it asks: offline,
+the quick sample (about 30 seconds); on Tinker, the whole 14,660-query pool with the long
+prompt, or 1,200 queries with `PD_QUICK=1`. With a key, run notebook 02 first: it prints
+that count before anything is asked, and stops where you stop it."""
     ),
     new_code_cell(
-        """rows = read_conversations(helpers.course.ensure_distillation_data(service))
+        """missing = helpers.course.distillation_estimate(service)  # asks nothing; 0 requests when notebook 02 ran
+if missing.requests:
+    print(f"notebook 02's data is missing; asking for it now: {missing}")
+rows = read_conversations(helpers.course.ensure_distillation_data(service))
 print(f"{len(rows)} conversations; the first one:")
 rows[0]["messages"]"""
     ),
@@ -142,8 +148,9 @@ the 5% of the data held out: the loss on the held-out answers, and the accuracy 
 student's own greedy answers to those queries."""
     ),
     new_code_cell(
-        """config = TrainConfig.for_backend(service.backend, quick=helpers.course.is_quick(service))
-config.eval_every = max(1, len(rows) // (2 * config.batch_size))  # steps: about twice per epoch
+        """# TrainConfig.for_backend(service.backend, quick=...) with eval_every about twice per epoch;
+# notebook 04 trains with the same settings if it runs first, so neither trains the student twice
+config = helpers.course.student_config(service, rows)
 
 names = ["base_model", "rank", "learning_rate", "lr_schedule", "warmup_steps", "epochs", "batch_size", "prompt_weight",
          "eval_every"]
@@ -429,8 +436,14 @@ Markdown(markdown_table(errors, max_rows=12, max_chars=60))"""
 Every query to the teacher carries the whole prompt; a query to the student carries only
 itself and the chat markup. Tokens are counted with each model's own tokenizer and chat
 template (offline the tiny model's byte-level tokenizer, which counts more tokens for the same
-text than an LLM's would). The prices are **example** numbers: put your provider's into
-`prices` and re-run the cell.
+text than an LLM's would). The picture compares prompt tokens only. Below it, the whole
+account: the teacher also *writes* a line of reasoning before its label (notebook 02's
+summary counts those tokens), where the student writes the bare label, and written tokens
+usually cost more than read ones; and distilling was paid for once, up front: the teacher
+labelling the pool (notebook 02) and the training (notebook 03). Divided by what each query
+saves, that one-off cost gives the number of queries after which the student has paid for
+itself. The prices are **example** numbers (read, written and trained tokens): put your
+provider's into `prices` and re-run the cell.
 
 Latency is measured one query at a time. Offline the teacher is the rule-based stand-in, so
 its time says nothing about an LLM reading the long prompt; the student's is a real model's on
@@ -439,9 +452,10 @@ this CPU."""
     new_code_cell(
         """teacher_client = sampling_client_for("teacher", service)
 student_client = sampling_client_for(f"student:{student_dir}", service)
-prices = dict(PRICES)  # EXAMPLE prices, USD per million prompt tokens: edit them
+prices = dict(PRICES)  # EXAMPLE prices, USD per million tokens (teacher/student prompt, sampled, train): edit them
 cost = cost_table(prompt_tokens_per_query(teacher_client.get_tokenizer(), texts, with_prompt=True),
                   prompt_tokens_per_query(student_client.get_tokenizer(), texts, with_prompt=False), prices)
+print(helpers.course.describe_payback(helpers.course.distillation_payback(service, cost, prices), service))
 fig = plot_cost(cost)
 helpers.course.save(fig, "04_cost.png", service)
 fig"""

@@ -26,7 +26,8 @@ TINY = {"base_model": "local/tiny-small", "epochs": 1, "batch_size": 8, "warmup_
 COLUMNS = {
     "prompt_ablation": {"teacher", "prompt", "accuracy", "unparsed", "prompt_tokens", "n", "eval_set", "backend", "error"},
     "sampling_strategies": {"strategy", "temperature", "num_samples", "queries", "rows", "label_noise", "mean_confidence",
-                            "accuracy", "accuracy_low", "accuracy_high", "agreement", "n", "eval_set", "backend"},
+                            "accuracy", "accuracy_low", "accuracy_high", "agreement", "same_as_first", "n", "eval_set",
+                            "backend"},
     "data_volume": {"predictor", "examples", "accuracy", "accuracy_low", "accuracy_high", "agreement",
                     "teacher_accuracy", "seconds", "n", "eval_set", "backend"},
     "hyperparameter_grid": {"learning_rate", "model", "rank", "val_loss", "val_accuracy", "accuracy", "accuracy_low",
@@ -102,6 +103,8 @@ def test_tables_have_the_expected_rows(world):
     missing = t["prompt_ablation"][3]
     assert missing["teacher"] == "local/no-such-teacher" and missing["error"] and missing["accuracy"] is None
     assert [r["strategy"] for r in t["sampling_strategies"]] == ["T=0, K=1", "T=1, K=3"]
+    assert t["sampling_strategies"][0]["same_as_first"] == 1.0
+    assert 0.0 <= t["sampling_strategies"][1]["same_as_first"] <= 1.0
     assert [(r["predictor"], r["examples"]) for r in t["data_volume"]] == [
         ("student", 8), ("baseline", 8), ("student", 16), ("baseline", 16)]
     grid = t["hyperparameter_grid"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
+
 from helpers import connect, course
-from helpers.dataio import read_conversations
+from helpers.dataio import DataError, read_conversations
 from helpers.local import TEACHER_MODEL
 
 
@@ -70,3 +72,55 @@ def test_a_saved_figure_of_offline_results_says_so_on_screen_and_in_the_file(tmp
     course.save(figures["data"], "data.png")
     assert [figures[name].get_suptitle() for name in figures] == [OFFLINE_NOTE, "", ""]
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["data.png", "offline.png", "tinker.png"]
+
+
+def test_notebook_04_run_first_leaves_notebook_03_a_student_to_reuse(tmp_path, monkeypatch):
+    """Notebook 04 run before 03 trains the student (ensure_student); 03 then trains with the
+    course's settings into the same folder, and must find that run finished instead of training
+    again (on Tinker a second paid run): both take their settings from course.student_config."""
+    from helpers.train import train
+
+    monkeypatch.setenv("PD_WORKDIR", str(tmp_path))
+    monkeypatch.setattr(course, "QUICK_QUERIES", 40)
+    local = connect("local")
+    folder = course.ensure_student(local)  # what notebook 04 does first
+    rows = read_conversations(course.ensure_distillation_data(local, progress=False))
+    config = course.student_config(local, rows)  # what notebook 03 trains with
+    assert config.eval_every >= 1
+    result = train(connect("local", store=folder / "weights"), rows, config, out_dir=folder)
+    assert result.first_step == len(result.history) > 0  # reloaded, nothing trained
+
+
+def test_the_payback_of_the_course_run_counts_what_notebooks_02_and_03_spent(tmp_path, monkeypatch):
+    from helpers.evaluate import cost_table
+    from helpers.train import read_progress
+
+    monkeypatch.setenv("PD_WORKDIR", str(tmp_path))
+    monkeypatch.setattr(course, "QUICK_QUERIES", 40)
+    local = connect("local")
+    folder = course.ensure_student(local)
+    summary = json.loads((folder.parent / "distill.jsonl.summary.json").read_text())
+    history = read_progress(folder / "progress.json")["history"]
+    prices = {"teacher": 1.0, "student": 1.0, "sampled": 2.0, "train": 3.0}
+    cost = cost_table(3000, 50, prices)
+    paid = course.distillation_payback(local, cost, prices)
+    assert paid["labelled_queries"] == summary["distinct"] == 40
+    assert paid["teacher_answer_tokens"] == summary["completion_tokens_per_query"] > 0
+    assert paid["train_tokens"] == sum(step["tokens"] for step in history) > 0 and not paid["train_tokens_estimated"]
+    assert paid["training_usd"] == pytest.approx(paid["train_tokens"] * 3.0 / 1e6)
+    assert paid["labelling_usd"] == pytest.approx(40 * (3000 + 2 * summary["completion_tokens_per_query"]) / 1e6)
+    assert "offline token counts" in course.describe_payback(paid, local)
+
+    # a student trained before steps recorded their tokens: estimated from steps, batch and tokens per example
+    record = json.loads((folder / "progress.json").read_text())
+    for step in record["history"]:
+        del step["tokens"]
+    (folder / "progress.json").write_text(json.dumps(record))
+    old = course.distillation_payback(local, cost, prices)
+    batch = record["fingerprint"]["config"]["batch_size"]
+    assert old["train_tokens_estimated"] and old["train_tokens"] == round(len(history) * batch * (50 + 2))
+    assert "(estimated)" in course.describe_payback(old)
+
+    (folder / "progress.json").unlink()
+    with pytest.raises(DataError, match="no training record; run notebook 03"):
+        course.distillation_payback(local, cost, prices)

@@ -33,6 +33,7 @@ from helpers.evaluate import (
     markdown_table,
     measure_latency,
     parse_spec,
+    payback,
     predict,
     prompt_tokens_per_query,
     write_metrics,
@@ -98,6 +99,29 @@ def test_prompt_tokens_teacher_exceeds_student_by_the_prompt():
     assert "EXAMPLE" in cost_table(teacher, student)["prices_note"]
     assert "EXAMPLE" in cost_table(teacher, student, dict(PRICES))["prices_note"]  # a copy left unedited
     assert "EXAMPLE" not in cost["prices_note"]
+
+
+def test_payback_counts_labelling_training_and_answers_by_hand():
+    """By hand: the teacher reads 3,000 prompt tokens and writes 40 per query; the student reads
+    60 and writes 2. Prices per million: prompt 0.1 (teacher) and 0.3 (student), written 1.0,
+    trained 2.0. Labelling 5,000 queries and training on 1.5M tokens."""
+    prices = {"teacher": 0.1, "student": 0.3, "sampled": 1.0, "train": 2.0}
+    p = payback(cost_table(3000, 60, prices), 5000, 1_500_000, 40, 2, prices)
+    teacher = (3000 * 0.1 + 40 * 1.0) / 1e6  # 340e-6 USD per query
+    student = (60 * 0.3 + 2 * 1.0) / 1e6  # 20e-6
+    assert p["teacher_usd_per_query"] == pytest.approx(teacher)
+    assert p["student_usd_per_query"] == pytest.approx(student)
+    assert p["labelling_usd"] == pytest.approx(5000 * teacher)  # 1.70
+    assert p["training_usd"] == pytest.approx(3.0)
+    assert p["one_off_usd"] == pytest.approx(4.7)
+    assert p["break_even_queries"] == 14688  # 4.7 / 320e-6 = 14,687.5, rounded up
+    assert "EXAMPLE" not in p["prices_note"] and "EXAMPLE" in payback(cost_table(3000, 60), 1, 1, 1, 1)["prices_note"]
+    # a student that costs as much per query as the teacher never pays back
+    assert payback(cost_table(100, 100, prices), 10, 10, 2, 2, prices)["break_even_queries"] is None
+    with pytest.raises(ValueError, match="prices needs 'sampled', 'train'"):
+        payback(cost_table(3000, 60), 5000, 1, 40, 2, {"teacher": 0.1, "student": 0.1})
+    with pytest.raises(ValueError, match="train_tokens must be >= 0, got -1"):
+        payback(cost_table(3000, 60), 5000, -1, 40, 2)
 
 
 # ---------------------------------------------------------------- predictors
