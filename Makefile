@@ -1,6 +1,6 @@
 # The course's commands. `make test` and `make run` are the two a newcomer types;
 # every target except clean/help installs first, and installing is a no-op
-# (a file-date check, no Python started) when pyproject.toml has not changed.
+# (a file-date check, no Python started) when pyproject.toml and constraints.txt have not changed.
 #
 #   make setup   create .venv (Python >= 3.11) and install the course with its dev tools
 #   make test    unit tests, then every notebook headless through nbmake
@@ -48,7 +48,7 @@ help:
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@if ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
 	  python=""
 	  for candidate in $(or $(PYTHON),$(PYTHON_CANDIDATES)); do
@@ -70,8 +70,8 @@ $(STAMP): pyproject.toml
 	  fi
 	  rm -f $(VENV).err
 	fi
-	echo "make setup: installing the course and its tools into $(VENV) (pip install -e '.[dev]'; log in $(PIP_LOG))"
-	if ! $(PY) -m pip install --disable-pip-version-check -e '.[dev]' >$(PIP_LOG) 2>&1; then
+	echo "make setup: installing the course and its tools into $(VENV) (pip install -c constraints.txt -e '.[dev]'; log in $(PIP_LOG))"
+	if ! $(PY) -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]' >$(PIP_LOG) 2>&1; then
 	  if grep -Eqi 'NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution|Name or service not known|Network is unreachable|Connection refused|ConnectTimeout|Read timed out|ProxyError|SSLError|Could not fetch URL|not a trusted or secure host' $(PIP_LOG); then
 	    echo "make setup: pip cannot reach the package index (no network, a proxy, or a certificate problem); fix the connection or pip's index settings (pip config list) and run make setup again; full log: $(PIP_LOG)" >&2
 	  elif grep -Eq 'from versions: none' $(PIP_LOG); then

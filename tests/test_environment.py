@@ -271,3 +271,40 @@ def test_make_lab_starts_for_root_too_and_passes_lab_args():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*", result.stdout.strip().splitlines()[-1]), result.stdout
+
+
+def constraints(path: Path = ROOT / "constraints.txt") -> dict[str, SpecifierSet]:
+    found: dict[str, SpecifierSet] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.split("#")[0].strip():
+            name, spec = parse_requirement(line)
+            assert name not in found, f"constraints.txt lists {name} twice"
+            found[name] = spec
+    return found
+
+
+def test_make_setup_installs_the_versions_the_figures_were_measured_with(makefile):
+    """The README's offline figures depend on the packages bench records (bench.FIGURE_PACKAGES):
+    constraints.txt pins each of them exactly, each pin meets pyproject.toml's bounds (or the
+    install would fail), and make setup installs with it and again when it changes."""
+    from helpers.bench import FIGURE_PACKAGES
+
+    pins, bounds = constraints(), pyproject_requirements()
+    for name in (*FIGURE_PACKAGES, "torch"):
+        assert name in pins, f"constraints.txt does not pin {name}, which the figures depend on"
+    for name, spec in pins.items():
+        assert name in bounds, f"constraints.txt pins {name}, which pyproject.toml does not list"
+        (version,) = [s.version for s in spec if s.operator == "=="]
+        assert version in bounds[name], f"constraints.txt pins {name}=={version}, outside pyproject.toml's {bounds[name]}"
+    assert re.search(r"pip install [^\n]*-c constraints\.txt", recipe(makefile, "$(STAMP)")), \
+        "make setup must install with -c constraints.txt"
+    assert re.search(r"^\$\(STAMP\):[^\n]*\bconstraints\.txt\b", makefile, re.M), "a changed pin must reinstall"
+
+
+def test_the_pins_are_what_the_readme_says_the_figures_were_measured_with():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Benchmarks"):readme.index("## Reliability")]
+    for name, spec in constraints().items():
+        (version,) = [s.version for s in spec if s.operator == "=="]
+        assert re.search(rf"{re.escape(name)}\s+{re.escape(version)}\b", section), \
+            f"README's benchmark section does not say {name} {version}"
