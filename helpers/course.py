@@ -197,41 +197,31 @@ def ensure_student(service, quick: bool | None = None, progress: bool = True) ->
 
 
 def distillation_payback(service, cost: dict, prices: dict | None = None, quick: bool | None = None) -> dict:
-    """:func:`helpers.evaluate.payback` of the course's own run: what notebook 02 and 03 spent.
+    """:func:`helpers.evaluate.run_payback` of the course's own run: what notebooks 02 and 03 spent.
 
     The teacher's requests and the tokens of its answers come from ``distill.jsonl``'s
-    summary; the tokens trained from the student's record (``student/progress.json``). A
-    student trained before runs recorded their tokens gets an estimate instead (steps times
-    batch times the student's tokens per example), and ``train_tokens_estimated`` says so.
-    The student writes a bare label and its end-of-turn token: 2 tokens.
+    summary, the tokens trained from the student's record (``student/progress.json``); a
+    student trained before steps recorded their tokens gets an estimate, and
+    ``train_tokens_estimated`` says so.
     """
     import json
 
-    from .evaluate import payback
+    from .evaluate import run_payback
     from .train import read_progress
 
     folder = run_dir(service, quick)
     summary_path = folder / "distill.jsonl.summary.json"
     try:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        requests, answer_tokens = int(summary["distinct"]), float(summary["completion_tokens_per_query"])
+        if not {"distinct", "completion_tokens_per_query"} <= set(summary):
+            raise KeyError("distinct")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"{summary_path}: cannot read the generation summary ({e.__class__.__name__}); "
                         "run notebook 02 (or helpers.course.ensure_distillation_data) first") from None
     progress = read_progress(folder / "student" / "progress.json")
     if progress is None:
         raise DataError(f"{folder / 'student'}: no training record; run notebook 03 (or helpers.course.ensure_student) first")
-    steps = progress["history"]
-    student_answer_tokens = 2
-    estimated = any("tokens" not in step for step in steps)
-    if estimated:
-        batch = progress["fingerprint"]["config"]["batch_size"]
-        tokens = round(len(steps) * batch * (cost["student_tokens_per_query"] + student_answer_tokens))
-    else:
-        tokens = sum(step["tokens"] for step in steps)
-    result = payback(cost, requests, tokens, answer_tokens, student_answer_tokens, prices)
-    return {**result, "labelled_queries": requests, "teacher_answer_tokens": answer_tokens, "train_tokens": tokens,
-            "train_tokens_estimated": estimated}
+    return run_payback(cost, summary, progress["history"], progress["fingerprint"]["config"]["batch_size"], prices)
 
 
 def describe_payback(paid: dict, service=None) -> str:

@@ -486,6 +486,30 @@ def payback(cost: Mapping, labelled_queries: int, train_tokens: int, teacher_ans
     }
 
 
+def run_payback(cost: Mapping, generation: Mapping, history: Sequence[Mapping], batch_size: int,
+                prices: Mapping[str, float] | None = None) -> dict:
+    """:func:`payback` of one distillation run, from what it recorded.
+
+    ``generation`` is the summary of :func:`helpers.generate.generate` (as a dict: its
+    ``distinct`` requests and ``completion_tokens_per_query``); ``history`` the training's steps,
+    whose ``tokens`` add up to what was trained. Steps recorded before steps counted their
+    tokens are estimated instead (steps x ``batch_size`` x the student's prompt tokens per
+    query and its answer), and ``train_tokens_estimated`` says so. The student writes a bare
+    label and its end-of-turn token: 2 tokens. The result adds ``labelled_queries``,
+    ``teacher_answer_tokens``, ``train_tokens`` and ``train_tokens_estimated`` to :func:`payback`'s.
+    """
+    student_answer_tokens = 2
+    estimated = any("tokens" not in step for step in history)
+    if estimated:
+        tokens = round(len(history) * batch_size * (cost["student_tokens_per_query"] + student_answer_tokens))
+    else:
+        tokens = sum(int(step["tokens"]) for step in history)
+    requests, answer_tokens = int(generation["distinct"]), float(generation["completion_tokens_per_query"])
+    result = payback(cost, requests, tokens, answer_tokens, student_answer_tokens, prices)
+    return {**result, "labelled_queries": requests, "teacher_answer_tokens": answer_tokens, "train_tokens": tokens,
+            "train_tokens_estimated": estimated}
+
+
 def measure_latency(sampling_client, tokenizer, texts: Sequence[str], with_prompt: bool, *,
                     prompt: str = DEFAULT_PROMPT, max_tokens: int | None = None) -> float:
     """Mean wall-clock seconds per query, one query at a time (latency, not throughput).

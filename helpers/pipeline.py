@@ -134,6 +134,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     teacher_tokens = ev.prompt_tokens_per_query(teacher_tok, gold_texts, with_prompt=True)
     student_tokens = ev.prompt_tokens_per_query(student_tok, gold_texts, with_prompt=False)
     cost = ev.cost_table(teacher_tokens, student_tokens)
+    payback = ev.run_payback(cost, summary.__dict__, result.history, config.batch_size)
     save_figure(mark_offline(plot_cost(cost), offline), out / "cost.png")
     errors = ev.error_table(gold_texts, gold_labels, {k: predictions[k] for k in ("teacher", "student", "baseline")})
     write_text(out / "errors.md", ev.markdown_table(errors, max_rows=None))
@@ -159,6 +160,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
         "teacher_prompt_tokens": cost["teacher_tokens_per_query"],
         "student_prompt_tokens": cost["student_tokens_per_query"],
         "cost": cost,
+        "payback": payback,
         "generation": json.loads(json.dumps(summary.__dict__, default=str)),
         "train_seconds": timings["train"],
         "train_steps": len(result.history),
@@ -182,11 +184,18 @@ def summary_text(r: dict) -> str:
         f"baseline accuracy  {r['baseline_accuracy']:.4f}  (char n-gram TF-IDF + logistic regression)",
         f"prompt tokens      {r['teacher_prompt_tokens']:.0f} -> {r['student_prompt_tokens']:.0f} per query "
         f"({r['teacher_prompt_tokens'] - r['student_prompt_tokens']:.0f} saved, ratio {r['prompt_token_ratio']:.3f})",
+        f"pays back after    {_payback_text(r['payback'])}",
         f"gold set           n={r['n']}; wall time {r['seconds']:.0f} s",
     ]
     if r["offline"]:
         lines.append(OFFLINE_NOTE)
     return "\n".join(lines)
+
+
+def _payback_text(p: dict) -> str:
+    """When the student has paid for the run (labelling and training), in words."""
+    when = f"{p['break_even_queries']:,} queries" if p["break_even_queries"] is not None else "never, at these prices"
+    return f"{when} (one-off ${p['one_off_usd']:,.2f}; {p['prices_note']})"
 
 
 def report_markdown(r: dict, metrics: dict) -> str:
@@ -221,7 +230,9 @@ Distillation data: {r['distillation_rows']} rows from {r['queries']} queries. Go
 Student–teacher agreement: **{r['agreement']:.4f}** (Cohen's kappa {r['kappa']:.3f}).
 {kinds}
 Prompt tokens per query: teacher {r['teacher_prompt_tokens']:.0f}, student {r['student_prompt_tokens']:.0f}
-(ratio {r['prompt_token_ratio']:.3f}).
+(ratio {r['prompt_token_ratio']:.3f}). The run cost ${r['payback']['labelling_usd']:,.2f} of labelling
+({r['payback']['labelled_queries']:,} teacher requests) and ${r['payback']['training_usd']:,.2f} of training
+({r['payback']['train_tokens']:,} tokens); the student pays that back after {_payback_text(r['payback'])}.
 
 ![confusion matrices](confusion.png)
 

@@ -186,6 +186,10 @@ def summary(report: dict) -> list[str]:
         )
     else:
         lines.append(f"  {'prompt tokens per query':36} n/a")
+    paid = report.get("payback") or {}
+    if isinstance(paid.get("break_even_queries"), int):
+        lines.append(f"  {'the student pays the run back after':36} {paid['break_even_queries']:,} queries "
+                     f"(one-off ${paid['one_off_usd']:,.2f}; {paid.get('prices_note', '')})")
     if report.get("offline"):
         lines.append(
             "  Offline run: these numbers come from the stand-in teacher (the prompt's rules on top of "

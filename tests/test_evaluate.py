@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -122,6 +123,25 @@ def test_payback_counts_labelling_training_and_answers_by_hand():
         payback(cost_table(3000, 60), 5000, 1, 40, 2, {"teacher": 0.1, "student": 0.1})
     with pytest.raises(ValueError, match="train_tokens must be >= 0, got -1"):
         payback(cost_table(3000, 60), 5000, -1, 40, 2)
+
+
+def test_run_reports_what_it_spent_and_when_the_student_pays_it_back(tmp_path):
+    """python -m helpers run counts its own labelling requests and trained tokens into the payback."""
+    from helpers.pipeline import run_pipeline
+
+    queries, gold = tmp_path / "q.jsonl", tmp_path / "g.jsonl"
+    write_jsonl(queries, read_gold(ROOT / "data" / "dev_gold.jsonl")[:30])
+    write_jsonl(gold, read_gold(ROOT / "data" / "dev_gold.jsonl")[30:40])
+    report = run_pipeline(tmp_path / "run", backend="local", quick=True, queries=queries, gold=gold, progress=False,
+                          train_overrides={"epochs": 1, "batch_size": 8})
+    paid = report["payback"]
+    steps = json.loads((tmp_path / "run" / "student" / "progress.json").read_text())["history"]
+    assert paid["labelled_queries"] == report["generation"]["distinct"] == 30
+    assert paid["train_tokens"] == sum(step["tokens"] for step in steps) > 0 and not paid["train_tokens_estimated"]
+    assert paid["one_off_usd"] == pytest.approx(30 * paid["teacher_usd_per_query"] + paid["train_tokens"] * PRICES["train"] / 1e6)
+    assert paid["break_even_queries"] == math.ceil(paid["one_off_usd"] / paid["saving_usd_per_query"])
+    assert f"pays back after    {paid['break_even_queries']:,} queries" in report["summary"]
+    assert f"({paid['train_tokens']:,} tokens)" in (tmp_path / "run" / "report.md").read_text()
 
 
 # ---------------------------------------------------------------- predictors

@@ -21,6 +21,7 @@ REPORT = {
     "student_prompt_tokens": 50.6033,
     "backend": "local",
     "offline": True,
+    "payback": {"break_even_queries": 15432, "one_off_usd": 9.7654, "prices_note": "EXAMPLE prices"},
 }
 
 
@@ -29,6 +30,7 @@ def test_summary_shows_accuracies_agreement_and_tokens_saved(run_course):
     assert "0.930" in text and "0.871" in text and "0.900" in text
     assert "teacher 3,120.6, student 50.6, saved 3,070.0 (98% of the teacher's)" in text  # one decimal each
     assert "stand-in teacher" in text and "not from LLMs" in text
+    assert "the student pays the run back after  15,432 queries (one-off $9.77; EXAMPLE prices)" in text
 
 
 def test_summary_of_a_tinker_run_has_no_offline_note_and_tolerates_gaps(run_course):
