@@ -193,12 +193,22 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out that holds other files (they are kept), and label the pool again "
                         "into distill.jsonl even when it holds a finished or different labelling")
+    p.add_argument("--estimate", action="store_true",
+                   help="print the requests and tokens the run would pay for, and their cost at the EXAMPLE prices; "
+                        "ask and write nothing")
 
 
 def run_main(args) -> int:
-    """Run ``python -m helpers run``: the whole pipeline into ``--out``, then print its summary. Returns 0."""
-    from .pipeline import run_pipeline
+    """Run ``python -m helpers run``: the whole pipeline into ``--out``, then print its summary. Returns 0.
 
+    With ``--estimate``, print what the run would ask of the models instead, and write nothing.
+    """
+    from .pipeline import estimate_run, run_pipeline
+
+    if args.estimate:
+        print(estimate_run(args.out, backend=args.backend, quick=args.quick, queries=args.queries, gold=args.gold,
+                           overwrite=args.overwrite))
+        return 0
     report = run_pipeline(args.out, backend=args.backend, quick=args.quick, queries=args.queries,
                           gold=args.gold, overwrite=args.overwrite)
     print(report["summary"])

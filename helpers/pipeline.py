@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import baseline as baseline_mod
@@ -41,7 +42,7 @@ from . import evaluate as ev
 from .backend import choose_backend, connect
 from .course import QUICK_QUERIES, even_sample
 from .dataio import DataError, read_conversations, read_gold, read_queries, write_text
-from .generate import GenerateConfig, generate
+from .generate import GenerateConfig, GenerateEstimate, generate
 from .train import TrainConfig, train
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -172,6 +173,94 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     write_text(out / "report.json", json.dumps(report, indent=1, ensure_ascii=False, default=str))
     write_text(out / "report.md", report_markdown(report, metrics))
     return report
+
+
+@dataclass(frozen=True)
+class RunEstimate:
+    """What :func:`run_pipeline` with the same arguments would ask of the models, counted before asking.
+
+    Token counts use each model's own tokenizer. Labelling is exact (the requests and prompts
+    :func:`helpers.generate.estimate` counts); training is an upper bound (every query becomes
+    a row with the longest label, every epoch, validation rows included); evaluation asks the
+    teacher with the prompt and the base model and the student without it, once per gold row.
+    Sampled tokens are the most the answers may take. ``usd`` prices them with
+    :data:`helpers.evaluate.PRICES` (EXAMPLE prices: edit them).
+    """
+
+    backend: str
+    teacher: str
+    student: str
+    generation: GenerateEstimate
+    train_tokens: int
+    epochs: int
+    eval_requests: dict  # predictor -> requests (gold rows)
+    eval_prompt_tokens: dict  # predictor -> prompt tokens of those requests
+    eval_max_sampled_tokens: int
+    usd: dict  # labelling, training, evaluation, total
+    prices_note: str
+
+    def __str__(self) -> str:
+        g = self.generation
+        evaluated = ", ".join(f"{name} {n:,} requests ({self.eval_prompt_tokens[name]:,} prompt tokens)"
+                              for name, n in self.eval_requests.items())
+        return "\n".join([
+            f"labelling  {g}",
+            f"training   {self.student}: at most {self.train_tokens:,} tokens ({self.epochs} epochs)",
+            f"evaluation {evaluated}; at most {self.eval_max_sampled_tokens:,} sampled tokens",
+            f"cost       at most ${self.usd['total']:,.2f}: labelling ${self.usd['labelling']:,.2f}, training "
+            f"${self.usd['training']:,.2f}, evaluation ${self.usd['evaluation']:,.2f} ({self.prices_note})",
+        ])
+
+
+def estimate_run(out, backend: str | None = None, quick: bool = False, queries=None, gold=None,
+                 overwrite: bool = False, train_overrides: dict | None = None) -> RunEstimate:
+    """Count what :func:`run_pipeline` with these arguments would ask, asking nothing and writing nothing.
+
+    The models are asked for their tokenizers only. An ``out`` whose labelling is finished or
+    half done counts only the requests still to make, as the run would; one the run would
+    refuse raises the same ``DataError``.
+    """
+    from .generate import estimate
+    from .labels import LABELS
+    from .render import conversation, render_example
+
+    out = Path(out)
+    backend, _ = choose_backend(backend)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; choose another --out")
+    query_rows = read_queries(queries or DATA / "queries.jsonl")
+    gold_rows = read_gold(gold or DATA / "test_gold.jsonl")
+    if quick:
+        query_rows = even_sample(query_rows, QUICK_QUERIES)
+    config = TrainConfig.for_backend(backend, quick=quick, **(train_overrides or {}))
+    config.validate()
+    service = connect(backend)
+    models = ev.default_models(backend)
+    teacher = service.create_sampling_client(base_model=models["teacher"]).result()
+    generation = estimate(teacher, query_rows, out / "distill.jsonl", config=GenerateConfig(teacher_model=models["teacher"]),
+                          overwrite=overwrite, teacher_name=models["teacher"])
+    student_tok = service.create_sampling_client(base_model=config.base_model).result().get_tokenizer()
+    texts = list(dict.fromkeys(r["text"] for r in query_rows if r["text"].strip()))
+    # a row trains on its prompt and its answer, less the last token (nothing follows it to predict)
+    answer = max(len(render_example(student_tok, conversation("hola", label)).completion_tokens) for label in LABELS)
+    row_tokens = sum(ev.prompt_tokens_per_query(student_tok, texts, with_prompt=False)) + len(texts) * (answer - 1)
+    gold_texts = [r["text"] for r in gold_rows]
+    teacher_gold = sum(ev.prompt_tokens_per_query(teacher.get_tokenizer(), gold_texts, with_prompt=True))
+    student_gold = sum(ev.prompt_tokens_per_query(student_tok, gold_texts, with_prompt=False))
+    eval_requests = {"teacher": len(gold_texts), "base": len(gold_texts), "student": len(gold_texts)}
+    eval_tokens = {"teacher": teacher_gold, "base": student_gold, "student": student_gold}
+    eval_sampled = len(gold_texts) * (ev.TEACHER_MAX_TOKENS + 2 * ev.STUDENT_MAX_TOKENS)
+    prices = ev.PRICES
+    per = 1e6
+    usd = {"labelling": (generation.prompt_tokens * prices["teacher"] + generation.max_sampled_tokens * prices["sampled"]) / per,
+           "training": row_tokens * config.epochs * prices["train"] / per,
+           "evaluation": (teacher_gold * prices["teacher"] + 2 * student_gold * prices["student"]
+                          + eval_sampled * prices["sampled"]) / per}
+    usd["total"] = sum(usd.values())
+    return RunEstimate(backend=backend, teacher=models["teacher"], student=config.base_model, generation=generation,
+                       train_tokens=row_tokens * config.epochs, epochs=config.epochs, eval_requests=eval_requests,
+                       eval_prompt_tokens=eval_tokens, eval_max_sampled_tokens=eval_sampled, usd=usd,
+                       prices_note="EXAMPLE prices: edit helpers.evaluate.PRICES")
 
 
 def summary_text(r: dict) -> str:

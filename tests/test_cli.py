@@ -591,3 +591,15 @@ def test_a_key_pasted_with_blanks_around_it_is_named_as_such(tmp_path, monkeypat
     with pytest.raises(BackendError, match=f"TINKER_API_KEY has {says} the key") as refused:
         check_key("http://127.0.0.1:9", timeout=5)  # asked directly (a notebook's check): the same line
     assert FAKE_KEY not in str(refused.value)
+
+
+def test_run_estimate_counts_and_writes_nothing(tmp_path):
+    out = tmp_path / "run"
+    result = cli("run", "--out", str(out), "--quick", "--estimate")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("labelling  1,200 requests to local/policy-teacher")
+    assert lines[1].startswith("training   local/tiny: at most ") and lines[1].endswith("(4 epochs)")
+    assert lines[2].startswith("evaluation teacher 615 requests")
+    assert "EXAMPLE prices" in lines[3]
+    assert not out.exists()

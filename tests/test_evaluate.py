@@ -126,16 +126,25 @@ def test_payback_counts_labelling_training_and_answers_by_hand():
 
 
 def test_run_reports_what_it_spent_and_when_the_student_pays_it_back(tmp_path):
-    """python -m helpers run counts its own labelling requests and trained tokens into the payback."""
-    from helpers.pipeline import run_pipeline
+    """python -m helpers run counts its own labelling requests and trained tokens into the payback;
+    run --estimate (estimate_run) counted them beforehand, writing nothing: the requests exactly,
+    the training as an upper bound that the run comes close to."""
+    from helpers.pipeline import estimate_run, run_pipeline
 
     queries, gold = tmp_path / "q.jsonl", tmp_path / "g.jsonl"
     write_jsonl(queries, read_gold(ROOT / "data" / "dev_gold.jsonl")[:30])
     write_jsonl(gold, read_gold(ROOT / "data" / "dev_gold.jsonl")[30:40])
-    report = run_pipeline(tmp_path / "run", backend="local", quick=True, queries=queries, gold=gold, progress=False,
-                          train_overrides={"epochs": 1, "batch_size": 8})
+    settings = {"backend": "local", "quick": True, "queries": queries, "gold": gold}
+    train_overrides = {"epochs": 2, "batch_size": 8}
+    before = estimate_run(tmp_path / "run", train_overrides=train_overrides, **settings)
+    assert not (tmp_path / "run").exists()
+    report = run_pipeline(tmp_path / "run", progress=False, train_overrides=train_overrides, **settings)
     paid = report["payback"]
     steps = json.loads((tmp_path / "run" / "student" / "progress.json").read_text())["history"]
+    assert before.generation.requests == 30 and before.eval_requests == {"teacher": 10, "base": 10, "student": 10}
+    assert before.epochs == 2 and 0.85 * before.train_tokens <= paid["train_tokens"] <= before.train_tokens
+    assert before.usd["total"] == pytest.approx(sum(v for k, v in before.usd.items() if k != "total"))
+    assert estimate_run(tmp_path / "run", **settings).generation.requests == 0  # labelled: nothing left to ask
     assert paid["labelled_queries"] == report["generation"]["distinct"] == 30
     assert paid["train_tokens"] == sum(step["tokens"] for step in steps) > 0 and not paid["train_tokens_estimated"]
     assert paid["one_off_usd"] == pytest.approx(30 * paid["teacher_usd_per_query"] + paid["train_tokens"] * PRICES["train"] / 1e6)
