@@ -77,7 +77,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .backend import connect, context_length, supported_models
-from .course import DATA, ensure_distillation_data, is_offline, is_quick, workdir
+from .course import DATA, ensure_distillation_data, is_offline, is_quick, run_dir, workdir
 from .dataio import DataError, read_conversations, read_gold, read_queries, write_text
 from .evaluate import (
     TEACHER_MAX_TOKENS,
@@ -392,6 +392,33 @@ def teacher_data(service, texts: Sequence[str], temperature: float, num_samples:
     return read_conversations(out), asdict(summary)
 
 
+def _course_labels_are_greedy(service, quick: bool, teacher: str | None) -> bool:
+    """Whether the course's distillation data (notebook 02's) was labelled at T=0 with one sample
+    by ``teacher`` (default: the default teacher), as its summary says."""
+    path = run_dir(service, quick) / "distill.jsonl.summary.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))["config"]
+        return (float(config["temperature"]), int(config["num_samples"]), config["teacher_model"]) == (
+            0.0, 1, _teacher_model(service, teacher))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def strategy_rows(service, quick: bool, rows: Sequence[Mapping] | None, pool: Sequence[Mapping], temperature: float,
+                  num_samples: int, teacher: str | None = None, report: _Report | None = None) -> list[dict]:
+    """The teacher's labels of the queries of ``pool`` (distillation rows) at ``temperature`` with ``num_samples``.
+
+    At T=0 with one sample, the course's own data already holds them when it was labelled
+    that way (``rows`` None: notebook 02's rows, greedy, by the same teacher with the
+    course's prompt): those rows are used, and the teacher is not asked the same questions
+    again (on Tinker, a thousand long-prompt requests). Otherwise :func:`teacher_data`.
+    """
+    if (float(temperature), int(num_samples)) == (0.0, 1) and rows is None and _course_labels_are_greedy(
+            service, quick, teacher):
+        return [dict(r) for r in pool]
+    return teacher_data(service, [_text(r) for r in pool], temperature, num_samples, teacher, report)[0]
+
+
 def _score(predictions: Sequence[str | None], evalset: EvalSet, teacher_predictions: Sequence[str | None]) -> dict:
     """accuracy with its 95% bootstrap interval (``accuracy_low``, ``accuracy_high``), and agreement."""
     metrics = compute_metrics(evalset.labels, predictions, n_resamples=CI_RESAMPLES)
@@ -508,14 +535,15 @@ def sampling_strategies(service=None, quick: bool | None = None, *, strategies: 
     report = _Report("sampling_strategies", progress)
     strategies = list(strategies or (QUICK_STRATEGIES if quick else FULL_STRATEGIES))
     n_queries = n_queries or (QUICK_SUBSET if quick else FULL_SUBSET)
-    texts = [_text(r) for r in distillation_rows(service, quick, rows)[:n_queries]]
+    pool = distillation_rows(service, quick, rows)[:n_queries]
+    texts = [_text(r) for r in pool]
     evalset = eval_set(quick, gold)
     reference = teacher_point(service, evalset, teacher)["predictions"]
     ref_labels = reference_labels()
     config = student_config(service, quick, **(train_overrides or {}))
     table, first = [], None
     for temperature, k in strategies:
-        data, _ = teacher_data(service, texts, temperature, k, teacher, report)
+        data = strategy_rows(service, quick, rows, pool, temperature, k, teacher, report)
         known = [(_label(r), ref_labels[_text(r)]) for r in data if _text(r) in ref_labels]
         noise = float(np.mean([a != b for a, b in known])) if known else None
         confidence = float(np.mean([r["teacher"]["confidence"] for r in data])) if data else None
@@ -685,12 +713,13 @@ def soft_labels(service=None, quick: bool | None = None, *, num_samples: int | N
     report = _Report("soft_labels", progress)
     k = int(num_samples or (QUICK_STRATEGIES[-1][1] if quick else FULL_STRATEGIES[-1][1]))
     n_queries = n_queries or (QUICK_SUBSET if quick else FULL_SUBSET)
-    texts = [_text(r) for r in distillation_rows(service, quick, rows)[:n_queries]]
+    pool = distillation_rows(service, quick, rows)[:n_queries]
+    texts = [_text(r) for r in pool]
     evalset = eval_set(quick, gold)
     reference = teacher_point(service, evalset, teacher)["predictions"]
     config = student_config(service, quick, **(train_overrides or {}))
-    hard, _ = teacher_data(service, texts, 0.0, 1, teacher, report)
-    sampled, _ = teacher_data(service, texts, 1.0, k, teacher, report)
+    hard = strategy_rows(service, quick, rows, pool, 0.0, 1, teacher, report)
+    sampled = strategy_rows(service, quick, rows, pool, 1.0, k, teacher, report)
     soft = soft_label_rows(sampled)
     runs = [("hard", 0.0, 1, [{"messages": r["messages"]} for r in hard], config),
             ("majority", 1.0, k, [{"messages": r["messages"]} for r in sampled], config),
@@ -973,6 +1002,6 @@ __all__ = [
     "EvalSet", "cache_dir", "cached", "data_volume", "distillation_rows", "eval_set", "hyperparameter_grid",
     "label_distributions", "plot_data_volume", "plot_hyperparameters", "plot_prompt_ablation", "plot_sampling",
     "plot_soft_labels", "prompt_ablation", "prompt_variants", "recipe_defaults", "reference_labels",
-    "resolve_quick", "sampling_strategies", "show", "soft_label_rows", "soft_labels", "student_config",
+    "resolve_quick", "sampling_strategies", "show", "soft_label_rows", "soft_labels", "strategy_rows", "student_config",
     "student_point", "teacher_data", "teacher_point",
 ]

@@ -56,9 +56,10 @@ student by several points.
 models trained from scratch on this CPU: the plots say so in their titles, and none of their
 numbers are LLM results. The code is the same on Tinker, where teacher and student are LLMs,
 and there even `QUICK = True` costs real money: it trains eleven LoRA students and asks the
-teacher about 5,000 times with the long prompt (section 1: ten prompts and up to three other
-teachers on the 163 dev queries; section 2: three labellings of 1,000 pool queries, the last
-with five samples each), about a third of notebook 02's full run. It works from the quick
+teacher about 4,000 times with the long prompt (section 1: ten prompts and up to three other
+teachers on the 163 dev queries; section 2: two labellings of 1,000 pool queries at T=1, the
+second with five samples each; its T=0 labels are notebook 02's own), over a quarter of
+notebook 02's full run. It works from the quick
 1,200-query sample (`tinker-quick/`), and labels that sample first (1,200 more requests) if
 notebook 02 ran on the whole pool. Check the price before you run it."""
     ),
@@ -97,7 +98,8 @@ noisier differences on Tinker, and differences between models as large as betwee
 At temperature 0 the teacher gives its single most likely answer. At temperature 1 it samples,
 and some labels come out wrong; asking K times and keeping the majority removes much of that
 noise again, at K times the sampling cost. The teacher labels the same 1,000 pool queries
-with each strategy. *Label noise* is the share of its labels that differ from the label the
+with each strategy (the T=0 labels are notebook 02's, which was labelled just so: they are
+not asked for again). *Label noise* is the share of its labels that differ from the label the
 pool's writers gave each query (`label` in `data/queries.jsonl`, which the teacher never
 sees): at T=0 it is where the teacher's reading of the policy and the writers' differ, and
 what T=1 adds on top of that is sampling noise. Then a student is trained on each set of

@@ -216,3 +216,33 @@ def test_student_config_and_show(world):
     assert adv.resolve_quick(service, None) is True
     text = adv.show(world["first"]["data_volume"], ["predictor", "examples", "accuracy"]).data
     assert text.splitlines()[0] == "| predictor | examples | accuracy |" and len(text.splitlines()) == 6
+
+
+def test_greedy_labels_of_the_course_data_are_not_asked_for_again(tmp_path, monkeypatch):
+    """The sampling and soft-label experiments' T=0, K=1 labels are what notebook 02 already
+    asked for (greedy, one sample, same teacher and prompt): on the course's data they are taken
+    from its rows, and the teacher is asked only for the sampled strategies (on Tinker, a
+    thousand long-prompt requests saved). Labelled another way, the course's data is not used."""
+    from helpers import course
+
+    monkeypatch.setenv("PD_WORKDIR", str(tmp_path))
+    monkeypatch.setattr(course, "QUICK_QUERIES", 40)
+    service = connect("local")
+    asked = []
+    real = adv.teacher_data
+    monkeypatch.setattr(adv, "teacher_data", lambda s, texts, t, k, *a: asked.append((t, k)) or real(s, texts, t, k, *a))
+    pool = adv.distillation_rows(service, True)[:16]
+    rows = adv.strategy_rows(service, True, None, pool, 0.0, 1)
+    assert rows == pool and asked == []
+    # the same labels the teacher would give again at T=0
+    assert [r["messages"] for r in real(service, [adv._text(r) for r in pool], 0.0, 1)[0]] == [r["messages"] for r in pool]
+    adv.strategy_rows(service, True, None, pool, 1.0, 3)
+    assert asked == [(1.0, 3)]
+    adv.strategy_rows(service, True, pool, pool, 0.0, 1)  # rows given by the caller: their labels may be anything
+    assert asked == [(1.0, 3), (0.0, 1)]
+    summary = course.run_dir(service, True) / "distill.jsonl.summary.json"
+    record = json.loads(summary.read_text())
+    record["config"]["temperature"] = 0.7
+    summary.write_text(json.dumps(record))
+    adv.strategy_rows(service, True, None, pool, 0.0, 1)
+    assert asked[-1] == (0.0, 1)
