@@ -569,7 +569,9 @@ Markdown(markdown_table([{"kind": kind, "pool": f"{pool_share.get(kind, 0):.1%}"
 of the missing kind and have the teacher label them, exactly as it labelled the pool. The
 cell starts you off with romanised text in five languages; put in your own. The teacher
 decides the labels: your job is only to write realistic queries. To train on them, add the
-rows to `rows` in notebook 03 (they are in the same format as `distill.jsonl`).
+rows to `rows` in notebook 03 (they are in the same format as `distill.jsonl`), and to
+`distill` in notebook 04's baseline cell, so that the baseline learns from the same labels
+as the student it is compared with.
 
 <details><summary>What to look for</summary>
 
