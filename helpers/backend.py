@@ -343,11 +343,19 @@ def supported_models(service, sampleable: bool = False) -> list[str]:
 def check_model(service, model: str) -> str:
     """Return ``model`` if the server lists it, else raise naming the ones it does list.
 
-    A local folder holding a Hugging Face model is accepted by the local backend as is.
+    A local folder holding a Hugging Face model is accepted by the local backend as is. A
+    Tinker-compatible server that answers the request for its models with an error status
+    has no such list: the name is not second-guessed (the request that uses it reports a bad
+    one), as :func:`connect` and :func:`context_length` do not hold that answer against it.
     """
+    import tinker
+
     if getattr(service, "backend", None) == "local" and os.path.isdir(os.path.expanduser(model)):
         return model
-    names = supported_models(service)
+    try:
+        names = supported_models(service)
+    except tinker.APIStatusError:
+        return model
     if model not in names:
         raise BackendError(f"model {model!r} is not offered by this server; it offers: {', '.join(sorted(names))}")
     return model

@@ -54,24 +54,6 @@ class CommandParser(argparse.ArgumentParser):
         return self
 
 
-def check_model_offered(service, model: str) -> str:
-    """``model`` if the backend offers it (:func:`helpers.backend.check_model`, the check ``generate``
-    makes), else a ``BackendError`` whose one line lists the models it does offer.
-
-    A Tinker-compatible server that answers the request for its models with an error status
-    has no such list: it is not second-guessed (the request that uses the model reports a bad
-    name), as ``connect`` and ``context_length`` do not hold that answer against it either.
-    """
-    from tinker import APIStatusError
-
-    from .backend import check_model
-
-    try:
-        return check_model(service, model)
-    except APIStatusError:
-        return model
-
-
 # ------------------------------------------------------------------ train
 
 
@@ -106,7 +88,7 @@ def train_main(args) -> int:
     trains no more steps). An ``--out`` holding a run with other data or settings is refused
     unless ``--overwrite``. Returns 0; bad input raises ``DataError`` (``main`` prints it).
     """
-    from .backend import choose_backend, connect
+    from .backend import check_model, choose_backend, connect
     from .train import TrainConfig, same_run, train
 
     backend, _ = choose_backend(args.backend)
@@ -125,7 +107,7 @@ def train_main(args) -> int:
         raise DataError(f"{out}: holds a training run with other data or settings; "
                         "pass --overwrite to replace it, or choose another --out")
     service = connect(backend, store=out / "weights")
-    check_model_offered(service, config.base_model)  # the default too: another server may not offer it
+    check_model(service, config.base_model)  # the default too: another server may not offer it
     prepare_output_dir(out, args.overwrite, own_files)  # only now: a refused model or backend leaves no folder
     try:
         result = train(service, rows, config, out_dir=out, progress=True)

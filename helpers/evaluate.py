@@ -434,6 +434,15 @@ def cost_table(teacher_tokens: float | Sequence[int], student_tokens: float | Se
     }
 
 
+def usd(prices: Mapping[str, float], **tokens: float) -> float:
+    """What ``tokens`` of each kind cost at ``prices`` (USD per million tokens of that kind).
+
+    >>> usd({"teacher": 0.2, "sampled": 0.6}, teacher=3_000_000, sampled=500_000)
+    0.9
+    """
+    return sum(n * prices[kind] for kind, n in tokens.items()) / 1e6
+
+
 def payback(cost: Mapping, labelled_queries: int, train_tokens: int, teacher_answer_tokens: float,
             student_answer_tokens: float, prices: Mapping[str, float] | None = None) -> dict:
     """What distilling cost once, what each query then saves, and when the student has paid for itself.
@@ -469,10 +478,9 @@ def payback(cost: Mapping, labelled_queries: int, train_tokens: int, teacher_ans
                         ("teacher_answer_tokens", teacher_answer_tokens), ("student_answer_tokens", student_answer_tokens)):
         if not value >= 0:
             raise ValueError(f"{name} must be >= 0, got {value!r}")
-    per_million = 1e6
-    teacher = (cost["teacher_tokens_per_query"] * prices["teacher"] + teacher_answer_tokens * prices["sampled"]) / per_million
-    student = (cost["student_tokens_per_query"] * prices["student"] + student_answer_tokens * prices["sampled"]) / per_million
-    labelling, training = labelled_queries * teacher, train_tokens * prices["train"] / per_million
+    teacher = usd(prices, teacher=cost["teacher_tokens_per_query"], sampled=teacher_answer_tokens)
+    student = usd(prices, student=cost["student_tokens_per_query"], sampled=student_answer_tokens)
+    labelling, training = labelled_queries * teacher, usd(prices, train=train_tokens)
     saving = teacher - student
     return {
         "labelling_usd": labelling,
@@ -712,13 +720,12 @@ def main(args: argparse.Namespace) -> int:
             model_kw = {"teacher_model": args.model} if name == "teacher" else {"base_model": args.model}
         service = None
         if parse_spec(spec)[0] != "baseline":
-            from .backend import connect
-            from .cli import check_model_offered
+            from .backend import check_model, connect
 
             service = connect(args.backend, verbose=True)
             if parse_spec(spec)[0] in ("teacher", "base"):  # a student's model is its checkpoint's
                 # the default too, as generate does: another server may not offer it
-                check_model_offered(service, model_of(spec, service, **model_kw))
+                check_model(service, model_of(spec, service, **model_kw))
         for path in outputs.values():  # after the backend and model checks: a refused one leaves no folder
             check_writable(path)  # fail before the work, not after it
         metrics, predictions = evaluate_predictor(

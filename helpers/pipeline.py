@@ -58,27 +58,36 @@ OFFLINE_NOTE = (
 )
 
 
-def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=None, gold=None,
-                 overwrite: bool = False, progress: bool = True, train_overrides: dict | None = None) -> dict:
-    """Run every step into ``out``; return the report (also written as report.json)."""
-    out = Path(out)
-    backend, why = choose_backend(backend)
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that is a file, or (unless ``overwrite``) a folder holding files the run did not write."""
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder; choose another --out")
     if out.exists() and any(out.iterdir()):
         foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_FILES and not p.name.startswith("metrics"))
         if foreign and not overwrite:
             raise DataError(f"{out}: folder holds other files ({', '.join(foreign[:3])}); use --overwrite or another --out")
+
+
+def _inputs(queries, gold, quick: bool) -> tuple[list[dict], list[dict]]:
+    """The query pool (the quick sample with ``quick``) and the gold rows a run works on."""
+    query_rows = read_queries(queries or DATA / "queries.jsonl")
+    gold_rows = read_gold(gold or DATA / "test_gold.jsonl")
+    return (even_sample(query_rows, QUICK_QUERIES) if quick else query_rows), gold_rows
+
+
+def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=None, gold=None,
+                 overwrite: bool = False, progress: bool = True, train_overrides: dict | None = None) -> dict:
+    """Run every step into ``out``; return the report (also written as report.json)."""
+    out = Path(out)
+    backend, why = choose_backend(backend)
+    _check_out(out, overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"{out}: cannot create folder ({e.strerror})") from None
     started = time.time()
     timings: dict[str, float] = {}
-    query_rows = read_queries(queries or DATA / "queries.jsonl")
-    gold_rows = read_gold(gold or DATA / "test_gold.jsonl")
-    if quick:
-        query_rows = even_sample(query_rows, QUICK_QUERIES)
+    query_rows, gold_rows = _inputs(queries, gold, quick)
     service = connect(backend, store=out / "student" / "weights")
 
     # 1. The teacher labels the pool, with the long prompt.
@@ -226,12 +235,8 @@ def estimate_run(out, backend: str | None = None, quick: bool = False, queries=N
 
     out = Path(out)
     backend, _ = choose_backend(backend)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a folder; choose another --out")
-    query_rows = read_queries(queries or DATA / "queries.jsonl")
-    gold_rows = read_gold(gold or DATA / "test_gold.jsonl")
-    if quick:
-        query_rows = even_sample(query_rows, QUICK_QUERIES)
+    _check_out(out, overwrite)
+    query_rows, gold_rows = _inputs(queries, gold, quick)
     config = TrainConfig.for_backend(backend, quick=quick, **(train_overrides or {}))
     config.validate()
     service = connect(backend)
@@ -250,12 +255,9 @@ def estimate_run(out, backend: str | None = None, quick: bool = False, queries=N
     eval_requests = {"teacher": len(gold_texts), "base": len(gold_texts), "student": len(gold_texts)}
     eval_tokens = {"teacher": teacher_gold, "base": student_gold, "student": student_gold}
     eval_sampled = len(gold_texts) * (ev.TEACHER_MAX_TOKENS + 2 * ev.STUDENT_MAX_TOKENS)
-    prices = ev.PRICES
-    per = 1e6
-    usd = {"labelling": (generation.prompt_tokens * prices["teacher"] + generation.max_sampled_tokens * prices["sampled"]) / per,
-           "training": row_tokens * config.epochs * prices["train"] / per,
-           "evaluation": (teacher_gold * prices["teacher"] + 2 * student_gold * prices["student"]
-                          + eval_sampled * prices["sampled"]) / per}
+    usd = {"labelling": ev.usd(ev.PRICES, teacher=generation.prompt_tokens, sampled=generation.max_sampled_tokens),
+           "training": ev.usd(ev.PRICES, train=row_tokens * config.epochs),
+           "evaluation": ev.usd(ev.PRICES, teacher=teacher_gold, student=2 * student_gold, sampled=eval_sampled)}
     usd["total"] = sum(usd.values())
     return RunEstimate(backend=backend, teacher=models["teacher"], student=config.base_model, generation=generation,
                        train_tokens=row_tokens * config.epochs, epochs=config.epochs, eval_requests=eval_requests,

@@ -551,14 +551,13 @@ def test_a_server_without_a_list_of_models_is_not_second_guessed(monkeypatch):
     import tinker
 
     from helpers import backend
-    from helpers.cli import check_model_offered
 
     def no_such_route(service, sampleable=False):
         response = SimpleNamespace(status_code=404, headers={}, request=None)  # what the SDK reads of an HTTP response
         raise tinker.NotFoundError("no such route", response=response, body=None)
 
     monkeypatch.setattr(backend, "supported_models", no_such_route)
-    assert check_model_offered(object(), "Qwen/Qwen3-8B") == "Qwen/Qwen3-8B"
+    assert backend.check_model(object(), "Qwen/Qwen3-8B") == "Qwen/Qwen3-8B"
 
 
 # ------------------------------------------------------------------ an API key pasted with blanks around it
