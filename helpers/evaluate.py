@@ -175,7 +175,8 @@ def _is_done(future) -> bool:
 def _progress_bar(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="query", disable=not enabled, leave=enabled)
+    # smoothing=0: the rate shown is the average since the start, as the summaries print it
+    return tqdm(total=total, desc=desc, unit="query", disable=not enabled, leave=enabled, smoothing=0)
 
 
 def predict_with_client(

@@ -825,7 +825,8 @@ async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, r
     tasks: set[asyncio.Task] = set()
     failed: list[BaseException] = []
     counts = Counter()
-    bar = tqdm(total=total, initial=resumed, unit="query", desc="teacher", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=resumed, unit="query", desc="teacher", disable=not progress, dynamic_ncols=True,
+               smoothing=0)  # the average rate since the start, as the summary line gives it
     watch = StallWatch("teacher", lambda: f"the {len(done)} answers so far are kept")
 
     async def one(key: str, text: str) -> None:

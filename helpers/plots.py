@@ -156,7 +156,8 @@ def plot_cost(cost: Mapping, *, title: str | None = None) -> Figure:
     names = ["teacher\n(with prompt)", "student\n(no prompt)"]
     usd = [cost.get("teacher_usd_per_million_queries"), cost.get("student_usd_per_million_queries")]
     if all(u is not None for u in usd):
-        names = [f"{n}\n${u:,.0f} / 1M queries" for n, u in zip(names, usd, strict=True)]
+        # the prompt tokens' dollars alone: the printed account adds written tokens and the one-off cost
+        names = [f"{n}\n${u:,.0f} / 1M queries' prompts" for n, u in zip(names, usd, strict=True)]
         if str(cost.get("prices_note", "")).startswith("EXAMPLE"):
             ax.set_xlabel("at EXAMPLE prices (helpers.evaluate.PRICES: edit them)", fontsize=8, color="0.35")
     bars = ax.bar(names, [teacher, student], color=["#c44e52", "#4c72b0"])

@@ -110,8 +110,9 @@ working on the prompt; the test set stays untouched until notebook 04.
 
 **Offline, the teacher is not an LLM.** It is a rule-based stand-in that executes the
 prompt's policy on top of the `lingua` language detector, so the accuracy below measures the
-stand-in, not a language model reading the prompt. On Tinker the same cells measure the
-teacher LLM.
+stand-in, not a language model reading the prompt. Its first answers in a kernel take about
+ten seconds while `lingua` loads its language models, then hundreds come per second. On
+Tinker the same cells measure the teacher LLM.
 
 Accuracy alone hides where the errors are, so the picture splits it by kind (the number of
 queries of each kind is in brackets). For an LLM teacher, natural sentences are usually easy
@@ -299,7 +300,8 @@ pool (its size is printed below). Every count below is the stand-in's. With a Ti
 same cells run the teacher LLM on the whole pool: 14,660 paid calls, each with the long
 prompt. Section 2 counts their tokens before sending any, so run the notebook cell by cell,
 not all at once, to read that count first (`PD_QUICK=1` in the environment keeps to the
-1,200-query sample on Tinker too). The notebook takes under a minute offline."""
+1,200-query sample on Tinker too). The notebook takes under a minute offline, ten seconds of
+it at the first labelling, while the stand-in's detector loads its language models."""
     ),
     new_code_cell(
         """%matplotlib inline

@@ -217,12 +217,16 @@ print(json.dumps({key: value for key, value in info.items() if key != "config"},
     ),
     new_markdown_cell(
         """A first look at the student through the checkpoint, the way notebook 04 loads it: three
-queries, asked *without* the prompt. Offline, expect mistakes from this quick run."""
+queries, asked *without* the prompt, beside the language each was written in. Offline this
+quick run's tiny student gets about two test queries in three right (notebook 04 measures
+it), and it may well miss all three here: it learned from 1,200 labels in a minute, from
+random weights. On Tinker the student starts from an LLM that already reads these languages."""
     ),
     new_code_cell(
-        """queries = ["Wo ist der nächste Bahnhof?", "¿Cuánto cuesta este libro?", "Bu akşam sinemaya gidelim mi?"]
-answers = predict(f"student:{student_dir}", queries, service, progress=False)
-Markdown(markdown_table([{"query": q, "student (no prompt)": a.raw} for q, a in zip(queries, answers, strict=True)]))"""
+        """queries = {"Wo ist der nächste Bahnhof?": "de", "¿Cuánto cuesta este libro?": "es", "Bu akşam sinemaya gidelim mi?": "tr"}
+answers = predict(f"student:{student_dir}", list(queries), service, progress=False)
+Markdown(markdown_table([{"query": q, "written in": lang, "student (no prompt)": a.raw}
+                         for (q, lang), a in zip(queries.items(), answers, strict=True)]))"""
     ),
     new_markdown_cell(
         """Next, `04_evaluate.ipynb` puts teacher, base model and student side by side on the gold
@@ -330,7 +334,8 @@ print(f"{len(gold)} gold queries; the student is in {student_dir}")"""
 and the student with the query alone. Every answer goes through the one label parser of the
 course. An answer that names no label is kept as **unparsed** and counts as wrong: dropping
 it would flatter exactly the models that fail most. The interval is a bootstrap 95% interval
-of the accuracy."""
+of the accuracy. Offline the teacher's bar waits about ten seconds at the start while the
+stand-in's `lingua` detector loads its language models."""
     ),
     new_code_cell(
         """specs = {"teacher": "teacher", "base": "base", "student": f"student:{student_dir}"}
@@ -344,7 +349,7 @@ Markdown(markdown_table([{"predictor": name, "accuracy": m["accuracy"],
         """**The base model cannot do the task, and that is the point.** Without the prompt it has
 no idea that we want one of 13 codes, nor what our policy says about code, URLs, romanised
 or mixed text. Offline the base is a tiny model with random weights, so its answers are
-noise and almost all unparsed. On Tinker it is a capable LLM, but without the prompt it
+noise, and all or nearly all of them unparsed. On Tinker it is a capable LLM, but without the prompt it
 answers in its own words and by its own rules. Everything the student does better than the
 base, it learned from the teacher's answers. A few raw answers:"""
     ),
@@ -436,13 +441,13 @@ Markdown(markdown_table(errors, max_rows=12, max_chars=60))"""
 Every query to the teacher carries the whole prompt; a query to the student carries only
 itself and the chat markup. Tokens are counted with each model's own tokenizer and chat
 template (offline the tiny model's byte-level tokenizer, which counts more tokens for the same
-text than an LLM's would). The picture compares prompt tokens only. Below it, the whole
-account: the teacher also *writes* a line of reasoning before its label (notebook 02's
-summary counts those tokens), where the student writes the bare label, and written tokens
-usually cost more than read ones; and distilling was paid for once, up front: the teacher
-labelling the pool (notebook 02) and the training (notebook 03). Divided by what each query
-saves, that one-off cost gives the number of queries after which the student has paid for
-itself. The prices are **example** numbers (read, written and trained tokens): put your
+text than an LLM's would). The cell first prints the whole account: the teacher also
+*writes* a line of reasoning before its label (notebook 02's summary counts those tokens),
+where the student writes the bare label, and written tokens usually cost more than read ones;
+and distilling was paid for once, up front: the teacher labelling the pool (notebook 02) and
+the training (notebook 03). Divided by what each query saves, that one-off cost gives the
+number of queries after which the student has paid for itself. The picture below it compares
+prompt tokens only, so the dollars under its bars are the prompts' share of the printed ones. The prices are **example** numbers (read, written and trained tokens): put your
 provider's into `prices` and re-run the cell.
 
 Latency is measured one query at a time. Offline the teacher is the rule-based stand-in, so
@@ -493,7 +498,7 @@ the stand-in teacher in every kind, and the baseline beats it in most. The full 
 student of `make run` (the whole pool, under three minutes) copies natural sentences, noise
 and inputs without language almost always (fewer than 1 in 100 disagree, over five seeds);
 its disagreements are in mixed-language text (about 1 in 6), very short inputs (1 in 11),
-other languages, romanised text and code (1 in 14 to 1 in 18). Short inputs are hard to
+romanised text, other languages and code (1 in 12 to 1 in 17). Short inputs are hard to
 learn from examples: the teacher labels two-word phrases from word lists ("Guten Morgen" is
 German, two unknown words are `ot`), and a phrase the pool never showed is a guess for the
 student. On Tinker, with an LLM student that already knows the languages, expect another

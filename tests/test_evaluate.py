@@ -408,6 +408,10 @@ def test_cost_plot_and_saving(tmp_path):
     bars = fig.axes[0].patches
     assert [b.get_height() for b in bars] == [1000, 50]
     assert "EXAMPLE prices" in fig.axes[0].get_xlabel()  # the dollars under the bars are not real prices
+    # they are the prompt tokens' dollars only (the printed account adds written tokens): the label says so
+    cost = cost_table(1000, 50)
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert f"${cost['teacher_usd_per_million_queries']:,.0f} / 1M queries' prompts" in ticks[0]
     assert plot_cost(cost_table(1000, 50, {"teacher": 1.0, "student": 0.5})).axes[0].get_xlabel() == ""
     assert save_figure(fig, tmp_path / "cost.png").stat().st_size > 1000
 
