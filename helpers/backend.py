@@ -48,6 +48,41 @@ def redact(text: str) -> str:
     return text.replace(key, "***") if len(key) >= 8 else text
 
 
+_LOG_REDACTION: list = []  # holds True once log records are redacted (see redact_logs)
+
+
+def redact_logs() -> None:
+    """Redact the key from every log record from now on, whoever logs it.
+
+    The SDK logs a failed request's error text itself (``tinker.lib.retry_handler``), and a
+    server may quote the key in it; with no logging set up, Python prints such records on
+    stderr. A filter on the ``tinker`` logger would miss its children's records, so the record
+    factory redacts each record's message and exception text as it is made. Idempotent.
+    """
+    if _LOG_REDACTION:
+        return
+    import logging
+
+    make = logging.getLogRecordFactory()
+
+    def redacted(*args, **kwargs):
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 (a bad format string is the handler's to report)
+            return record
+        if redact(message) != message:
+            record.msg, record.args = redact(message), None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            if redact(text) != text:
+                record.exc_text = redact(text)
+        return record
+
+    logging.setLogRecordFactory(redacted)
+    _LOG_REDACTION.append(True)
+
+
 def choose_backend(backend: str | None = None) -> tuple[str, str]:
     """(backend, why): the explicit choice, else ``PD_BACKEND``, else Tinker if a key is set."""
     if backend is not None:
@@ -59,8 +94,11 @@ def choose_backend(backend: str | None = None) -> tuple[str, str]:
         if env not in BACKENDS:
             raise DataError(f"setting: PD_BACKEND must be one of {', '.join(BACKENDS)}, got {env!r}")
         return env, "PD_BACKEND is set"
-    if os.environ.get("TINKER_API_KEY"):
+    key = os.environ.get("TINKER_API_KEY")
+    if key:
         return "tinker", "TINKER_API_KEY is set"
+    if key == "":  # as an unset one: `export TINKER_API_KEY=`, a CI secret that is not there
+        return "local", "TINKER_API_KEY is empty"
     return "local", "no TINKER_API_KEY in the environment"
 
 
@@ -160,6 +198,7 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
             "or unset TINKER_API_KEY (or set PD_BACKEND=local) to run offline"
         )
     check_key_text(key)  # before any request: a pasted key's stray blanks are named, not "refused"
+    redact_logs()  # the SDK logs failed requests' texts, which a server may make quote the key
     url = tinker_base_url(base_url)
     check_reachable(url)
     check_key(url)

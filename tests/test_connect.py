@@ -291,3 +291,33 @@ def test_finishing_sessions_on_a_server_that_does_not_answer_waits_a_bounded_tim
     assert backend.finish_sessions("errored", timeout=0.5) == 3
     assert time.monotonic() - started < 3
     assert clients[0].status == clients[2].status == "errored" and backend._OPENED == []
+
+
+def test_log_records_quoting_the_key_are_redacted_in_message_and_traceback(monkeypatch):
+    """redact_logs (connect() calls it on Tinker) covers any logger, a child of tinker's
+    included, in the message, its arguments and the exception's text."""
+    import io
+    import logging
+
+    from helpers.backend import redact_logs
+
+    monkeypatch.setenv("TINKER_API_KEY", KEY)
+    redact_logs()
+    factory = logging.getLogRecordFactory()
+    redact_logs()  # idempotent: the factory is wrapped once, whoever calls connect() again
+    assert logging.getLogRecordFactory() is factory
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("tinker.lib.some_child")
+    logger.addHandler(handler)
+    try:
+        logger.error("refused: %s", KEY)
+        try:
+            raise RuntimeError(f"server said x-api-key={KEY}")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert "refused: ***" in text and "x-api-key=***" in text and "Traceback" in text
+    assert KEY[:8] not in text

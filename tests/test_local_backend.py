@@ -355,6 +355,8 @@ def test_connect_chooses_and_refuses(monkeypatch):
     monkeypatch.delenv("TINKER_API_KEY", raising=False)
     monkeypatch.delenv("PD_BACKEND", raising=False)
     assert choose_backend() == ("local", "no TINKER_API_KEY in the environment")
+    monkeypatch.setenv("TINKER_API_KEY", "")  # as unset, and the reason says which (a blank one stops: test_connect)
+    assert choose_backend() == ("local", "TINKER_API_KEY is empty")
     monkeypatch.setenv("TINKER_API_KEY", "tml-fake")
     assert choose_backend()[0] == "tinker"
     monkeypatch.setenv("PD_BACKEND", "local")

@@ -407,3 +407,31 @@ def test_a_session_still_open_when_the_process_exits_is_finished_with_how_it_end
                               capture_output=True, text=True, timeout=120)
         assert "ZeroDivisionError" in proc.stderr and server.finished[-1][1] == "success", server.finished
         assert len(server.finished) == 4
+
+
+class KeyQuotingServer(FakeTinker):
+    """Refuses every sampling request with a text that quotes the API key (a 400)."""
+
+    def handle(self, path, body, content_type):
+        if path.endswith("/asample"):
+            raise ValueError(f"request refused; credentials seen: x-api-key={KEY}")
+        return super().handle(path, body, content_type)
+
+
+def test_the_sdks_own_log_of_a_failed_request_never_shows_the_key(tmp_path):
+    """The SDK logs a non-retryable failure's text itself (tinker.lib.retry_handler); with a
+    server quoting the key in it, that line reaches stderr redacted, as the rejects file does."""
+    queries = _write(tmp_path / "q.jsonl", _rows(ROOT / "data" / "dev_gold.jsonl", 100))
+    with KeyQuotingServer(tmp_path / "server") as server:
+        env = server.environment(tmp_path / "hf", KEY)
+        runs = [subprocess.run([sys.executable, "-m", "helpers", *args], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=300)
+                for args in (["generate", "--queries", str(queries), "--out", str(tmp_path / "d.jsonl"), "--no-progress"],
+                             ["evaluate", "--data", str(queries), "--predictor", "teacher", "--out", str(tmp_path / "ev"),
+                              "--no-progress"])]
+    for proc in runs:
+        said = proc.stdout + proc.stderr
+        assert "x-api-key=***" in proc.stderr and "Request failed with non-retryable error" in proc.stderr, said[-2000:]
+        assert KEY not in said and KEY[:12] not in said, said[-2000:]
+    for path in [p for p in tmp_path.rglob("*") if p.is_file() and "server" not in p.parts and "hf" not in p.parts]:
+        assert KEY[:12] not in path.read_text(encoding="utf-8", errors="replace"), path
