@@ -1033,12 +1033,28 @@ def read_prompt(path: str | os.PathLike) -> str:
     return text
 
 
+def check_room(teacher, prompt: str, max_tokens: int, model: str, context: int | None) -> None:
+    """Raise ``DataError`` when the prompt and ``max_tokens`` cannot fit the teacher's
+    ``context`` (tokens; None: not known) even for an empty query: every request would be
+    refused, so none is sent."""
+    if not context:
+        return
+    fixed = len(prompt_tokens(teacher.get_tokenizer(), teacher_messages("", prompt)))
+    if fixed >= context:
+        raise DataError(f"setting: prompt: it takes {fixed:,} tokens before any query, more than {model}'s context "
+                        f"of {context:,}: use a shorter prompt or a model with a longer context")
+    if fixed + max_tokens > context:
+        raise DataError(f"setting: max_tokens: {max_tokens:,} tokens for the answer and the prompt's {fixed:,} "
+                        f"do not fit {model}'s context of {context:,}; at most {context - fixed - 1:,} leaves room "
+                        f"for a one-token query")
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``python -m helpers generate``: label the queries, print the summary.
 
     Returns 0, or 1 when no row could be written. Bad input raises ``DataError``.
     """
-    from .backend import check_model, connect
+    from .backend import check_model, connect, context_length
 
     config = GenerateConfig(teacher_model=args.teacher, temperature=args.temperature, num_samples=args.samples,
                             min_agreement=args.min_agreement, concurrency=args.concurrency,
@@ -1057,6 +1073,8 @@ def main(args: argparse.Namespace) -> int:
     if args.estimate:
         print(estimate(teacher, queries, args.out, prompt, config, overwrite=args.overwrite, teacher_name=model))
         return 0
+    check_room(teacher, prompt, config.max_tokens, model,
+               getattr(teacher, "max_context", None) or (None if "://" in model else context_length(service, model)))
     summary = generate(teacher, queries, args.out, prompt, config, overwrite=args.overwrite,
                        progress=not args.no_progress, teacher_name=model)
     print(summary)

@@ -558,15 +558,18 @@ def test_a_stalled_teacher_is_reported_once_and_the_run_goes_on(monkeypatch, cap
     assert len(notices) == 1 and "the 5 answers so far are kept" in notices[0] and "run it again later" in notices[0]
 
 
-def test_a_teacher_that_fails_every_query_says_why_on_one_line(tmp_path):
-    """A model whose context cannot take the prompt rejects every query: the command says the
-    first reason instead of only pointing at the rejects file."""
+def test_a_teacher_whose_context_cannot_take_the_prompt_is_refused_before_asking(tmp_path):
+    """A model whose context cannot take the prompt would reject every query: the command names
+    the setting on one line, asks nothing and writes nothing."""
     queries = tmp_path / "q.jsonl"
     queries.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:3]))
     proc = subprocess.run([sys.executable, "-m", "helpers", "generate", "--queries", str(queries), "--out",
-                           str(tmp_path / "d.jsonl"), "--teacher", "local/tiny", "--backend", "local", "--no-progress"],
+                           str(tmp_path / "out" / "d.jsonl"), "--teacher", "local/tiny", "--backend", "local",
+                           "--no-progress"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "every query was rejected, the first with:" in lines[0], proc.stderr[-2000:]
-    assert "does not fit the context of local/tiny (512 tokens)" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: setting: prompt: it takes "), proc.stderr[-2000:]
+    assert "more than local/tiny's context of 512" in lines[0]
+    assert not (tmp_path / "out").exists()
+

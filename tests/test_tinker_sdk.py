@@ -429,9 +429,31 @@ def test_the_sdks_own_log_of_a_failed_request_never_shows_the_key(tmp_path):
                 for args in (["generate", "--queries", str(queries), "--out", str(tmp_path / "d.jsonl"), "--no-progress"],
                              ["evaluate", "--data", str(queries), "--predictor", "teacher", "--out", str(tmp_path / "ev"),
                               "--no-progress"])]
+    # every query refused: generate says the first reason on its own line, not only "see the rejects file"
+    assert runs[0].returncode == 1
+    assert [line for line in runs[0].stderr.splitlines() if line.startswith("generate: no rows written; every query "
+            "was rejected, the first with: ") and "x-api-key=***" in line], runs[0].stderr[-2000:]
     for proc in runs:
         said = proc.stdout + proc.stderr
         assert "x-api-key=***" in proc.stderr and "Request failed with non-retryable error" in proc.stderr, said[-2000:]
         assert KEY not in said and KEY[:12] not in said, said[-2000:]
     for path in [p for p in tmp_path.rglob("*") if p.is_file() and "server" not in p.parts and "hf" not in p.parts]:
         assert KEY[:12] not in path.read_text(encoding="utf-8", errors="replace"), path
+
+
+def test_an_answer_length_over_the_context_the_server_states_is_refused_before_asking(tmp_path):
+    """generate checks the prompt and --max-tokens against the context the server states for
+    the teacher, as evaluate and train do: one line naming the setting, no request sent."""
+    queries = _write(tmp_path / "q.jsonl", _rows(ROOT / "data" / "dev_gold.jsonl", 100))
+    (tmp_path / "short.txt").write_text("Answer with the language code of the text.\n", encoding="utf-8")
+    with FakeTinker(tmp_path / "server") as server:
+        env = server.environment(tmp_path / "hf", KEY)
+        proc = subprocess.run([sys.executable, "-m", "helpers", "generate", "--queries", str(queries), "--out",
+                               str(tmp_path / "out" / "d.jsonl"), "--teacher", "local/tiny", "--prompt-file",
+                               str(tmp_path / "short.txt"), "--max-tokens", "100000", "--no-progress"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error: setting: max_tokens: 100,000 tokens for the answer") and \
+        "local/tiny's context of 512" in lines[0]
+    assert not server.sampled and not (tmp_path / "out").exists()
