@@ -22,6 +22,8 @@ from tinker import TinkerError
 from .backend import redact as _redact  # never an API key on the terminal, whatever an error quotes
 from .dataio import DataError, locate, read_conversations
 
+STARTING_INTERRUPTED = "interrupted while starting: nothing was done"
+
 
 class CommandParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line on stderr, naming the option, and exit code 2
@@ -241,7 +243,11 @@ def main(argv=None) -> int:
     """
     from .backend import finish_sessions
 
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports the commands' modules: a second or so
+    except KeyboardInterrupt:
+        print(STARTING_INTERRUPTED, file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     status = "errored"  # how the Tinker sessions the command opened ended, told to the server at the end
     new_folders = _folders_to_create(_output_folder(args))  # removed again if the command fails and leaves them empty

@@ -602,3 +602,28 @@ def test_run_estimate_counts_and_writes_nothing(tmp_path):
     assert lines[2].startswith("evaluation teacher 615 requests")
     assert "EXAMPLE prices" in lines[3]
     assert not out.exists()
+
+
+def test_ctrl_c_while_the_command_starts_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """The first second of a command imports the tinker SDK and the commands' modules; Ctrl-C
+    then says that nothing was done, in one line, with exit code 130, both while python -m
+    helpers imports the command line and while the command line imports the commands."""
+    from helpers import cli as command_line
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command_line, "build_parser", interrupted)
+    assert command_line.main(["generate", "--queries", "q.jsonl", "--out", str(tmp_path / "d.jsonl")]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [command_line.STARTING_INTERRUPTED]
+    script = ("import builtins, runpy\n"
+              "real = builtins.__import__\n"
+              "def importing(name, *args, **kwargs):\n"
+              "    if name == 'tinker':\n"
+              "        raise KeyboardInterrupt\n"
+              "    return real(name, *args, **kwargs)\n"
+              "builtins.__import__ = importing\n"
+              "runpy.run_module('helpers', run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", script, "generate"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 130 and proc.stderr.strip().splitlines() == [command_line.STARTING_INTERRUPTED], proc.stderr
