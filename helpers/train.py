@@ -122,7 +122,7 @@ class TrainConfig:
             (0 <= self.prompt_weight <= 1, f"prompt_weight must be in [0, 1], got {self.prompt_weight}"),
             (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
             (self.eval_every >= 0, f"eval_every must be >= 0 (0: only at the end), got {self.eval_every}"),
-            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
+            (0 <= self.seed < 2**32, f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed}"),
             (0 <= self.weight_decay < math.inf, f"weight_decay must be a finite number >= 0, got {self.weight_decay}"),
         ]
         for ok, message in checks:
@@ -343,9 +343,14 @@ def train(
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total = steps_per_epoch * config.epochs
     lengths = [d.model_input.length for d in train_data]
-    batches = []
-    for epoch in range(config.epochs):
-        batches += epoch_batches(lengths, config.batch_size, random.Random(config.seed * 1000 + epoch))
+    epoch_cache: dict[int, list[list[int]]] = {}  # one epoch's batches at a time: --epochs may be huge
+
+    def batch_of(step: int) -> list[int]:
+        epoch, index = divmod(step, steps_per_epoch)
+        if epoch not in epoch_cache:
+            epoch_cache.clear()
+            epoch_cache[epoch] = epoch_batches(lengths, config.batch_size, random.Random(config.seed * 1000 + epoch))
+        return epoch_cache[epoch][index]
 
     def kept() -> str:
         if restart_point is not None and out is not None:
@@ -393,13 +398,14 @@ def train(
         record({"kind": "validation", **point})
 
     def step_request(step: int) -> _Pending:
-        batch = [train_data[i] for i in batches[step]]
+        indices = batch_of(step)
+        batch = [train_data[i] for i in indices]
         lr = learning_rate_at(step, total, config)
         adam = types.AdamParams(learning_rate=lr, beta1=config.beta1, beta2=config.beta2, eps=config.eps,
                                 weight_decay=config.weight_decay, grad_clip_norm=config.grad_clip_norm)
         fb = training_client.forward_backward(batch, "cross_entropy")
         opt = training_client.optim_step(adam)
-        return _Pending(step, lr, fb, opt, [answer_weights[i] for i in batches[step]], sum(d.model_input.length for d in batch))
+        return _Pending(step, lr, fb, opt, [answer_weights[i] for i in indices], sum(d.model_input.length for d in batch))
 
     in_flight: list[_Pending] = []  # submitted, not yet awaited: at most this step and the one before
 

@@ -75,7 +75,8 @@ def test_schedules_split_and_batches():
     ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
     ({"learning_rate": float("inf")}, "learning_rate must be a finite number > 0"),
     ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),
-    ({"seed": -5}, "seed must be >= 0"),
+    ({"seed": -5}, "seed must be a whole number from 0 to 4294967295"),
+    ({"seed": 10**20}, "seed must be a whole number from 0 to 4294967295"),  # torch's seed would overflow
     ({"warmup_steps": -1}, "warmup_steps must be >= 0"),
     ({"rank": 0}, "rank must be >= 1"),
     ({"batch_size": 0}, "batch_size must be >= 1"),
@@ -257,3 +258,30 @@ def test_a_finished_run_asked_again_reuses_its_saved_student(tmp_path):
     assert again.sampler_path == first.sampler_path and (tmp_path / "run" / "checkpoint.json").read_text() == written
     assert again.history == first.history and sorted(tmp_path.rglob("meta.json")) == saved  # no weights saved again
     assert again.first_step == len(again.history)  # every step was done before this call
+
+
+def test_a_huge_number_of_epochs_starts_at_once_making_one_epochs_batches_at_a_time(monkeypatch):
+    """--epochs 100000000 is a long run, not minutes of silence while every epoch's batches are
+    made up front (and memory fills): the batches of an epoch are made when it starts."""
+    import helpers.train as train_module
+
+    made = []
+
+    def counted(lengths, batch_size, rng):
+        made.append(1)
+        if len(made) > 10:
+            raise AssertionError("batches made for epochs the run has not reached")
+        return epoch_batches(lengths, batch_size, rng)
+
+    class Enough(Exception):
+        pass
+
+    def stop_after_step_6(info):
+        if info["kind"] == "step" and info["step"] >= 6:
+            raise Enough
+
+    monkeypatch.setattr(train_module, "epoch_batches", counted)
+    with pytest.raises(Enough):
+        train(connect("local"), ROWS[:8], TrainConfig(epochs=100_000_000, batch_size=4, val_fraction=0, warmup_steps=0),
+              callbacks=[stop_after_step_6])
+    assert len(made) in (3, 4)  # two steps an epoch: epochs 0 to 2 reached, the next perhaps submitted
