@@ -720,15 +720,20 @@ def main(args: argparse.Namespace) -> int:
         if args.model:
             model_kw = {"teacher_model": args.model} if name == "teacher" else {"base_model": args.model}
         service = None
-        if parse_spec(spec)[0] != "baseline":
+        kind, folder = parse_spec(spec)
+        if kind == "student":
+            read_checkpoint_info(folder)  # a missing or broken checkpoint is named before connecting
+        if kind != "baseline":
             from .backend import check_model, connect
 
-            service = connect(args.backend, verbose=True)
-            if parse_spec(spec)[0] in ("teacher", "base"):  # a student's model is its checkpoint's
+            service = connect(args.backend)
+            if kind in ("teacher", "base"):  # a student's model is its checkpoint's
                 # the default too, as generate does: another server may not offer it
                 check_model(service, model_of(spec, service, **model_kw))
         for path in outputs.values():  # after the backend and model checks: a refused one leaves no folder
             check_writable(path)  # fail before the work, not after it
+        if service is not None:  # only now: bad input is one line on stderr, this one is not printed before it
+            print(f"backend: {backend} ({choose_backend(args.backend)[1]})", file=sys.stderr)
         metrics, predictions = evaluate_predictor(
             spec, rows, service, progress=not args.no_progress, concurrency=args.concurrency, **model_kw)
         metrics["data"] = str(args.data)

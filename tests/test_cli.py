@@ -512,7 +512,7 @@ def test_a_model_the_backend_does_not_offer_is_refused_before_anything_is_made(t
         data.write_text(json.dumps(GOOD) + "\n")
     out = tmp_path / "out"
     assert command_line.main([*argv, "--data", str(data), "--out", str(out)]) == 2
-    said = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("backend: ")]  # evaluate's notice
+    said = capsys.readouterr().err.splitlines()  # one line: evaluate's "backend:" notice comes after the checks
     assert said == [f"error: model 'nosuch' is not offered by this server; it offers: {LOCAL_MODELS}"]
     assert not out.exists()
 
@@ -627,3 +627,22 @@ def test_ctrl_c_while_the_command_starts_is_one_line_not_a_traceback(tmp_path, m
     proc = subprocess.run([sys.executable, "-c", script, "generate"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 130 and proc.stderr.strip().splitlines() == [command_line.STARTING_INTERRUPTED], proc.stderr
+
+
+@pytest.mark.parametrize("case", ["missing checkpoint", "out is a file"])
+def test_evaluate_says_a_bad_input_in_one_line_before_naming_its_backend(tmp_path, monkeypatch, capsys, case):
+    """evaluate names its backend on stderr, but only once its input is checked: a missing
+    checkpoint or an --out that is a file is the one line, as in every command."""
+    from helpers import cli as command_line
+
+    monkeypatch.setenv("PD_BACKEND", "local")
+    data = tmp_path / "gold.jsonl"
+    data.write_text(json.dumps(GOOD) + "\n")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    argv = (["--predictor", f"student:{tmp_path / 'nonexistent'}", "--out", str(tmp_path / "ev")]
+            if case == "missing checkpoint" else ["--predictor", "teacher", "--out", str(blocker)])
+    assert command_line.main(["evaluate", "--data", str(data), *argv]) == 2
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1 and said[0].startswith("error: "), said
+    assert ("nonexistent/checkpoint.json" in said[0]) if case == "missing checkpoint" else ("a_file" in said[0])
