@@ -484,7 +484,11 @@ def train(
         else:
             names = (f"final-{attempt}" if attempt else "final" for attempt in itertools.count())
             sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler(next(names))).path
-            write_text(out / "checkpoint.json", json.dumps({"sampler_path": sampler_path, **info}, indent=1))
+            record = {"sampler_path": sampler_path, **info}
+            inside = _path_inside(sampler_path, out)
+            if inside is not None:  # local weights saved in the folder: they move and copy with it
+                record["sampler_path_in_folder"] = inside
+            write_text(out / "checkpoint.json", json.dumps(record, indent=1))
     # the student as saved, or (with no folder to save to) a snapshot of the weights
     sampling_client = ask_with_retries(lambda: training_client.create_sampling_client(sampler_path) if sampler_path
                                        else training_client.save_weights_and_get_sampling_client())
@@ -503,7 +507,21 @@ def read_checkpoint_info(directory: str | Path) -> dict:
         raise DataError(f"{path}: not valid JSON ({e.__class__.__name__})") from None
     if not isinstance(info, dict) or not isinstance(info.get("sampler_path"), str):
         raise DataError(f"{path}: missing \"sampler_path\" (training did not finish?)")
+    inside = info.get("sampler_path_in_folder")
+    if isinstance(inside, str) and (Path(directory) / inside).is_dir():
+        # a folder moved or copied since: its own weights, not those where it was trained
+        info["sampler_path"] = f"local://{(Path(directory) / inside).resolve()}"
     return info
+
+
+def _path_inside(sampler_path: str, folder: Path) -> str | None:
+    """A ``local://`` path's place relative to ``folder``, when it lies inside it; else None."""
+    if not sampler_path.startswith("local://"):
+        return None
+    try:
+        return Path(sampler_path[len("local://"):]).resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 @dataclass

@@ -285,3 +285,29 @@ def test_a_huge_number_of_epochs_starts_at_once_making_one_epochs_batches_at_a_t
         train(connect("local"), ROWS[:8], TrainConfig(epochs=100_000_000, batch_size=4, val_fraction=0, warmup_steps=0),
               callbacks=[stop_after_step_6])
     assert len(made) in (3, 4)  # two steps an epoch: epochs 0 to 2 reached, the next perhaps submitted
+
+
+def test_a_student_folder_moved_or_copied_samples_its_own_weights(tmp_path):
+    """Locally the weights live in the student's folder (the command line's store is DIR/weights):
+    a copy answers from the copy's weights, and a moved folder still answers, where the absolute
+    local:// path used to point at the original (or at nothing)."""
+    import shutil
+
+    from helpers.evaluate import predict
+    from helpers.train import read_checkpoint_info
+
+    first = tmp_path / "student"
+    config = TrainConfig(epochs=1, batch_size=4, val_fraction=0, warmup_steps=0)
+    train(connect("local", store=first / "weights"), ROWS[:8], config, out_dir=first)
+    service = connect("local")
+    before = predict(f"student:{first}", ["Guten Morgen zusammen"], service, progress=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    path = read_checkpoint_info(copy)["sampler_path"]
+    assert path.startswith(f"local://{copy.resolve()}/weights/"), path
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    shutil.move(first, moved)
+    assert not first.exists()
+    after = predict(f"student:{moved}", ["Guten Morgen zusammen"], service, progress=False)
+    assert after[0].raw == before[0].raw and read_checkpoint_info(moved)["sampler_path"].startswith(f"local://{moved.resolve()}/")
