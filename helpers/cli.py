@@ -12,6 +12,7 @@ created if it left nothing in it.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import sys
@@ -23,6 +24,8 @@ from .backend import redact as _redact  # never an API key on the terminal, what
 from .dataio import DataError, locate, read_conversations
 
 STARTING_INTERRUPTED = "interrupted while starting: nothing was done"
+# errors of writing that come without a file name (a full disk, a quota, a read-only or failing one)
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -261,6 +264,8 @@ def main(argv=None) -> int:
         return 130
     except (DataError, ValueError, KeyError, OSError, RuntimeError, TinkerError) as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        if isinstance(e, OSError) and e.errno in _WRITE_ERRNOS and not e.filename and _output_folder(args):
+            message = f"writing in {_output_folder(args)}: {message}"  # "[Errno 28] No space left on device" alone names no file
         if isinstance(e, TinkerError):  # from the server (a key revoked mid-run, a refused request): say so
             message = f"Tinker: {e.__class__.__name__}: {message}"
         print(f"error: {_redact(message)}", file=sys.stderr)

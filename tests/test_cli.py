@@ -646,3 +646,35 @@ def test_evaluate_says_a_bad_input_in_one_line_before_naming_its_backend(tmp_pat
     said = capsys.readouterr().err.splitlines()
     assert len(said) == 1 and said[0].startswith("error: "), said
     assert ("nonexistent/checkpoint.json" in said[0]) if case == "missing checkpoint" else ("a_file" in said[0])
+
+
+def test_a_full_disk_is_named_with_the_folder_being_written(tmp_path, monkeypatch, capsys):
+    """'[Errno 28] No space left on device' names no file: the command adds the folder it writes in.
+    The local backend's weights, which torch.save reports as a bare RuntimeError on a full disk,
+    are named by their folder too, and no half-written folder is left."""
+    import errno
+
+    import torch
+
+    from helpers import cli as command_line
+    from helpers import generate
+    from helpers.local.clients import load_model, save_checkpoint
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(generate, "main", full)
+    out = tmp_path / "data" / "d.jsonl"
+    assert command_line.main(["generate", "--queries", "q.jsonl", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: writing in {out.parent}: [Errno 28] No space left on device"]
+
+    def enforce_fail(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", enforce_fail)
+    loaded = load_model("local/tiny")
+    with pytest.raises(OSError, match=r"weights could not be written .* is the disk full\?\): \[enforce fail"):
+        save_checkpoint(tmp_path / "ckpt" / "final", loaded)
+    assert list((tmp_path / "ckpt").iterdir()) == []
+
