@@ -182,7 +182,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         "into distill.jsonl even when it holds a finished or different labelling")
     p.add_argument("--estimate", action="store_true",
                    help="print the requests and tokens the run would pay for, and their cost at the EXAMPLE prices; "
-                        "ask and write nothing")
+                        "sample, train and write nothing (on Tinker it opens a session only to read the models' "
+                        "tokenizers)")
 
 
 def run_main(args) -> int:

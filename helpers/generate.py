@@ -924,7 +924,8 @@ def estimate(
     overwrite: bool = False,
     teacher_name: str | None = None,
 ) -> GenerateEstimate:
-    """Count what :func:`generate` would ask with these arguments, asking nothing.
+    """Count what :func:`generate` would ask with these arguments, sampling nothing (``teacher``
+    is only asked for its tokenizer, which on Tinker needs the session the client opened).
 
     With ``out_path``, queries already answered there (a finished output, or the journal
     of an interrupted run) are left out, as :func:`generate` would skip them; an
@@ -1014,7 +1015,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output that is not this run's own")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--estimate", action="store_true",
-                        help="ask nothing: print the requests and prompt tokens this run would send, then stop")
+                        help="sample nothing: print the requests and prompt tokens this run would send, then stop "
+                             "(on Tinker it opens a session only to read the teacher's tokenizer)")
 
 
 def read_prompt(path: str | os.PathLike) -> str:

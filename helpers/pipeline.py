@@ -223,7 +223,8 @@ class RunEstimate:
 
 def estimate_run(out, backend: str | None = None, quick: bool = False, queries=None, gold=None,
                  overwrite: bool = False, train_overrides: dict | None = None) -> RunEstimate:
-    """Count what :func:`run_pipeline` with these arguments would ask, asking nothing and writing nothing.
+    """Count what :func:`run_pipeline` with these arguments would ask, sampling, training and writing
+    nothing (on Tinker a session is opened only to read the teacher's and the student's tokenizers).
 
     The models are asked for their tokenizers only. An ``out`` whose labelling is finished or
     half done counts only the requests still to make, as the run would; one the run would
