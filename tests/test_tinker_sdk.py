@@ -457,3 +457,22 @@ def test_an_answer_length_over_the_context_the_server_states_is_refused_before_a
     assert lines[0].startswith("error: setting: max_tokens: 100,000 tokens for the answer") and \
         "local/tiny's context of 512" in lines[0]
     assert not server.sampled and not (tmp_path / "out").exists()
+
+
+def test_estimates_sample_and_train_nothing_on_tinker(tmp_path):
+    """generate --estimate and run --estimate open a session to read the tokenizers, as their
+    help says, and send no sampling or training request and write nothing."""
+    queries = _write(tmp_path / "q.jsonl", _rows(ROOT / "data" / "dev_gold.jsonl", 20))
+    with FakeTinker(tmp_path / "server") as server:
+        env = server.environment(tmp_path / "hf", KEY)
+        runs = [subprocess.run([sys.executable, "-m", "helpers", *args], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=300)
+                for args in (["generate", "--queries", str(queries), "--out", str(tmp_path / "out" / "d.jsonl"),
+                              "--estimate"],
+                             ["run", "--out", str(tmp_path / "run"), "--queries", str(queries), "--estimate"])]
+    for proc in runs:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "requests" in runs[0].stdout and "requests" in runs[1].stdout
+    assert not server.sampled
+    assert not [p for p in server.paths if p.endswith(("forward_backward", "optim_step", "asample"))], server.paths
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
