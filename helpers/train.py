@@ -249,6 +249,9 @@ def read_progress(path: str | Path) -> dict | None:
     if not well_formed:
         raise DataError(f"{path}: not a training progress record (a JSON object with fingerprint, step, history, "
                         f"validation and checkpoints); {fix}")
+    inside = saved.get("checkpoints_in_folder")
+    if isinstance(inside, list) and len(inside) == len(saved["checkpoints"]):
+        saved["checkpoints"] = [_relocated(c, rel, path.parent) for c, rel in zip(saved["checkpoints"], inside, strict=True)]
     return saved
 
 
@@ -383,7 +386,8 @@ def train(
             path = training_client.save_state(f"step-{step:06d}").result().path
             checkpoints.append(path)
             restart_point = (step, path)
-            state = {"fingerprint": fingerprint, "step": step, "history": history, "validation": validation, "checkpoints": checkpoints}
+            state = {"fingerprint": fingerprint, "step": step, "history": history, "validation": validation,
+                     "checkpoints": checkpoints, "checkpoints_in_folder": [_path_inside(c, out) for c in checkpoints]}
             write_text(progress_file, json.dumps(state))
 
     def validate(step: int) -> None:
@@ -485,9 +489,9 @@ def train(
             names = (f"final-{attempt}" if attempt else "final" for attempt in itertools.count())
             sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler(next(names))).path
             record = {"sampler_path": sampler_path, **info}
-            inside = _path_inside(sampler_path, out)
-            if inside is not None:  # local weights saved in the folder: they move and copy with it
-                record["sampler_path_in_folder"] = inside
+            for key in ("sampler_path", "state_path"):  # local weights saved in the folder move and copy with it
+                if (inside := _path_inside(record[key], out)) is not None:
+                    record[f"{key}_in_folder"] = inside
             write_text(out / "checkpoint.json", json.dumps(record, indent=1))
     # the student as saved, or (with no folder to save to) a snapshot of the weights
     sampling_client = ask_with_retries(lambda: training_client.create_sampling_client(sampler_path) if sampler_path
@@ -507,11 +511,19 @@ def read_checkpoint_info(directory: str | Path) -> dict:
         raise DataError(f"{path}: not valid JSON ({e.__class__.__name__})") from None
     if not isinstance(info, dict) or not isinstance(info.get("sampler_path"), str):
         raise DataError(f"{path}: missing \"sampler_path\" (training did not finish?)")
-    inside = info.get("sampler_path_in_folder")
-    if isinstance(inside, str) and (Path(directory) / inside).is_dir():
-        # a folder moved or copied since: its own weights, not those where it was trained
-        info["sampler_path"] = f"local://{(Path(directory) / inside).resolve()}"
+    for key in ("sampler_path", "state_path"):  # a folder moved or copied since: its own weights
+        if isinstance(info.get(key), str):
+            info[key] = _relocated(info[key], info.get(f"{key}_in_folder"), Path(directory))
     return info
+
+
+def _relocated(local_path: str, inside, folder: Path) -> str:
+    """``local_path``, or the same weights where they lie now, when ``inside`` (their place in
+    ``folder`` when saved) names a folder there: a run's folder moved or copied keeps answering,
+    and a copy answers from its own weights, never from the original's."""
+    if isinstance(inside, str) and (folder / inside).is_dir():
+        return f"local://{(folder / inside).resolve()}"
+    return local_path
 
 
 def _path_inside(sampler_path: str, folder: Path) -> str | None:

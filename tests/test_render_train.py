@@ -311,3 +311,7 @@ def test_a_student_folder_moved_or_copied_samples_its_own_weights(tmp_path):
     assert not first.exists()
     after = predict(f"student:{moved}", ["Guten Morgen zusammen"], service, progress=False)
     assert after[0].raw == before[0].raw and read_checkpoint_info(moved)["sampler_path"].startswith(f"local://{moved.resolve()}/")
+    # the same run asked again in the moved folder is found finished there: no step is trained again
+    again = train(connect("local", store=moved / "weights"), ROWS[:8], config, out_dir=moved)
+    assert again.first_step == again.history[-1]["step"] and again.checkpoints[-1].startswith(f"local://{moved.resolve()}/")
+    assert predict(f"student:{moved}", ["Guten Morgen zusammen"], service, progress=False)[0].raw == before[0].raw
