@@ -99,6 +99,13 @@ def test_the_contributors_strip_hook_leaves_a_committed_notebook_as_it_is(tmp_pa
         copy = tmp_path / path.name
         copy.write_bytes(path.read_bytes())
         copies.append(copy)
-    subprocess.run([str(root / command[0]), *command[1:], *map(str, copies)], check=True, timeout=120)
-    changed = [c.name for c, p in zip(copies, PATHS, strict=True) if c.read_bytes() != p.read_bytes()]
-    assert not changed, f"the strip hook rewrites {changed}"
+    # as pre-commit runs it: from the repository (.venv's tool), and where there is no .venv (a
+    # conda environment: the tool on PATH)
+    import os
+    import sys
+
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    for cwd in (root, tmp_path):
+        subprocess.run([*command, *map(str, copies)], check=True, timeout=120, cwd=cwd, env={**os.environ, "PATH": path})
+        changed = [c.name for c, p in zip(copies, PATHS, strict=True) if c.read_bytes() != p.read_bytes()]
+        assert not changed, f"the strip hook rewrites {changed} (run from {cwd})"
