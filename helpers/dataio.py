@@ -125,17 +125,16 @@ def read_queries(path: str | os.PathLike, allow_empty_text: bool = False) -> lis
     """Read a query file: objects with a string ``"text"``; returns the objects.
 
     Empty or whitespace-only texts are refused unless ``allow_empty_text`` (the
-    generator counts and skips them instead). An empty file is an error. A ``"label"``
-    is optional, but when present (and not null) it must be one of the 13 labels: a
-    typo in a labelled file is caught here rather than scored later. Other keys are kept.
+    generator counts and skips them instead). An empty file is an error. Other keys, a
+    ``"label"`` included, are kept and not checked (DESIGN.md: the teacher labels the
+    queries; a pool from elsewhere may carry labels of its own, such as ``"pt"``); files
+    whose labels are scored are read with :func:`read_gold`, which checks them.
     """
     rows = []
     for number, obj in iter_jsonl(path):
         _require_text(path, number, obj)
         if not allow_empty_text and not obj["text"].strip():
             raise DataError(f"{path}:{number}: empty \"text\"")
-        if "label" in obj and obj["label"] is not None and obj["label"] not in LABELS:
-            raise DataError(f"{path}:{number}: unknown label {obj['label']!r}")
         rows.append(obj)
     if not rows:
         raise DataError(f"{path}: no rows (empty file)")
