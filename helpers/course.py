@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .backend import context_length
 from .dataio import DataError, read_conversations, read_queries
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +147,7 @@ def ensure_distillation_data(service, quick: bool | None = None, progress: bool 
 
     run = _distillation_run(service, quick)
     if not run["out_path"].exists():
-        generate(_teacher(service, run), progress=progress, **run)
+        generate(_teacher(service, run), progress=progress, max_context=context_length(service, run["teacher_name"]), **run)
     return run["out_path"]
 
 

@@ -596,12 +596,14 @@ def _finished(out: Path, summary_path: Path, fingerprint: str) -> tuple[dict | N
 class _Run:
     """One generation run: the state shared by the request tasks."""
 
-    def __init__(self, teacher, tokenizer, prompt: str, config: GenerateConfig, teacher_name: str):
+    def __init__(self, teacher, tokenizer, prompt: str, config: GenerateConfig, teacher_name: str,
+                 max_context: int | None = None):
         self.teacher = teacher
         self.tokenizer = tokenizer
         self.prompt = prompt
         self.config = config
         self.teacher_name = teacher_name
+        self.max_context = max_context
         self.jitter = random.Random()
 
     async def ask(self, key: str, text: str, slots: asyncio.Semaphore) -> dict:
@@ -617,6 +619,9 @@ class _Run:
             prompt = model_input(self.tokenizer, teacher_messages(text, self.prompt))
             params = sampling_params(self.tokenizer, cfg.max_tokens, cfg.temperature, top_p=cfg.top_p,
                                      seed=_query_seed(cfg.seed, text))
+            if self.max_context and prompt.length + cfg.max_tokens > self.max_context:  # refused if sent
+                raise ValueError(f"not asked: {prompt.length} tokens of prompt and query and up to {cfg.max_tokens} "
+                                 f"for the answer do not fit {self.teacher_name}'s context of {self.max_context}")
             async with slots:
                 while True:
                     try:
@@ -663,6 +668,7 @@ async def generate_async(
     overwrite: bool = False,
     progress: bool = True,
     teacher_name: str | None = None,
+    max_context: int | None = None,
 ) -> GenerateSummary:
     """Label ``queries`` with ``teacher`` reading ``prompt``; write the student's data to ``out_path``.
 
@@ -679,6 +685,9 @@ async def generate_async(
         for the same teacher, prompt, settings and queries (or regenerate one that is).
     progress : show a progress bar.
     teacher_name : the model name recorded in keys and rows (default: see :func:`teacher_model_name`).
+    max_context : the teacher's context in tokens (:func:`helpers.backend.context_length` asks a
+        Tinker server); default the client's own ``max_context`` (the local clients have one). A
+        query whose request would not fit is not sent: it is rejected as ``error``, saying why.
 
     Returns
     -------
@@ -711,7 +720,8 @@ async def generate_async(
         resumed = len(done)
         todo = [(k, t) for k, t in zip(keys, distinct, strict=True) if k not in done]
         tokenizer = teacher.get_tokenizer()
-        run = _Run(teacher, tokenizer, prompt, config, name)
+        context = max_context if max_context is not None else getattr(teacher, "max_context", None)
+        run = _Run(teacher, tokenizer, prompt, config, name, context)
         await _ask_all(run, todo, done, journal, len(keys), resumed, progress)
 
         rows, rejects = [], []
@@ -876,6 +886,7 @@ def generate(
     overwrite: bool = False,
     progress: bool = True,
     teacher_name: str | None = None,
+    max_context: int | None = None,
 ) -> GenerateSummary:
     """:func:`generate_async` for synchronous code, Jupyter cells included.
 
@@ -883,7 +894,7 @@ def generate(
     the run gets its own loop in a worker thread, and an interrupt (Ctrl-C, the
     notebook's stop button) cancels it, leaving the journal to resume from.
     """
-    coro = generate_async(teacher, queries, out_path, prompt, config, overwrite, progress, teacher_name)
+    coro = generate_async(teacher, queries, out_path, prompt, config, overwrite, progress, teacher_name, max_context)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -1075,10 +1086,10 @@ def main(args: argparse.Namespace) -> int:
     if args.estimate:
         print(estimate(teacher, queries, args.out, prompt, config, overwrite=args.overwrite, teacher_name=model))
         return 0
-    check_room(teacher, prompt, config.max_tokens, model,
-               getattr(teacher, "max_context", None) or (None if "://" in model else context_length(service, model)))
+    context = getattr(teacher, "max_context", None) or (None if "://" in model else context_length(service, model))
+    check_room(teacher, prompt, config.max_tokens, model, context)
     summary = generate(teacher, queries, args.out, prompt, config, overwrite=args.overwrite,
-                       progress=not args.no_progress, teacher_name=model)
+                       progress=not args.no_progress, teacher_name=model, max_context=context)
     print(summary)
     if summary.rows == 0:
         first = next((row for _, row in iter_jsonl(f"{args.out}.rejects.jsonl")), {})

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from . import baseline as baseline_mod
 from . import evaluate as ev
-from .backend import choose_backend, connect
+from .backend import choose_backend, connect, context_length
 from .course import QUICK_QUERIES, even_sample
 from .dataio import DataError, read_conversations, read_gold, read_queries, write_text
 from .generate import GenerateConfig, GenerateEstimate, generate
@@ -95,7 +95,8 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     teacher_model = ev.default_models(backend)["teacher"]
     teacher = service.create_sampling_client(base_model=teacher_model).result()
     summary = generate(teacher, query_rows, out / "distill.jsonl", config=GenerateConfig(teacher_model=teacher_model),
-                       overwrite=overwrite, progress=progress, teacher_name=teacher_model)
+                       overwrite=overwrite, progress=progress, teacher_name=teacher_model,
+                       max_context=context_length(service, teacher_model))
     timings["generate"] = time.time() - t
     rows = read_conversations(out / "distill.jsonl")
 

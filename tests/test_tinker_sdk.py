@@ -476,3 +476,24 @@ def test_estimates_sample_and_train_nothing_on_tinker(tmp_path):
     assert not server.sampled
     assert not [p for p in server.paths if p.endswith(("forward_backward", "optim_step", "asample"))], server.paths
     assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+
+
+def test_generate_never_sends_a_query_over_the_context_the_server_states(tmp_path):
+    """A query whose request cannot fit the teacher's stated context is rejected without being
+    sent ('not asked: ...'), and the others are labelled; on Tinker it used to be sent and refused."""
+    long = "Das Wetter ist heute schön und wir gehen spazieren. " * 100  # far over local/tiny's 512 tokens
+    queries = tmp_path / "q.jsonl"
+    write_jsonl(queries, [{"text": t} for t in ("Guten Morgen zusammen", long, "Buenos días a todos")])
+    (tmp_path / "short.txt").write_text("Answer with the language code of the text.\n", encoding="utf-8")
+    with FakeTinker(tmp_path / "server") as server:
+        env = server.environment(tmp_path / "hf", KEY)
+        proc = subprocess.run([sys.executable, "-m", "helpers", "generate", "--queries", str(queries), "--out",
+                               str(tmp_path / "d.jsonl"), "--teacher", "local/tiny", "--prompt-file",
+                               str(tmp_path / "short.txt"), "--max-tokens", "8", "--no-progress"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]  # the tiny model's answers may all be unparsed
+    assert server.sampled.get("local/tiny") == 2, server.sampled
+    rejects = [row for _, row in iter_jsonl(tmp_path / "d.jsonl.rejects.jsonl")]
+    refused = [r for r in rejects if r["reason"] == "error"]
+    assert len(refused) == 1 and refused[0]["query"] == long and refused[0]["error"].startswith("ValueError: not asked: ")
+    assert "do not fit local/tiny's context of 512" in refused[0]["error"]
