@@ -85,7 +85,8 @@ def test_runs_in_the_default_python3_kernel(notebook):
 
 def test_the_contributors_strip_hook_leaves_a_committed_notebook_as_it_is(tmp_path):
     """The pre-commit hook's nbstripout, run on the committed notebooks, changes nothing: the
-    builders and the hook agree (without --keep-id it renumbered every cell of every notebook)."""
+    builders and the hook agree (without --keep-id it renumbered every cell of every notebook).
+    Run on an executed notebook, it strips the outputs, with .venv's tool or the one on PATH."""
     import shlex
     import subprocess
 
@@ -105,7 +106,17 @@ def test_the_contributors_strip_hook_leaves_a_committed_notebook_as_it_is(tmp_pa
     import sys
 
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    executed = tmp_path / "executed" / PATHS[0].name  # and it does strip: an output and a count go
+    executed.parent.mkdir()
+    nb = nbformat.read(PATHS[0], as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.execution_count = 1
+    code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="printed while running\n")]
+    nbformat.write(nb, executed)
     for cwd in (root, tmp_path):
         subprocess.run([*command, *map(str, copies)], check=True, timeout=120, cwd=cwd, env={**os.environ, "PATH": path})
         changed = [c.name for c, p in zip(copies, PATHS, strict=True) if c.read_bytes() != p.read_bytes()]
         assert not changed, f"the strip hook rewrites {changed} (run from {cwd})"
+        nbformat.write(nb, executed)
+        subprocess.run([*command, str(executed)], check=True, timeout=120, cwd=cwd, env={**os.environ, "PATH": path})
+        assert "printed while running" not in executed.read_text(encoding="utf-8"), cwd
