@@ -692,7 +692,7 @@ def main(args: argparse.Namespace) -> int:
         name = predictor_name(spec)
         rows = read_gold(args.data)[: args.limit]
         out = Path(args.out) if args.out else None
-        backend = choose_backend(args.backend)[0]
+        backend, why = choose_backend(args.backend)
         fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model, backend)
         outputs = _output_files(out, name) if out is not None else {}
         stale: list[Path] = []  # the pictures of the evaluation an --overwrite replaces, if of another predictor
@@ -733,7 +733,7 @@ def main(args: argparse.Namespace) -> int:
         for path in outputs.values():  # after the backend and model checks: a refused one leaves no folder
             check_writable(path)  # fail before the work, not after it
         if service is not None:  # only now: bad input is one line on stderr, this one is not printed before it
-            print(f"backend: {backend} ({choose_backend(args.backend)[1]})", file=sys.stderr)
+            print(f"backend: {backend} ({why})", file=sys.stderr)
         metrics, predictions = evaluate_predictor(
             spec, rows, service, progress=not args.no_progress, concurrency=args.concurrency, **model_kw)
         metrics["data"] = str(args.data)

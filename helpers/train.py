@@ -34,6 +34,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -346,14 +347,13 @@ def train(
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total = steps_per_epoch * config.epochs
     lengths = [d.model_input.length for d in train_data]
-    epoch_cache: dict[int, list[list[int]]] = {}  # one epoch's batches at a time: --epochs may be huge
+    @functools.lru_cache(maxsize=1)  # one epoch's batches at a time, made when it starts: --epochs may be huge
+    def batches_of(epoch: int) -> list[list[int]]:
+        return epoch_batches(lengths, config.batch_size, random.Random(config.seed * 1000 + epoch))
 
     def batch_of(step: int) -> list[int]:
         epoch, index = divmod(step, steps_per_epoch)
-        if epoch not in epoch_cache:
-            epoch_cache.clear()
-            epoch_cache[epoch] = epoch_batches(lengths, config.batch_size, random.Random(config.seed * 1000 + epoch))
-        return epoch_cache[epoch][index]
+        return batches_of(epoch)[index]
 
     def kept() -> str:
         if restart_point is not None and out is not None:
