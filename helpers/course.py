@@ -13,8 +13,8 @@ for the full pool; figures also to ``$PD_BUILD/figures`` when ``PD_BUILD`` is se
 
 Example
 -------
->>> workdir().name
-'course'
+>>> run_name("local", quick=True)
+'local-quick'
 """
 
 from __future__ import annotations

@@ -12,6 +12,16 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+@pytest.fixture(autouse=True)
+def course_settings_of_the_shell_do_not_reach_the_tests(monkeypatch, tmp_path_factory):
+    """A learner's ``PD_QUICK``, ``PD_BUILD`` or ``PD_WORKDIR`` (the notebooks mention them) must
+    not change what a test sees, nor let a test write into that folder; tests that need one set
+    it themselves. The course's folder is a fresh one per test."""
+    monkeypatch.delenv("PD_QUICK", raising=False)
+    monkeypatch.delenv("PD_BUILD", raising=False)
+    monkeypatch.setenv("PD_WORKDIR", str(tmp_path_factory.mktemp("workdir")))
+
+
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
