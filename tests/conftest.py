@@ -4,6 +4,7 @@ whose student prompt has an exact length."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -12,13 +13,18 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+# Settings of the shell must not reach the tests, and are removed before any fixture of any
+# scope runs. A real key would make a plain `pytest` train and sample on Tinker, and pay: tests
+# of the Tinker path set their own fake key and server (tests/fake_tinker.py). A learner's
+# PD_QUICK, PD_BUILD or PD_WORKDIR (the notebooks mention them) would change what a test sees.
+for _name in ("TINKER_API_KEY", "TINKER_BASE_URL", "TINKER_CREDENTIAL_CMD", "PD_QUICK", "PD_BUILD", "PD_WORKDIR"):
+    os.environ.pop(_name, None)
+os.environ["PD_BACKEND"] = "local"
+
+
 @pytest.fixture(autouse=True)
-def course_settings_of_the_shell_do_not_reach_the_tests(monkeypatch, tmp_path_factory):
-    """A learner's ``PD_QUICK``, ``PD_BUILD`` or ``PD_WORKDIR`` (the notebooks mention them) must
-    not change what a test sees, nor let a test write into that folder; tests that need one set
-    it themselves. The course's folder is a fresh one per test."""
-    monkeypatch.delenv("PD_QUICK", raising=False)
-    monkeypatch.delenv("PD_BUILD", raising=False)
+def a_fresh_course_folder(monkeypatch, tmp_path_factory):
+    """Each test's notebooks' folder (``PD_WORKDIR``) is a fresh one, never ``runs/course``."""
     monkeypatch.setenv("PD_WORKDIR", str(tmp_path_factory.mktemp("workdir")))
 
 

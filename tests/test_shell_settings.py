@@ -1,0 +1,43 @@
+"""Settings in a learner's shell never reach the tests (tests/conftest.py removes them).
+
+A real ``TINKER_API_KEY`` would make a plain ``pytest`` train on Tinker and pay; ``PD_WORKDIR``
+made a doctest fail and tests write into the learner's folder; ``PD_QUICK=0`` would make the
+course's helpers train on the whole pool.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_what_each_test_sees_of_the_course_settings():
+    from helpers import connect
+    from helpers.course import is_quick, workdir
+
+    names = set(os.environ)  # names only: a failure must not print a real key's value
+    assert not names & {"TINKER_API_KEY", "TINKER_CREDENTIAL_CMD", "PD_QUICK", "PD_BUILD"}
+    assert os.environ.get("PD_BACKEND") == "local"
+    service = connect()
+    assert service.backend == "local"
+    assert is_quick(service)  # offline, the course's default sample
+    assert ROOT not in workdir().parents  # a fresh folder, not runs/course nor the learner's
+
+
+def test_a_key_and_course_settings_in_the_shell_do_not_reach_the_tests(tmp_path):
+    learner = tmp_path / "learners_folder"
+    env = {**os.environ, "TINKER_API_KEY": "tml-a-real-looking-key", "TINKER_BASE_URL": "http://127.0.0.1:9",
+           "PD_QUICK": "0", "PD_WORKDIR": str(learner), "PD_BUILD": str(tmp_path / "build")}
+    env.pop("PD_BACKEND", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_shell_settings.py::test_what_each_test_sees_of_the_course_settings"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "1 passed" in result.stdout
+    assert not learner.exists() and not (tmp_path / "build").exists()
