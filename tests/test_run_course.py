@@ -88,6 +88,7 @@ def test_each_backend_and_size_has_its_own_pipeline_folder(run_course, monkeypat
 @pytest.mark.parametrize("name, value", [("PD_QUICK", "maybe"), ("PD_BACKEND", "gpu")])
 def test_a_bad_setting_stops_make_run_with_one_line_before_any_work(run_course, monkeypatch, tmp_path, capsys, name, value):
     monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PD_BUILD", str(tmp_path))  # main() sets it for its notebooks: gone again after the test
     ran = []
     monkeypatch.setattr(run_course, "run_pipeline", lambda *a, **k: ran.append(a))
     monkeypatch.setattr(run_course, "execute_notebook", lambda *a, **k: ran.append(a))

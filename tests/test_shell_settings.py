@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_what_each_test_sees_of_the_course_settings():
+    """Also fails when a test before it in the run left one of the settings behind (as one
+    calling make run's main() in-process did with PD_BUILD)."""
     from helpers import connect
     from helpers.course import is_quick, workdir
 
