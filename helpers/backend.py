@@ -176,7 +176,10 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
     ----------
     backend : "local", "tinker", or None (``PD_BACKEND``, else Tinker when a key is set).
     base_url : a Tinker-compatible server (default ``TINKER_BASE_URL``, else Tinker's own).
-    store : folder for local checkpoints (local backend only).
+    store : folder for local checkpoints (local backend only). The default, ``HELPERS_LOCAL_STORE``
+        or ``~/.cache/prompt-distillation``, stands in for Tinker's own storage: checkpoints
+        outlive the run, and nothing removes them. The command line, ``run`` and the notebooks
+        keep a student's weights in its folder instead: ``connect("local", store=out / "weights")``.
     verbose : print which backend was chosen and why (never the key).
     """
     name, why = choose_backend(backend)

@@ -31,7 +31,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .dataio import DataError, check_writable, write_text
+from .dataio import DataError, check_writable, text_list, write_text
 from .labels import LABELS
 
 MODEL_FILE = "baseline.joblib"
@@ -79,7 +79,7 @@ def train_baseline(texts: Sequence[str], labels: Sequence[str], seed: int = 0):
         if not isinstance(text, str):
             raise DataError(f"baseline: example {i} text is not a string")
         if label not in LABELS:
-            raise DataError(f"baseline: example {i} label {label!r} is not one of the 13 labels")
+            raise DataError(f"baseline: example {i} label {label!r} is not one of the {len(LABELS)} labels")
     if len(set(labels)) < 2:
         raise DataError(f"baseline: all examples have the label {labels[0]!r}; a classifier needs two or more")
     from threadpoolctl import threadpool_limits
@@ -94,7 +94,7 @@ def train_baseline(texts: Sequence[str], labels: Sequence[str], seed: int = 0):
 
 def predict(model, texts: Sequence[str]) -> list[str]:
     """The baseline's label for each text (always one of the labels it was trained on)."""
-    texts = list(texts)
+    texts = text_list(texts)
     if not texts:
         return []
     return [str(label) for label in model.predict(texts)]

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +203,7 @@ def conversation_problem(row: Any) -> str | None:
         return "message content must be a string"
     answer = next(m["content"] for m in messages if m.get("role") == "assistant")
     if answer.strip() not in LABELS:
-        return f"assistant answer {answer.strip()!r} is not one of the 13 labels"
+        return f"assistant answer {answer.strip()!r} is not one of the {len(LABELS)} labels"
     return weight_problem(row)
 
 
@@ -221,6 +222,36 @@ def read_conversations(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not rows:
         raise DataError(f"{path}: no rows (empty file)")
     return rows
+
+
+def is_whole(x) -> bool:
+    """A whole number (``int``, numpy's too; not a bool): what a count or a seed setting must be."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def is_number(x) -> bool:
+    """A finite real number (not a bool): what a rate or a weight setting must be."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def text_list(items: Iterable, what: str = "texts") -> list[str]:
+    """``items`` as a list of strings: each item a string, or an object with a string ``"text"``.
+
+    A single string (which would count as a list of characters), a dict, or an item that is
+    neither gets a one-line :class:`DataError` naming ``what`` and the item.
+
+    >>> text_list(["hallo", {"text": "hola", "label": "es"}])
+    ['hallo', 'hola']
+    """
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise DataError(f"{what}: expected a list of strings or of objects with \"text\"")
+    texts = []
+    for i, item in enumerate(items, start=1):
+        text = item.get("text") if isinstance(item, Mapping) else item
+        if not isinstance(text, str):
+            raise DataError(f"{what}: item {i} is not a string or an object with a string \"text\"")
+        texts.append(text)
+    return texts
 
 
 def dumps(obj: dict[str, Any]) -> str:
@@ -292,11 +323,15 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None
     Before writing, the orphans of killed writers in that folder are removed (:func:`sweep_orphans`).
     """
     path = Path(path)
+    if isinstance(rows, str | bytes | Mapping):  # a dict's keys, or a string's letters, are not rows
+        raise DataError(f"{path}: rows must be a list of JSON objects, got a single {type(rows).__name__}")
     check_writable(path)
     fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
+            for i, row in enumerate(rows, start=1):
+                if not isinstance(row, Mapping):  # every reader here expects an object per line
+                    raise DataError(f"{path}: row {i} is not a JSON object (got {type(row).__name__}); nothing was written")
                 f.write(dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())

@@ -50,9 +50,9 @@ from typing import Any
 import numpy as np
 
 from .backend import context_length
-from .dataio import DataError, check_writable, read_gold, write_jsonl, write_text
+from .dataio import DataError, check_writable, read_gold, text_list, write_jsonl, write_text
 from .generate import StallWatch, ask_with_retries, result_with_retries
-from .labels import parse_answer
+from .labels import LABELS, parse_answer
 from .metrics import (  # noqa: F401 (re-exported: the course imports the metrics from here)
     BOOTSTRAP_RESAMPLES,
     UNPARSED,
@@ -212,7 +212,7 @@ def predict_with_client(
     max_context : the model's context in tokens (:func:`helpers.backend.context_length` asks
         a Tinker server for it; :func:`predict` does); default the client's ``max_context``.
     """
-    texts = list(texts)
+    texts = text_list(texts)
     tokenizer = tokenizer if tokenizer is not None else client.get_tokenizer()
     limit = max_tokens or (TEACHER_MAX_TOKENS if with_prompt else STUDENT_MAX_TOKENS)
     params = sampling_params(tokenizer, limit)
@@ -315,7 +315,7 @@ def predict(
     ('de', 'Final Answer: de')
     """
     kind, folder = parse_spec(spec)
-    texts = list(texts)
+    texts = text_list(texts)
     if kind == "baseline":
         from . import baseline
 
@@ -527,7 +527,7 @@ def measure_latency(sampling_client, tokenizer, texts: Sequence[str], with_promp
     Locally the teacher is the rule-based stand-in, so its latency says nothing
     about an LLM teacher's; the *student's* latency is a real model's on this CPU.
     """
-    texts = list(texts)
+    texts = text_list(texts)
     if not texts:
         raise ValueError("no texts to time")
     tokenizer = tokenizer if tokenizer is not None else sampling_client.get_tokenizer()
@@ -579,15 +579,32 @@ def read_metrics(path: str | os.PathLike) -> dict:
         raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
 
 
+def _gold_pairs(rows: Sequence[Mapping]) -> tuple[list[str], list[str]]:
+    """The texts and labels of gold rows, or a one-line ``DataError`` naming the first bad row."""
+    if isinstance(rows, str | bytes | Mapping):
+        raise DataError("gold rows: expected a list of objects with \"text\" and \"label\" (as read_gold gives)")
+    texts, labels = [], []
+    for i, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping) or not isinstance(row.get("text"), str):
+            raise DataError(f"gold rows: row {i} is not an object with a string \"text\"")
+        if row.get("label") not in LABELS:
+            raise DataError(f"gold rows: row {i}: label {row.get('label')!r} is not one of {' '.join(LABELS)}")
+        texts.append(row["text"])
+        labels.append(row["label"])
+    if not texts:
+        raise DataError("gold rows: no rows to score")
+    return texts, labels
+
+
 def evaluate_predictor(spec: str, rows: Sequence[Mapping], service=None, **kwargs) -> tuple[dict, list[Prediction]]:
     """Predict every gold row's ``text`` with ``spec`` and score it against ``label``.
 
     ``kwargs`` go to :func:`predict`. Returns ``(metrics, predictions)``; the
     metrics also name the ``predictor``.
     """
-    texts = [r["text"] for r in rows]
+    texts, labels = _gold_pairs(rows)  # before asking anything: on Tinker every question is paid
     predictions = predict(spec, texts, service, **kwargs)
-    metrics = {"predictor": spec, **compute_metrics([r["label"] for r in rows], predictions)}
+    metrics = {"predictor": spec, **compute_metrics(labels, predictions)}
     return metrics, predictions
 
 

@@ -54,7 +54,6 @@ import concurrent.futures
 import hashlib
 import inspect
 import json
-import math
 import os
 import random
 import sys
@@ -71,8 +70,11 @@ from .dataio import (
     DataError,
     check_writable,
     dumps,
+    is_number,
+    is_whole,
     iter_jsonl,
     read_queries,
+    text_list,
     write_jsonl,
     write_text,
 )
@@ -258,13 +260,7 @@ class GenerateConfig:
 
     def validate(self) -> None:
         """Raise ``DataError("setting: ...")`` naming the first setting out of range."""
-
-        def whole(x) -> bool:
-            return isinstance(x, int) and not isinstance(x, bool)
-
-        def number(x) -> bool:
-            return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-
+        whole, number = is_whole, is_number
         checks = [
             (self.teacher_model is None or (isinstance(self.teacher_model, str) and self.teacher_model.strip() != ""),
              f"teacher_model must be a model name or None, got {self.teacher_model!r}"),
@@ -495,16 +491,9 @@ def _paths(out: Path) -> dict[str, Path]:
 
 
 def _query_texts(queries: Sequence) -> list[str]:
-    if isinstance(queries, str | bytes) or not isinstance(queries, Sequence):
-        raise DataError("queries: expected a list of strings or of objects with \"text\"")
-    if not queries:
+    texts = text_list(queries, "queries")
+    if not texts:
         raise DataError("queries: no queries (empty list)")
-    texts = []
-    for i, q in enumerate(queries, start=1):
-        text = q.get("text") if isinstance(q, dict) else q
-        if not isinstance(text, str):
-            raise DataError(f"queries: item {i} is not a string or an object with a string \"text\"")
-        texts.append(text)
     return texts
 
 
@@ -796,7 +785,12 @@ def _plan(teacher, queries, prompt: str, config: GenerateConfig | None, teacher_
     """What a run of :func:`generate` (or :func:`estimate`) with these arguments asks: settings
     checked, queries read, keys made. ``DataError`` for a bad setting or query list."""
     config = config or GenerateConfig()
+    if not isinstance(config, GenerateConfig):
+        raise DataError(f"setting: config must be a GenerateConfig, e.g. GenerateConfig(concurrency=4); got a {type(config).__name__}")
     config.validate()
+    if not (callable(getattr(teacher, "sample", None)) and callable(getattr(teacher, "get_tokenizer", None))):
+        raise DataError(f"setting: the teacher must be a sampling client, e.g. service.create_sampling_client("
+                        f"base_model=...); got a {type(teacher).__name__}")
     if not isinstance(prompt, str) or not prompt.strip():
         raise DataError("setting: the teacher prompt is empty")
     texts = _query_texts(queries)

@@ -47,21 +47,32 @@ class Prediction:
 
 def labels_of(predictions: Sequence[Prediction | str | None]) -> list[str | None]:
     """The labels of a list of predictions (plain labels and ``None`` pass through)."""
-    return [p.label if isinstance(p, Prediction) else p for p in predictions]
+    return [p.label if isinstance(p, Prediction) else p for p in as_list(predictions, "predictions")]
+
+
+def as_list(items: Sequence, what: str) -> list:
+    """``items`` as a list; a single string (which would count as a list of characters) is refused."""
+    if isinstance(items, str | bytes):
+        raise ValueError(f"{what}: expected a list, got a single string {items[:40]!r}")
+    return list(items)
+
+
+def _check_answers(answers: Sequence[str | None], what: str) -> None:
+    for p in answers:
+        if p is not None and p not in LABELS:
+            raise ValueError(f"{what} {p!r} is neither one of the {len(LABELS)} labels nor None (unparsed)")
 
 
 def _check_pair(gold: Sequence[str], pred: Sequence[str | None]) -> tuple[list[str], list[str | None]]:
-    gold, pred = list(gold), labels_of(pred)
+    gold, pred = as_list(gold, "gold labels"), labels_of(pred)
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
     if not gold:
         raise ValueError("no examples to score")
     for g in gold:
         if g not in LABELS:
-            raise ValueError(f"gold label {g!r} is not one of the 13 labels")
-    for p in pred:
-        if p is not None and p not in LABELS:
-            raise ValueError(f"prediction {p!r} is neither one of the 13 labels nor None (unparsed)")
+            raise ValueError(f"gold label {g!r} is not one of the {len(LABELS)} labels")
+    _check_answers(pred, "prediction")
     return gold, pred
 
 
@@ -157,6 +168,7 @@ def agreement(a: Sequence[str | None | Prediction], b: Sequence[str | None | Pre
     from sklearn.metrics import cohen_kappa_score
 
     a, b = labels_of(a), labels_of(b)
+    _check_answers(a + b, "answer")  # kappa would quietly drop pairs with a label outside its list
     if len(a) != len(b):
         raise ValueError(f"{len(a)} answers against {len(b)}")
     if not a:
@@ -181,7 +193,8 @@ def agreement_by(groups: Sequence[str], a: Sequence[str | None | Prediction],
     >>> agreement_by(["short", "short", "natural"], ["de", "ot", "en"], ["de", "fr", "en"])
     {'natural': {'n': 1, 'agreement': 1.0}, 'short': {'n': 2, 'agreement': 0.5}}
     """
-    a, b = labels_of(a), labels_of(b)
+    groups, a, b = as_list(groups, "groups"), labels_of(a), labels_of(b)
+    _check_answers(a + b, "answer")
     if not len(groups) == len(a) == len(b):
         raise ValueError(f"{len(groups)} groups for {len(a)} and {len(b)} answers")
     members: dict[str, list[bool]] = {}
@@ -200,7 +213,7 @@ def error_table(texts: Sequence[str], gold: Sequence[str],
     >>> error_table(["a b c", "x y z"], ["en", "de"], {"teacher": ["en", "en"], "student": ["en", None]})
     [{'index': 1, 'text': 'x y z', 'gold': 'de', 'teacher': 'en', 'student': None}]
     """
-    texts, gold = list(texts), list(gold)
+    texts, gold = as_list(texts, "texts"), as_list(gold, "gold labels")
     columns = {name: labels_of(p) for name, p in preds.items()}
     for name, labels in columns.items():
         if len(labels) != len(texts):

@@ -91,6 +91,8 @@ def plot_confusions(metrics_by_name: Mapping[str, Mapping], normalize: bool = Fa
 
     if not metrics_by_name:
         raise ValueError("no metrics to plot")
+    if "confusion" in metrics_by_name or not all(isinstance(m, Mapping) and "confusion" in m for m in metrics_by_name.values()):
+        raise ValueError("plot_confusions takes {name: metrics}, e.g. {\"student\": metrics}, each with a \"confusion\"")
     mats = {name: _confusion(m, normalize) for name, m in metrics_by_name.items()}
     vmax = max(float(cm.max()) for cm, _, _ in mats.values())
     vmax = vmax if vmax > 0 else 1.0

@@ -50,7 +50,7 @@ import numpy as np
 from tinker import types
 
 from .backend import context_length
-from .dataio import DataError, conversation_problem, write_text
+from .dataio import DataError, conversation_problem, is_number, is_whole, write_text
 from .generate import StallWatch, ask_with_retries, backoff, is_transient, one_line
 from .labels import parse_answer
 from .render import conversation, decode_answer, model_input, render_example, sampling_params
@@ -102,6 +102,8 @@ class TrainConfig:
         epoch on Tinker; locally 4 epochs in batches of 16, so that a thousand examples still
         make a few hundred steps (the tiny model needs steps more than it needs large batches).
         """
+        if backend not in ("local", "tinker"):
+            raise DataError(f"setting: backend must be one of local, tinker, got {backend!r}")
         if backend == "tinker":
             base = cls(base_model="Qwen/Qwen3-30B-A3B", rank=32, learning_rate=1e-4, lr_schedule="linear",
                        warmup_steps=0, epochs=1 if quick else 4, batch_size=128, grad_clip_norm=0.0, eps=1e-12,
@@ -111,20 +113,31 @@ class TrainConfig:
         return cls(**{**asdict(base), **overrides})
 
     def validate(self) -> None:
-        """Raise ``DataError`` naming the first setting out of range."""
+        """Raise ``DataError`` naming the first setting out of range or of the wrong type."""
+        whole, number = is_whole, is_number
         checks = [
-            (0 < self.learning_rate < math.inf, f"learning_rate must be a finite number > 0, got {self.learning_rate}"),
-            (self.rank >= 1, f"rank must be >= 1, got {self.rank}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (isinstance(self.base_model, str) and self.base_model.strip() != "",
+             f"base_model must be a model name, got {self.base_model!r}"),
+            (number(self.learning_rate) and self.learning_rate > 0,
+             f"learning_rate must be a finite number > 0, got {self.learning_rate!r}"),
+            (whole(self.rank) and self.rank >= 1, f"rank must be a whole number >= 1, got {self.rank!r}"),
+            (whole(self.batch_size) and self.batch_size >= 1, f"batch_size must be a whole number >= 1, got {self.batch_size!r}"),
+            (whole(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}"),
             (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}"),
-            (0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction}"),
-            (self.save_every >= 1, f"save_every must be >= 1, got {self.save_every}"),
-            (0 <= self.prompt_weight <= 1, f"prompt_weight must be in [0, 1], got {self.prompt_weight}"),
-            (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
-            (self.eval_every >= 0, f"eval_every must be >= 0 (0: only at the end), got {self.eval_every}"),
-            (0 <= self.seed < 2**32, f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed}"),
-            (0 <= self.weight_decay < math.inf, f"weight_decay must be a finite number >= 0, got {self.weight_decay}"),
+            (number(self.val_fraction) and 0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction!r}"),
+            (whole(self.save_every) and self.save_every >= 1, f"save_every must be a whole number >= 1, got {self.save_every!r}"),
+            (number(self.prompt_weight) and 0 <= self.prompt_weight <= 1, f"prompt_weight must be in [0, 1], got {self.prompt_weight!r}"),
+            (whole(self.warmup_steps) and self.warmup_steps >= 0, f"warmup_steps must be a whole number >= 0, got {self.warmup_steps!r}"),
+            (whole(self.eval_every) and self.eval_every >= 0,
+             f"eval_every must be a whole number >= 0 (0: only at the end), got {self.eval_every!r}"),
+            (whole(self.val_samples) and self.val_samples >= 0, f"val_samples must be a whole number >= 0, got {self.val_samples!r}"),
+            (whole(self.seed) and 0 <= self.seed < 2**32, f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed!r}"),
+            (number(self.weight_decay) and self.weight_decay >= 0, f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}"),
+            (number(self.beta1) and 0 <= self.beta1 < 1, f"beta1 must be in [0, 1), got {self.beta1!r}"),
+            (number(self.beta2) and 0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2!r}"),
+            (number(self.eps) and self.eps > 0, f"eps must be a finite number > 0, got {self.eps!r}"),
+            (number(self.grad_clip_norm) and self.grad_clip_norm >= 0,
+             f"grad_clip_norm must be a finite number >= 0 (0: no clipping), got {self.grad_clip_norm!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -288,7 +301,10 @@ def train(
     rows : distillation data; a row may carry ``"weight"`` (soft labels use it).
     config : :class:`TrainConfig`; defaults to ``TrainConfig()``.
     out_dir : where ``progress.json`` and ``checkpoint.json`` go; enables resuming. A run with
-        other data or settings there is replaced (:func:`same_run` tells beforehand).
+        other data or settings there is replaced (:func:`same_run` tells beforehand). The
+        weights they point to are kept where ``service`` keeps checkpoints: on Tinker's
+        servers, locally in ``connect("local", store=...)``'s folder (pass
+        ``store=out_dir / "weights"``, as the command line does, to keep them in ``out_dir``).
     callbacks : called with every metrics dict (steps and validations), e.g. a live plot.
     training_client : use this client instead of creating one (no resuming then; a transient
         failure before the first checkpoint stops the run).
@@ -296,6 +312,8 @@ def train(
         notebook, :class:`helpers.plots.LiveLossPlot` shows more).
     """
     config = config or TrainConfig()
+    if not isinstance(config, TrainConfig):
+        raise DataError(f"setting: config must be a TrainConfig, e.g. TrainConfig(epochs=1); got a {type(config).__name__}")
     config.validate()
     examples = _check_rows(rows)
     train_ex, val_ex = split(examples, config.val_fraction, config.seed)

@@ -77,11 +77,19 @@ def test_schedules_split_and_batches():
     ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0"),
     ({"seed": -5}, "seed must be a whole number from 0 to 4294967295"),
     ({"seed": 10**20}, "seed must be a whole number from 0 to 4294967295"),  # torch's seed would overflow
-    ({"warmup_steps": -1}, "warmup_steps must be >= 0"),
-    ({"rank": 0}, "rank must be >= 1"),
-    ({"batch_size": 0}, "batch_size must be >= 1"),
-    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"warmup_steps": -1}, "warmup_steps must be a whole number >= 0"),
+    ({"rank": 0}, "rank must be a whole number >= 1"),
+    ({"batch_size": 0}, "batch_size must be a whole number >= 1"),
+    ({"epochs": 0}, "epochs must be a whole number >= 1"),
     ({"prompt_weight": 1.5}, "prompt_weight must be in"),
+    # the wrong type is named as a setting too, not a TypeError from deep in the loop
+    ({"epochs": 1.5}, "epochs must be a whole number >= 1, got 1.5"),
+    ({"learning_rate": "3e-3"}, "learning_rate must be a finite number > 0, got '3e-3'"),
+    ({"batch_size": True}, "batch_size must be a whole number >= 1, got True"),
+    ({"beta2": 1.0}, r"beta2 must be in \[0, 1\)"),
+    ({"eps": 0}, "eps must be a finite number > 0"),
+    ({"grad_clip_norm": -1}, "grad_clip_norm must be a finite number >= 0"),
+    ({"base_model": ""}, "base_model must be a model name"),
 ])
 def test_bad_settings(setting, message):
     with pytest.raises(DataError, match=message):
