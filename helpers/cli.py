@@ -119,15 +119,7 @@ def train_main(args) -> int:
     except DataError as e:  # a row the file let through but the model cannot take: name its line
         raise locate(e, args.data) from None
     last = result.validation[-1] if result.validation else {}
-    steps = len(result.history)
-    if result.first_step >= steps:
-        done = f"reused the finished run of {config.base_model} in {out} ({steps} steps; nothing trained)"
-    elif result.first_step:
-        done = (f"resumed {config.base_model} at step {result.first_step} of {steps}; trained the other "
-                f"{steps - result.first_step} in {result.seconds:.0f} s")
-    else:
-        done = f"trained {config.base_model} for {steps} steps in {result.seconds:.0f} s"
-    print(f"{done}; final loss {result.history[-1]['loss'] if result.history else float('nan'):.4f}; "
+    print(f"{result.describe()}; final loss {result.history[-1]['loss'] if result.history else float('nan'):.4f}; "
           f"validation accuracy {last.get('val_accuracy', float('nan')):.4f}")
     print(f"checkpoint: {out / 'checkpoint.json'}")
     return 0

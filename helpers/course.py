@@ -193,7 +193,7 @@ def ensure_student(service, quick: bool | None = None, progress: bool = True) ->
         from .backend import connect
 
         store_service = connect("local", store=folder / "weights")
-    train(store_service, rows, config, out_dir=folder)
+    train(store_service, rows, config, out_dir=folder, progress=progress)
     return folder
 
 
@@ -208,7 +208,7 @@ def distillation_payback(service, cost: dict, prices: dict | None = None, quick:
     import json
 
     from .evaluate import run_payback
-    from .train import read_progress
+    from .train import finished_run_record, read_progress
 
     folder = run_dir(service, quick)
     summary_path = folder / "distill.jsonl.summary.json"
@@ -219,9 +219,14 @@ def distillation_payback(service, cost: dict, prices: dict | None = None, quick:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataError(f"{summary_path}: cannot read the generation summary ({e.__class__.__name__}); "
                         "run notebook 02 (or helpers.course.ensure_distillation_data) first") from None
-    progress = read_progress(folder / "student" / "progress.json")
-    if progress is None:
-        raise DataError(f"{folder / 'student'}: no training record; run notebook 03 (or helpers.course.ensure_student) first")
+    student = folder / "student"
+    if not (student / "checkpoint.json").exists() or read_progress(student / "progress.json") is None:
+        raise DataError(f"{student}: no finished student with its training record; run notebook 03 "
+                        "(or helpers.course.ensure_student) first")
+    progress = finished_run_record(student)
+    if progress is None:  # a run with other settings, started after and not finished: not the student scored
+        raise DataError(f"{student}: progress.json records another run than the finished student in checkpoint.json "
+                        "(other settings, not finished); run notebook 03's training to its end")
     return run_payback(cost, summary, progress["history"], progress["fingerprint"]["config"]["batch_size"], prices)
 
 

@@ -860,10 +860,14 @@ async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, r
                 task.add_done_callback(tasks.discard)
             while tasks:
                 await asyncio.gather(*list(tasks))
-    except BaseException:  # Ctrl-C or cancellation: stop what is in flight; the journal keeps the rest
+    except BaseException as e:  # Ctrl-C or cancellation: stop what is in flight; the journal keeps the rest
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if isinstance(e, KeyboardInterrupt | asyncio.CancelledError):  # shown under the traceback
+            answered = sum(entry["status"] != "error" for entry in done.values())
+            e.add_note(f"generation interrupted: {answered:,} answers are kept in {journal.path.name}; "
+                       "the same call again asks only the others")
         raise
     finally:
         bar.close()
@@ -892,8 +896,24 @@ def generate(
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        try:
+            return asyncio.run(coro)
+        except KeyboardInterrupt as interrupt:  # asyncio raises a new one, after cancelling the run
+            _add_notes(interrupt, interrupt.__context__)
+            raise
     return _run_in_thread(coro)
+
+
+def _add_notes(error: BaseException, source: BaseException | None) -> None:
+    """Give ``error`` the notes it lacks of ``source`` and the errors it arose in: what a
+    cancelled run said it keeps (asyncio re-raises a cancellation as a new error)."""
+    seen = set()
+    while source is not None and id(source) not in seen:
+        seen.add(id(source))
+        for note in getattr(source, "__notes__", ()):
+            if note not in getattr(error, "__notes__", ()):
+                error.add_note(note)
+        source = source.__context__
 
 
 @dataclass(frozen=True)
@@ -964,6 +984,8 @@ def estimate(
 def _run_in_thread(coro):
     box: dict[str, Any] = {}
     ready = threading.Event()
+    finished = threading.Event()  # not thread.join(): in Python 3.11 a join interrupted by Ctrl-C
+    # can mark a live thread as stopped, so that the next join returns at once (bpo-45274's fix)
 
     def target() -> None:
         loop = asyncio.new_event_loop()
@@ -980,17 +1002,19 @@ def _run_in_thread(coro):
                 loop.run_until_complete(loop.shutdown_default_executor())
             finally:
                 loop.close()
+                finished.set()
 
     thread = threading.Thread(target=target, name="helpers.generate", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(0.1)
-    except KeyboardInterrupt:
+        while not finished.wait(0.1):
+            pass
+    except KeyboardInterrupt as interrupt:
         ready.wait()
         if "task" in box and not box["task"].done():
             box["loop"].call_soon_threadsafe(box["task"].cancel)
-        thread.join()
+        finished.wait()  # the run has stopped and closed its journal: a cell run again may open it
+        _add_notes(interrupt, box.get("error"))  # what the cancelled run kept
         raise
     if "error" in box:
         raise box["error"]

@@ -40,6 +40,7 @@ import itertools
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -209,6 +210,20 @@ class TrainResult:
     seconds: float = 0.0
     first_step: int = 0  # steps already done when this call began: 0 fresh, all of them for a finished run reused
 
+    def describe(self) -> str:
+        """What this call did: trained, resumed, or reused a finished run.
+
+        >>> TrainResult([{}] * 90, [], [], None, config={"base_model": "local/tiny"}, seconds=12.3, first_step=40).describe()
+        'resumed local/tiny at step 40 of 90; trained the other 50 in 12 s'
+        """
+        model, steps = self.config.get("base_model", "the student"), len(self.history)
+        if self.first_step >= steps:
+            return f"reused the finished run of {model} ({steps} steps; nothing trained)"
+        if self.first_step:
+            return (f"resumed {model} at step {self.first_step} of {steps}; trained the other "
+                    f"{steps - self.first_step} in {self.seconds:.0f} s")
+        return f"trained {model} for {steps} steps in {self.seconds:.0f} s"
+
 
 def accuracy_by_sampling(sampling_client, tokenizer, examples: Sequence[tuple[str, str, float]],
                          max_context: int | None = None) -> float:
@@ -332,6 +347,10 @@ def train(
             checkpoints = saved["checkpoints"]
             resume_path = checkpoints[-1]
             restart_point = (start_step, resume_path)
+        elif saved is not None and saved["fingerprint"] != fingerprint or saved is None and (out / "checkpoint.json").exists():
+            # said, not asked: the library replaces (the command line refuses without --overwrite)
+            print(f"train: {out} holds a run with other data or settings; this run starts at step 1 and replaces it",
+                  file=sys.stderr, flush=True)
     started = time.time()
     own_client = training_client is None
 
@@ -488,6 +507,9 @@ def train(
                 del history[first:]
                 validation[:] = [v for v in validation if v["step"] <= first]
                 record({"kind": "restart", "step": first, "error": one_line(error)})
+    except KeyboardInterrupt as e:  # shown under the traceback (a notebook's stop button, Ctrl-C)
+        e.add_note(f"training interrupted after step {len(history)} of {total}: run the same call again; {kept()}")
+        raise
     finally:
         bar.close()
     # the weights are final here: saving them changes nothing, so a transient failure is asked again,
@@ -533,6 +555,18 @@ def read_checkpoint_info(directory: str | Path) -> dict:
         if isinstance(info.get(key), str):
             info[key] = _relocated(info[key], info.get(f"{key}_in_folder"), Path(directory))
     return info
+
+
+def finished_run_record(directory: str | Path) -> dict | None:
+    """``DIR/progress.json``'s record of the finished student in ``DIR/checkpoint.json``, or None
+    when ``progress.json`` is missing or now records another run (one with other data or
+    settings, started in the same folder and not finished: ``checkpoint.json`` keeps the
+    student it replaces until it finishes)."""
+    info = read_checkpoint_info(directory)
+    saved = read_progress(Path(directory) / "progress.json")
+    if saved is None or not saved["checkpoints"] or saved["checkpoints"][-1] != info.get("state_path"):
+        return None
+    return saved
 
 
 def _relocated(local_path: str, inside, folder: Path) -> str:

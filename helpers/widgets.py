@@ -65,7 +65,8 @@ class TeacherPlayground:
         """A text box with the answer, rule check-boxes, and a re-measure button."""
         import ipywidgets as w
 
-        text = w.Text(value="Wir sehen uns um 10:30 https://example.org", description="Text", layout=w.Layout(width="90%"))
+        text = w.Text(value="Wir sehen uns um 10:30 https://example.org", description="Text", layout=w.Layout(width="90%"),
+                      continuous_update=False)  # asked on Enter, not per keystroke: on Tinker each ask is paid
         answer = w.HTML()
         boxes = [w.Checkbox(value=True, description=name, indent=False, layout=w.Layout(width="120px")) for name in RULE_NAMES]
         score = w.HTML()
@@ -119,7 +120,8 @@ class StudentTryout:
     def widget(self):
         import ipywidgets as w
 
-        text = w.Text(value="Bonjour, comment ça va ?", description="Text", layout=w.Layout(width="90%"))
+        text = w.Text(value="Bonjour, comment ça va ?", description="Text", layout=w.Layout(width="90%"),
+                      continuous_update=False)  # asked on Enter, not per keystroke
         out = w.HTML()
 
         def show(_=None):

@@ -165,7 +165,7 @@ results = [playground.classify(text) for text in texts]
 Markdown(markdown_table([{"text": r["text"], "label": r["label"], "teacher's answer": r["raw"]} for r in results], max_chars=70))"""
     ),
     new_markdown_cell(
-        """Now your turn. Type a text in the box: the teacher answers at once (offline, with the rule
+        """Now your turn. Type a text in the box and press Enter: the teacher answers (offline, with the rule
 that decided). Untick a rule to take it out of the prompt; the answer is recomputed under the
 shorter prompt. **Re-measure** scores the teacher on a third of the dev set (163 queries)
 with the rules that are ticked. Things to try: a line of code without comments, a Portuguese
@@ -404,8 +404,8 @@ So every answer is appended to the journal the moment it arrives, and a second r
 same teacher, prompt and settings asks only for what is missing.
 
 To see it happen, we label 300 queries through a teacher that answers 0.2 s late (a
-`LatencyTeacher`, as a server would) and stop the run after a fixed time, as Ctrl-C or the
-stop button would. The cell starts from scratch each time, so the interruption is real.
+`LatencyTeacher`, as a server would) and stop the run once 80 answers are in, as Ctrl-C or
+the stop button would. The cell starts from scratch each time, so the interruption is real.
 After the stop, the output file does not exist: it is only written, in one piece, when every
 query is done. What survived is the journal, one line per answered query, with the
 teacher's raw answer and its votes."""
@@ -417,14 +417,15 @@ slow_teacher = LatencyTeacher(teacher, delay=0.2)  # answers like the teacher, 0
 demo, demo_queries = workdir / "interrupted.jsonl", helpers.course.query_pool(quick=True)[:300]
 for old in workdir.glob("interrupted.jsonl*"):
     old.unlink()  # start from scratch each time
-# 300 answers, 16 at a time, each at least 0.2 s late: the run needs 3.75 s or more on any
-# server, so stopping it after 1.5 s (offline) or 3 s (Tinker, slower to answer) always interrupts it.
-try:
-    await asyncio.wait_for(generate_async(slow_teacher, demo_queries, demo, config=GenerateConfig(concurrency=16)),
-                           timeout=1.5 if helpers.course.is_offline(service) else 3)
-except TimeoutError:
-    print("stopped before the end")
+run = asyncio.ensure_future(generate_async(slow_teacher, demo_queries, demo, config=GenerateConfig(concurrency=16)))
 journal = demo.with_name(demo.name + ".partial")
+while not run.done() and (not journal.exists() or journal.read_bytes().count(b"\\n") < 80):
+    await asyncio.sleep(0.05)  # counted, not timed: a first answer may wait seconds for the detector to load
+run.cancel()  # what Ctrl-C or the stop button does to the run
+try:
+    await run
+except asyncio.CancelledError:
+    print("stopped before the end")
 lines = journal.read_text(encoding="utf-8").splitlines()
 print(f"{demo.name} exists: {demo.exists()}; journal: {len(lines)} of {len(demo_queries)} queries answered")
 json.loads(lines[0]) if lines else "(nothing answered yet)\""""

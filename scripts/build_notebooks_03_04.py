@@ -170,6 +170,8 @@ The run writes to `student/` in the backend's work folder, beside notebook 02's
 `distill.jsonl`: checkpoints every 100 steps and at the end, `progress.json` (the run's
 record) and `checkpoint.json`. Run the cell again with the same data and settings and it
 resumes where it stopped, or, as here when it already finished, only reloads the result.
+With other settings it says so and trains a new student from step 1, which replaces this one
+in `student/` (on Tinker, a second paid run).
 Offline, the weights are stored in `student/weights` so that notebook 04 finds them; on
 Tinker they stay on Tinker's servers."""
     ),
@@ -178,7 +180,7 @@ Tinker they stay on Tinker's servers."""
 trainer = helpers.connect("local", store=student_dir / "weights") if helpers.course.is_offline(service) else service
 live = LiveLossPlot(every=5)
 result = train(trainer, rows, config, out_dir=student_dir, callbacks=[live])
-print(f"{len(result.history)} steps; {result.seconds:.0f} s in this session")"""
+print(result.describe())"""
     ),
     new_markdown_cell(
         """## 6. Reading the curves
@@ -473,7 +475,7 @@ Markdown(markdown_table([{"predictor": name, "ms per query": 1000 * seconds} for
     new_markdown_cell(
         """## 8. Try the student
 
-Type a text in the box: the student answers without the prompt, the teacher with it. Try the
+Type a text in the box and press Enter: the student answers without the prompt, the teacher with it. Try the
 hard cases of the policy: a line of code, a URL, a number, romanised Hindi, two languages in
 one sentence. Below the widget's first answer, one question asked from code, so that the
 result also shows when the notebook runs without a browser."""

@@ -91,7 +91,7 @@ def test_notebook_04_run_first_leaves_notebook_03_a_student_to_reuse(tmp_path, m
     assert result.first_step == len(result.history) > 0  # reloaded, nothing trained
 
 
-def test_the_payback_of_the_course_run_counts_what_notebooks_02_and_03_spent(tmp_path, monkeypatch):
+def test_the_payback_of_the_course_run_counts_what_notebooks_02_and_03_spent(tmp_path, monkeypatch, capsys):
     from helpers.evaluate import cost_table
     from helpers.train import read_progress
 
@@ -121,6 +121,27 @@ def test_the_payback_of_the_course_run_counts_what_notebooks_02_and_03_spent(tmp
     assert old["train_tokens_estimated"] and old["train_tokens"] == round(len(history) * batch * (50 + 2))
     assert "(estimated)" in course.describe_payback(old)
 
+    # notebook 03's training asked again with other settings and interrupted: progress.json now
+    # records that run, checkpoint.json still the finished student that notebook 04 scores
+    from dataclasses import replace
+
+    from helpers.dataio import read_conversations
+    from helpers.train import train
+
+    (folder / "progress.json").write_text(json.dumps(record | {"history": history}))
+    rows = read_conversations(folder.parent / "distill.jsonl")
+    other = replace(course.student_config(local, rows), learning_rate=1e-3, save_every=1)
+
+    def interrupt(info):
+        if info["kind"] == "step" and info["step"] == 2:
+            raise RuntimeError("the learner pressed stop")
+
+    with pytest.raises(RuntimeError, match="pressed stop"):
+        train(connect("local", store=folder / "weights"), rows, other, out_dir=folder, callbacks=[interrupt])
+    assert "holds a run with other data or settings; this run starts at step 1 and replaces it" in capsys.readouterr().err
+    with pytest.raises(DataError, match="progress.json records another run than the finished student in checkpoint.json"):
+        course.distillation_payback(local, cost, prices)
+
     (folder / "progress.json").unlink()
-    with pytest.raises(DataError, match="no training record; run notebook 03"):
+    with pytest.raises(DataError, match="no finished student with its training record; run notebook 03"):
         course.distillation_payback(local, cost, prices)

@@ -190,8 +190,10 @@ def test_cancelled_run_keeps_its_journal_and_asks_failures_again(tmp_path):
         while not journal.exists() or journal.read_bytes().count(b"\n") < 20:
             await asyncio.sleep(0.01)
         task.cancel()
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(asyncio.CancelledError) as info:
             await task
+        assert info.value.__notes__ == [f"generation interrupted: {20 - teacher.failures} answers are kept in "
+                                        "d.jsonl.partial; the same call again asks only the others"]
         return teacher.failures
 
     out = tmp_path / "d.jsonl"
@@ -206,6 +208,53 @@ def test_cancelled_run_keeps_its_journal_and_asks_failures_again(tmp_path):
     assert summary.rows == 30 and sum(summary.rejects.values()) == 0
     assert summary.resumed == 20 - failures
     assert sorted(c[1] for c in good.calls) == sorted(q for q in queries if q not in {e["query"] for e in entries if e["status"] == "ok"})
+
+
+@pytest.mark.parametrize("inside_a_loop", [False, True], ids=["script", "notebook cell"])
+def test_an_interrupted_generate_says_what_it_keeps(tmp_path, inside_a_loop):
+    """Ctrl-C, or a notebook's stop button, during generate(): the KeyboardInterrupt's traceback
+    ends with what the journal keeps (in a cell, generate() runs in a thread of its own; in a
+    script, asyncio.run raises a KeyboardInterrupt of its own)."""
+    import os
+    import threading
+
+    queries = TEXTS[:30]
+    out = tmp_path / "d.jsonl"
+    journal = sidecars(out)[".partial"]
+    teacher = ScriptedTeacher(lambda q, k, p: ["de"] * k)
+    inner_sample = teacher.sample
+
+    def sample(prompt, k, params):  # queries 10.. never answer, like a stalled server
+        if read_conversation(teacher.get_tokenizer().decode(prompt.to_ints()))[1] in queries[10:]:
+            return concurrent.futures.Future()
+        return inner_sample(prompt, k, params)
+
+    teacher.sample = sample
+
+    def press_stop():
+        while not journal.exists() or journal.read_bytes().count(b"\n") < 10:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C; Jupyter's stop button sends the kernel the same
+
+    def run():
+        return generate(teacher, queries, out, config=GenerateConfig(concurrency=24), progress=False)  # > stalled ones
+
+    async def in_a_cell():
+        return run()
+
+    threading.Thread(target=press_stop, daemon=True).start()
+    loop = asyncio.new_event_loop()  # as ipykernel's: a running loop, and SIGINT left to Python's KeyboardInterrupt
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            loop.run_until_complete(in_a_cell()) if inside_a_loop else run()
+    finally:
+        loop.close()
+    assert info.value.__notes__ == ["generation interrupted: 10 answers are kept in d.jsonl.partial; "
+                                    "the same call again asks only the others"]
+    assert len(jsonl(journal)) == 10 and not out.exists()
+    # the run has stopped by then (a cell run again may take its journal); Python 3.11's thread.join,
+    # once interrupted, could return while the run's thread was still cancelling
+    assert not [t for t in threading.enumerate() if t.name == "helpers.generate"]
 
 
 def test_second_writer_is_refused(tmp_path):

@@ -323,3 +323,26 @@ def test_a_student_folder_moved_or_copied_samples_its_own_weights(tmp_path):
     again = train(connect("local", store=moved / "weights"), ROWS[:8], config, out_dir=moved)
     assert again.first_step == again.history[-1]["step"] and again.checkpoints[-1].startswith(f"local://{moved.resolve()}/")
     assert predict(f"student:{moved}", ["Guten Morgen zusammen"], service, progress=False)[0].raw == before[0].raw
+
+
+def test_an_interrupted_training_says_where_the_same_call_resumes(tmp_path):
+    """Ctrl-C or a notebook's stop button: the KeyboardInterrupt's traceback ends with what the
+    next call does, and the same call does it."""
+    config = TrainConfig(epochs=2, batch_size=4, val_fraction=0, save_every=2, warmup_steps=0)
+
+    def stop_at(step):
+        def callback(info):
+            if info["kind"] == "step" and info["step"] == step:
+                raise KeyboardInterrupt
+        return callback
+
+    service = connect("local", store=tmp_path / "weights")
+    with pytest.raises(KeyboardInterrupt) as info:
+        train(service, ROWS, config, out_dir=tmp_path / "s", callbacks=[stop_at(5)])
+    total = 2 * -(-len(ROWS) // 4)
+    assert info.value.__notes__ == [f"training interrupted after step 5 of {total}: run the same call again; "
+                                    "it resumes from its last checkpoint, step 4"]
+    assert train(service, ROWS, config, out_dir=tmp_path / "s").first_step == 4
+    with pytest.raises(KeyboardInterrupt) as info:
+        train(service, ROWS, config, callbacks=[stop_at(3)])  # no folder, so no checkpoint
+    assert info.value.__notes__[-1].endswith("there is no checkpoint to resume from yet, so it starts again")

@@ -89,6 +89,7 @@ def test_widget_checkbox_toggles_rules_and_text_box_updates_answer(playground):
     box = playground.widget(dev_rows=read_gold(DATA / "dev_gold.jsonl")[:10])
     assert isinstance(box, w.VBox)
     text, answer = box.children[0], box.children[1]
+    assert text.continuous_update is False  # one question per Enter, not per keystroke (paid on Tinker)
     boxes = _checkboxes(box)
     assert [b.description for b in boxes] == list(RULE_NAMES) and all(b.value for b in boxes)
 
@@ -117,6 +118,7 @@ def test_student_tryout_answers_beside_the_teacher(service):
     assert set(StudentTryout(student).ask("Guten Morgen")) == {"text", "student"}  # no teacher, no column
 
     box = tryout.widget()
+    assert box.children[0].continuous_update is False  # one question per Enter, not per keystroke
     box.children[0].value = "Καλημέρα, τι κάνεις σήμερα;"
     assert "teacher (full prompt): <b>el</b>" in box.children[1].value
     # a text the student's context cannot take: the reason shows in the widget (a callback's
