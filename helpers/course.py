@@ -208,7 +208,7 @@ def distillation_payback(service, cost: dict, prices: dict | None = None, quick:
     import json
 
     from .evaluate import run_payback
-    from .train import finished_run_record, read_progress
+    from .train import finished_run_record
 
     folder = run_dir(service, quick)
     summary_path = folder / "distill.jsonl.summary.json"
@@ -220,7 +220,7 @@ def distillation_payback(service, cost: dict, prices: dict | None = None, quick:
         raise DataError(f"{summary_path}: cannot read the generation summary ({e.__class__.__name__}); "
                         "run notebook 02 (or helpers.course.ensure_distillation_data) first") from None
     student = folder / "student"
-    if not (student / "checkpoint.json").exists() or read_progress(student / "progress.json") is None:
+    if not (student / "checkpoint.json").exists() or not (student / "progress.json").exists():
         raise DataError(f"{student}: no finished student with its training record; run notebook 03 "
                         "(or helpers.course.ensure_student) first")
     progress = finished_run_record(student)

@@ -260,20 +260,19 @@ class GenerateConfig:
 
     def validate(self) -> None:
         """Raise ``DataError("setting: ...")`` naming the first setting out of range."""
-        whole, number = is_whole, is_number
         checks = [
             (self.teacher_model is None or (isinstance(self.teacher_model, str) and self.teacher_model.strip() != ""),
              f"teacher_model must be a model name or None, got {self.teacher_model!r}"),
-            (number(self.temperature) and self.temperature >= 0, f"temperature must be >= 0, got {self.temperature!r}"),
-            (whole(self.num_samples) and self.num_samples >= 1, f"num_samples must be a whole number >= 1, got {self.num_samples!r}"),
-            (number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}"),
-            (whole(self.max_tokens) and self.max_tokens >= 1, f"max_tokens must be a whole number >= 1, got {self.max_tokens!r}"),
-            (whole(self.seed) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}"),
-            (number(self.min_agreement) and 0 <= self.min_agreement <= 1, f"min_agreement must be in [0, 1], got {self.min_agreement!r}"),
-            (whole(self.concurrency) and self.concurrency >= 1, f"concurrency must be a whole number >= 1, got {self.concurrency!r}"),
-            (whole(self.max_retries) and self.max_retries >= 0, f"max_retries must be a whole number >= 0, got {self.max_retries!r}"),
-            (number(self.backoff_base) and self.backoff_base >= 0, f"backoff_base must be >= 0 seconds, got {self.backoff_base!r}"),
-            (number(self.backoff_max) and self.backoff_max >= 0, f"backoff_max must be >= 0 seconds, got {self.backoff_max!r}"),
+            (is_number(self.temperature) and self.temperature >= 0, f"temperature must be >= 0, got {self.temperature!r}"),
+            (is_whole(self.num_samples) and self.num_samples >= 1, f"num_samples must be a whole number >= 1, got {self.num_samples!r}"),
+            (is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}"),
+            (is_whole(self.max_tokens) and self.max_tokens >= 1, f"max_tokens must be a whole number >= 1, got {self.max_tokens!r}"),
+            (is_whole(self.seed) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}"),
+            (is_number(self.min_agreement) and 0 <= self.min_agreement <= 1, f"min_agreement must be in [0, 1], got {self.min_agreement!r}"),
+            (is_whole(self.concurrency) and self.concurrency >= 1, f"concurrency must be a whole number >= 1, got {self.concurrency!r}"),
+            (is_whole(self.max_retries) and self.max_retries >= 0, f"max_retries must be a whole number >= 0, got {self.max_retries!r}"),
+            (is_number(self.backoff_base) and self.backoff_base >= 0, f"backoff_base must be >= 0 seconds, got {self.backoff_base!r}"),
+            (is_number(self.backoff_max) and self.backoff_max >= 0, f"backoff_max must be >= 0 seconds, got {self.backoff_max!r}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -115,29 +115,28 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ``DataError`` naming the first setting out of range or of the wrong type."""
-        whole, number = is_whole, is_number
         checks = [
             (isinstance(self.base_model, str) and self.base_model.strip() != "",
              f"base_model must be a model name, got {self.base_model!r}"),
-            (number(self.learning_rate) and self.learning_rate > 0,
+            (is_number(self.learning_rate) and self.learning_rate > 0,
              f"learning_rate must be a finite number > 0, got {self.learning_rate!r}"),
-            (whole(self.rank) and self.rank >= 1, f"rank must be a whole number >= 1, got {self.rank!r}"),
-            (whole(self.batch_size) and self.batch_size >= 1, f"batch_size must be a whole number >= 1, got {self.batch_size!r}"),
-            (whole(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}"),
+            (is_whole(self.rank) and self.rank >= 1, f"rank must be a whole number >= 1, got {self.rank!r}"),
+            (is_whole(self.batch_size) and self.batch_size >= 1, f"batch_size must be a whole number >= 1, got {self.batch_size!r}"),
+            (is_whole(self.epochs) and self.epochs >= 1, f"epochs must be a whole number >= 1, got {self.epochs!r}"),
             (self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {self.lr_schedule!r}"),
-            (number(self.val_fraction) and 0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction!r}"),
-            (whole(self.save_every) and self.save_every >= 1, f"save_every must be a whole number >= 1, got {self.save_every!r}"),
-            (number(self.prompt_weight) and 0 <= self.prompt_weight <= 1, f"prompt_weight must be in [0, 1], got {self.prompt_weight!r}"),
-            (whole(self.warmup_steps) and self.warmup_steps >= 0, f"warmup_steps must be a whole number >= 0, got {self.warmup_steps!r}"),
-            (whole(self.eval_every) and self.eval_every >= 0,
+            (is_number(self.val_fraction) and 0 <= self.val_fraction < 1, f"val_fraction must be in [0, 1), got {self.val_fraction!r}"),
+            (is_whole(self.save_every) and self.save_every >= 1, f"save_every must be a whole number >= 1, got {self.save_every!r}"),
+            (is_number(self.prompt_weight) and 0 <= self.prompt_weight <= 1, f"prompt_weight must be in [0, 1], got {self.prompt_weight!r}"),
+            (is_whole(self.warmup_steps) and self.warmup_steps >= 0, f"warmup_steps must be a whole number >= 0, got {self.warmup_steps!r}"),
+            (is_whole(self.eval_every) and self.eval_every >= 0,
              f"eval_every must be a whole number >= 0 (0: only at the end), got {self.eval_every!r}"),
-            (whole(self.val_samples) and self.val_samples >= 0, f"val_samples must be a whole number >= 0, got {self.val_samples!r}"),
-            (whole(self.seed) and 0 <= self.seed < 2**32, f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed!r}"),
-            (number(self.weight_decay) and self.weight_decay >= 0, f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}"),
-            (number(self.beta1) and 0 <= self.beta1 < 1, f"beta1 must be in [0, 1), got {self.beta1!r}"),
-            (number(self.beta2) and 0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2!r}"),
-            (number(self.eps) and self.eps > 0, f"eps must be a finite number > 0, got {self.eps!r}"),
-            (number(self.grad_clip_norm) and self.grad_clip_norm >= 0,
+            (is_whole(self.val_samples) and self.val_samples >= 0, f"val_samples must be a whole number >= 0, got {self.val_samples!r}"),
+            (is_whole(self.seed) and 0 <= self.seed < 2**32, f"seed must be a whole number from 0 to {2**32 - 1}, got {self.seed!r}"),
+            (is_number(self.weight_decay) and self.weight_decay >= 0, f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}"),
+            (is_number(self.beta1) and 0 <= self.beta1 < 1, f"beta1 must be in [0, 1), got {self.beta1!r}"),
+            (is_number(self.beta2) and 0 <= self.beta2 < 1, f"beta2 must be in [0, 1), got {self.beta2!r}"),
+            (is_number(self.eps) and self.eps > 0, f"eps must be a finite number > 0, got {self.eps!r}"),
+            (is_number(self.grad_clip_norm) and self.grad_clip_norm >= 0,
              f"grad_clip_norm must be a finite number >= 0 (0: no clipping), got {self.grad_clip_norm!r}"),
         ]
         for ok, message in checks:
@@ -293,10 +292,15 @@ def same_run(out_dir: str | Path, rows: Sequence[dict], config: TrainConfig) -> 
     trained on, which :func:`train` with this ``out_dir`` would replace.
     """
     out = Path(out_dir)
-    saved = read_progress(out / "progress.json")
+    return _holds_run(out, read_progress(out / "progress.json"), lambda: _run_fingerprint(_check_rows(rows), config))
+
+
+def _holds_run(out: Path, saved: dict | None, fingerprint: Callable[[], dict]) -> bool | None:
+    """:func:`same_run` from the folder's ``progress.json`` record ``saved`` and the run's
+    ``fingerprint`` (computed only when there is a record to compare it with)."""
     if saved is None:
         return False if (out / "checkpoint.json").exists() else None
-    return saved["fingerprint"] == _run_fingerprint(_check_rows(rows), config)
+    return saved["fingerprint"] == fingerprint()
 
 
 def train(
@@ -347,7 +351,7 @@ def train(
             checkpoints = saved["checkpoints"]
             resume_path = checkpoints[-1]
             restart_point = (start_step, resume_path)
-        elif saved is not None and saved["fingerprint"] != fingerprint or saved is None and (out / "checkpoint.json").exists():
+        elif _holds_run(out, saved, lambda: fingerprint) is False:
             # said, not asked: the library replaces (the command line refuses without --overwrite)
             print(f"train: {out} holds a run with other data or settings; this run starts at step 1 and replaces it",
                   file=sys.stderr, flush=True)
