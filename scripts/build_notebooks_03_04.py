@@ -324,10 +324,11 @@ service = helpers.connect()
 print(helpers.course.backend_note(service))"""
     ),
     new_code_cell(
-        """student_dir = helpers.course.ensure_student(service)  # notebook 03's student, or a quick one
+        """student_dir = helpers.course.ensure_student(service)  # notebook 03's student, or one trained now (offline quick; on Tinker a full paid run)
 gold = read_gold(helpers.course.DATA / "test_gold.jsonl")
 texts, truth = [row["text"] for row in gold], [row["label"] for row in gold]
-print(f"{len(gold)} gold queries; the student is in {student_dir}")"""
+print(f"{len(gold)} gold queries; the student is in {student_dir}")
+predictions, metrics = {}, {}  # answers and scores per predictor, filled section by section"""
     ),
     new_markdown_cell(
         """## 1. Everyone answers
@@ -341,11 +342,12 @@ stand-in's `lingua` detector loads its language models."""
     ),
     new_code_cell(
         """specs = {"teacher": "teacher", "base": "base", "student": f"student:{student_dir}"}
-predictions = {name: predict(spec, texts, service) for name, spec in specs.items()}
-metrics = {name: compute_metrics(truth, answers) for name, answers in predictions.items()}
-Markdown(markdown_table([{"predictor": name, "accuracy": m["accuracy"],
-                          "95% interval": "{:.3f} to {:.3f}".format(*m["accuracy_ci"]),
-                          "macro-F1": m["macro_f1"], "unparsed": m["unparsed"]} for name, m in metrics.items()]))"""
+for name, spec in specs.items():
+    predictions[name] = predict(spec, texts, service)
+    metrics[name] = compute_metrics(truth, predictions[name])
+Markdown(markdown_table([{"predictor": name, "accuracy": metrics[name]["accuracy"],
+                          "95% interval": "{:.3f} to {:.3f}".format(*metrics[name]["accuracy_ci"]),
+                          "macro-F1": metrics[name]["macro_f1"], "unparsed": metrics[name]["unparsed"]} for name in specs]))"""
     ),
     new_markdown_cell(
         """**The base model cannot do the task, and that is the point.** Without the prompt it has
@@ -371,12 +373,12 @@ total, so every row reads as the share of that label's queries (the diagonal is 
 which makes rare labels as visible as common ones."""
     ),
     new_code_cell(
-        """fig = plot_confusions(metrics)
+        """fig = plot_confusions({name: metrics[name] for name in specs})
 helpers.course.save(fig, "04_confusion.png", service)
 fig"""
     ),
     new_code_cell(
-        """fig = plot_confusions(metrics, normalize=True)
+        """fig = plot_confusions({name: metrics[name] for name in specs}, normalize=True)
 helpers.course.save(fig, "04_confusion_normalized.png", service)
 fig"""
     ),
@@ -386,7 +388,8 @@ fig"""
 Precision: of the queries the student called `xx`, the share that really are `xx`.
 Recall: of the real `xx` queries, the share the student found. F1 is their harmonic mean;
 support is the number of gold queries with the label. The teacher's F1 is alongside: where
-the teacher is weak, the student, which learned from it, cannot be strong."""
+the teacher is wrong the same way every time, the student, which learned from it, copies the
+mistake. (Random slips of a teacher can average out in training; its habits cannot.)"""
     ),
     new_code_cell(
         """Markdown(markdown_table([{"label": label, **scores, "teacher F1": metrics["teacher"]["per_label"][label]["f1"]}
@@ -477,8 +480,8 @@ Markdown(markdown_table([{"predictor": name, "ms per query": 1000 * seconds} for
 
 Type a text in the box and press Enter: the student answers without the prompt, the teacher with it. Try the
 hard cases of the policy: a line of code, a URL, a number, romanised Hindi, two languages in
-one sentence. Below the widget's first answer, one question asked from code, so that the
-result also shows when the notebook runs without a browser."""
+one sentence. Above the widget, one question asked from code, so that an answer also shows
+when the notebook runs without a browser."""
     ),
     new_code_cell(
         """tryout = StudentTryout(student_client, teacher_client)

@@ -8,6 +8,7 @@ executed copies under ``build/notebooks/`` instead.
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -120,3 +121,66 @@ def test_the_contributors_strip_hook_leaves_a_committed_notebook_as_it_is(tmp_pa
         nbformat.write(nb, executed)
         subprocess.run([*command, str(executed)], check=True, timeout=120, cwd=cwd, env={**os.environ, "PATH": path})
         assert "printed while running" not in executed.read_text(encoding="utf-8"), cwd
+
+
+def _code_cells(data: dict) -> list[tuple[int, ast.Module]]:
+    """Each code cell's number (from 1) and syntax tree, IPython's % and ! lines left out."""
+    cells = []
+    for number, cell in enumerate(data["cells"], start=1):
+        if cell["cell_type"] == "code":
+            lines = "".join(cell["source"]).splitlines()
+            cells.append((number, ast.parse("\n".join(x for x in lines if not x.lstrip().startswith(("%", "!"))))))
+    return cells
+
+
+def _bindings(tree: ast.Module) -> list[tuple[str, ast.expr]]:
+    """``name = value`` at a cell's top level, tuples unpacked: (name, value) pairs."""
+    pairs = []
+    for node in tree.body:
+        for target in node.targets if isinstance(node, ast.Assign) else []:
+            if isinstance(target, ast.Name):
+                pairs.append((target.id, node.value))
+            elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                pairs += [(t.id, v) for t, v in zip(target.elts, node.value.elts, strict=True) if isinstance(t, ast.Name)]
+    return pairs
+
+
+def _filled(tree: ast.Module) -> set[str]:
+    """Names whose items a cell sets: ``name[key] = ...`` or ``name.update(...)``."""
+    names = set()
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        names |= {t.value.id for t in targets if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)}
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
+                and isinstance(node.func.value, ast.Name)):
+            names.add(node.func.value.id)
+    return names
+
+
+def _is_empty(value: ast.expr) -> bool:
+    """``{}``, ``[]``, ``dict()``, ``list()`` or ``set()``."""
+    if isinstance(value, ast.Dict | ast.List | ast.Set):
+        return not (value.keys if isinstance(value, ast.Dict) else value.elts)
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in {"dict", "list", "set"}
+            and not value.args and not value.keywords)
+
+
+def test_a_collection_filled_by_several_cells_is_created_empty(notebook):
+    """Run a cell again and nothing another cell added is lost: a dict that later cells add
+    to (``predictions["baseline"] = ...``) is created empty, and the cells that fill it set
+    their own keys. Notebook 04's predictions cell once rebuilt the dict, so running it again
+    (after retraining the student) dropped the baseline's answers, and three later cells
+    failed with KeyError until the baseline's cell ran again."""
+    path, data = notebook
+    cells = _code_cells(data)
+    fillers: dict[str, set[int]] = {}
+    for number, tree in cells:
+        for name in _filled(tree):
+            fillers.setdefault(name, set()).add(number)
+    rebuilt = [
+        f"cell {number} builds {name!r}, which cell(s) {sorted(fillers[name] - {number})} add to"
+        for number, tree in cells
+        for name, value in _bindings(tree)
+        if fillers.get(name, set()) - {number} and not _is_empty(value)
+    ]
+    assert not rebuilt, f"{path.name}: " + "; ".join(rebuilt) + ": create it empty and fill it by key"
