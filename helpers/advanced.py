@@ -749,15 +749,17 @@ def label_distributions(service=None, quick: bool | None = None, *, n: int = 5, 
                         teacher: str | None = None) -> list[dict]:
     """The ``n`` queries the teacher is least sure of, with its vote shares (for a look at soft labels).
 
-    Uses the same teacher samples as :func:`soft_labels` (read back from the cache).
+    Uses the same teacher answers as :func:`soft_labels`: its samples read back from the
+    cache, and the greedy labels from the course's data when notebook 02 asked for them
+    greedily (:func:`strategy_rows`), so that nothing already asked is asked again.
     Returns rows ``query``, ``greedy`` (the T=0 answer), ``distribution`` (``"de 0.6, en 0.4"``).
     """
     service, quick = _setup(service, quick)
     k = int(num_samples or (QUICK_STRATEGIES[-1][1] if quick else FULL_STRATEGIES[-1][1]))
     n_queries = n_queries or (QUICK_SUBSET if quick else FULL_SUBSET)
-    texts = [_text(r) for r in distillation_rows(service, quick, rows)[:n_queries]]
-    hard = {_text(r): _label(r) for r in teacher_data(service, texts, 0.0, 1, teacher)[0]}
-    sampled = teacher_data(service, texts, 1.0, k, teacher)[0]
+    pool = distillation_rows(service, quick, rows)[:n_queries]
+    hard = {_text(r): _label(r) for r in strategy_rows(service, quick, rows, pool, 0.0, 1, teacher)}
+    sampled = strategy_rows(service, quick, rows, pool, 1.0, k, teacher)
     sampled.sort(key=lambda r: (r["teacher"]["confidence"], _text(r)))
     out = []
     for r in sampled[:n]:

@@ -163,7 +163,8 @@ A small grid around the recipe's defaults, every point trained on the same 1,000
 10% held out: the final validation loss on those held-out examples, and dev accuracy. On Tinker
 the rows are LoRA ranks. Offline the tiny models train all their weights (the rank is recorded
 but unused), so the rows are two model sizes instead. The recipe's default is outlined in red;
-the setting the other experiments here use is outlined in orange (offline, the same cell)."""
+the setting the other experiments here use is outlined in orange (as shipped, the
+same cell on both backends)."""
     ),
     new_code_cell(
         """grid = adv.hyperparameter_grid(service, QUICK)

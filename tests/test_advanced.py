@@ -17,6 +17,7 @@ import pytest
 from helpers import advanced as adv
 from helpers import connect
 from helpers.dataio import read_gold, read_queries
+from helpers.labels import LABELS
 from helpers.prompt import DEFAULT_PROMPT, SHORT_PROMPT, build_prompt
 from helpers.render import conversation
 
@@ -238,8 +239,12 @@ def test_greedy_labels_of_the_course_data_are_not_asked_for_again(tmp_path, monk
     assert [r["messages"] for r in real(service, [adv._text(r) for r in pool], 0.0, 1)[0]] == [r["messages"] for r in pool]
     adv.strategy_rows(service, True, None, pool, 1.0, 3)
     assert asked == [(1.0, 3)]
+    # notebook 05's look at the soft labels asks for the samples alone too (it once asked
+    # for every greedy label again: a thousand more long-prompt requests on Tinker)
+    shown = adv.label_distributions(service, True, n=3, num_samples=3, n_queries=16)
+    assert asked == [(1.0, 3), (1.0, 3)] and {r["greedy"] for r in shown} <= set(LABELS)
     adv.strategy_rows(service, True, pool, pool, 0.0, 1)  # rows given by the caller: their labels may be anything
-    assert asked == [(1.0, 3), (0.0, 1)]
+    assert asked == [(1.0, 3), (1.0, 3), (0.0, 1)]
     summary = course.run_dir(service, True) / "distill.jsonl.summary.json"
     record = json.loads(summary.read_text())
     record["config"]["temperature"] = 0.7
