@@ -374,8 +374,26 @@ TARGETS = {
 FIGURE_PACKAGES = ("transformers", "tokenizers", "lingua-language-detector", "scikit-learn", "numpy")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
-    """The machine and the versions of the packages the figures depend on."""
+    """The machine and the versions of the packages the figures depend on.
+
+    ``torch_cpu_capability`` is the vector instruction set torch's kernels use here (``AVX2``,
+    ``AVX512``, ...). The student's figures depend on it as they do on the versions: kernels
+    for other instructions round differently, and over a thousand training steps carry the
+    difference as far as another seed does (the README's benchmark section).
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     import torch
@@ -388,6 +406,7 @@ def machine() -> dict:
 
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_model": cpu_model(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "packages": {name: installed(name) for name in FIGURE_PACKAGES}}
 
 
@@ -433,7 +452,9 @@ def table(results: dict) -> str:
         return v["median"] if isinstance(v, dict) else v
 
     packages = ", ".join(f"{name} {v}" for name, v in results["machine"].get("packages", {}).items())
-    lines = [f"machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}, torch {results['machine']['torch']}"
+    box = results["machine"]
+    cpu = f" ({box['cpu_model']}, {box['torch_cpu_capability']} kernels)" if "cpu_model" in box else ""
+    lines = [f"machine: {box['cpus']} CPUs{cpu}, Python {box['python']}, torch {box['torch']}"
              + (f"; {packages}" if packages else ""),
              results.get("note", OFFLINE_NOTE),
              f"{'figure':34} {'median':>10} {'min':>9} {'max':>9}  target"]

@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from helpers.bench import machine  # noqa: E402
 from helpers.dataio import iter_jsonl  # noqa: E402
 from helpers.evaluate import agreement, agreement_by  # noqa: E402
 
@@ -135,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i in result["wrong_in_most"]:
         print(f"  {result['wrong_counts'][i]}/{len(runs)}  teacher {teacher[i]}  gold {gold[i]}  {texts[i][:70]!r}")
     (out / "seed_study.json").write_text(json.dumps(
-        {**result, "items": [{"text": t, "teacher": te, "gold": g} for t, te, g in zip(texts, teacher, gold, strict=True)]},
+        {**result, "machine": machine(), "items": [{"text": t, "teacher": te, "gold": g} for t, te, g in zip(texts, teacher, gold, strict=True)]},
         ensure_ascii=False, indent=1), encoding="utf-8")
     return 0
 

@@ -3,6 +3,8 @@
 import json
 from importlib.metadata import version
 
+import torch
+
 from helpers.bench import TARGETS, run, run_watched, table
 
 
@@ -23,6 +25,10 @@ def test_benchmarks_run_at_tiny_sizes(tmp_path, capsys):
     assert set(saved["machine"]["packages"]) >= {"transformers", "tokenizers", "lingua-language-detector", "scikit-learn"}
     text = table(results)
     assert f"transformers {version('transformers')}" in text.splitlines()[0]
+    # and the CPU, whose kernels move the student's figures as a seed does
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert saved["machine"]["torch_cpu_capability"] == capability and saved["machine"]["cpu_model"]
+    assert f"{capability} kernels" in text.splitlines()[0]
     assert all(key in text for key in TARGETS if key in saved)
     # its student and teacher figures are offline ones, and both the table and the file say so
     assert text.splitlines()[1] == saved["note"] and "stand-in teacher" in saved["note"] and "not from LLMs" in saved["note"]
