@@ -97,7 +97,8 @@ class TrainConfig:
     @classmethod
     def for_backend(cls, backend: str, quick: bool = False, **overrides) -> TrainConfig:
         """The recipe's defaults on Tinker (LoRA rank 32, lr 1e-4 linear, 4 epochs, batch 128);
-        the settings that did best on 2 CPU cores locally (under three minutes on the pool).
+        the settings that did best on 2 CPU cores locally (two and a half to four and a half
+        minutes on the pool, by the CPU: the README's Benchmarks).
 
         ``quick`` is for the notebooks' and ``run --quick``'s small sample of the pool: one
         epoch on Tinker; locally 4 epochs in batches of 16, so that a thousand examples still

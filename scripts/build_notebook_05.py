@@ -30,7 +30,7 @@ This notebook measures five of them, each with one experiment, one table and one
 
 Every experiment is a function in `helpers.advanced`; this notebook only calls them and shows
 the results. Results are cached on disk, so a second run takes seconds. With the quick settings,
-a first run takes about three minutes offline on two idle CPU cores (longer on a busy machine)."""
+a first run takes three to five minutes offline on two idle CPU cores, by the CPU (longer on a busy machine)."""
     ),
     new_code_cell(
         """%matplotlib inline

@@ -500,7 +500,7 @@ kinds (exercise 1 of notebook 02).
 
 Offline, this notebook's quick student (the tiny model, a minute on 1,200 queries) trails
 the stand-in teacher in every kind, and the baseline beats it in most. The full offline
-student of `make run` (the whole pool, under three minutes) copies natural sentences, noise
+student of `make run` (the whole pool, three to four minutes) copies natural sentences, noise
 and inputs without language almost always (fewer than 1 in 100 disagree, over five seeds);
 its disagreements are in mixed-language text (about 1 in 6), very short inputs (1 in 11),
 romanised text, other languages and code (1 in 12 to 1 in 17). Short inputs are hard to

@@ -12,7 +12,7 @@ the items wrong in most runs; and the agreement of the runs' plurality vote. The
 what an ensemble of all the runs would score: roughly the best that this student, at this
 data and budget, can do once the seed's luck is averaged out.
 
-Example (offline, about three minutes per seed on two cores)::
+Example (offline, three to four minutes per seed on two cores, by the CPU)::
 
     .venv/bin/python scripts/seed_study.py --out build/seeds --seeds 0 1 2 3 4
 """
