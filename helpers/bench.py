@@ -375,15 +375,12 @@ FIGURE_PACKAGES = ("transformers", "tokenizers", "lingua-language-detector", "sc
 
 
 def cpu_model() -> str:
-    """The CPU's model name (Linux's ``/proc/cpuinfo``), else what :mod:`platform` knows."""
+    """The CPU's model name from Linux's ``/proc/cpuinfo``; "" where it does not say."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
+            return next((line.partition(":")[2].strip() for line in f if line.startswith("model name")), "")
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return ""
 
 
 def machine() -> dict:
@@ -404,9 +401,10 @@ def machine() -> dict:
         except PackageNotFoundError:
             return "not installed"
 
+    processor = platform.processor() or platform.machine()
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_model": cpu_model(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "platform": platform.platform(), "processor": processor, "cpu_model": cpu_model() or processor,
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "packages": {name: installed(name) for name in FIGURE_PACKAGES}}
 
 
@@ -451,8 +449,8 @@ def table(results: dict) -> str:
     def value(v):
         return v["median"] if isinstance(v, dict) else v
 
-    packages = ", ".join(f"{name} {v}" for name, v in results["machine"].get("packages", {}).items())
     box = results["machine"]
+    packages = ", ".join(f"{name} {v}" for name, v in box.get("packages", {}).items())
     cpu = f" ({box['cpu_model']}, {box['torch_cpu_capability']} kernels)" if "cpu_model" in box else ""
     lines = [f"machine: {box['cpus']} CPUs{cpu}, Python {box['python']}, torch {box['torch']}"
              + (f"; {packages}" if packages else ""),

@@ -345,9 +345,9 @@ stand-in's `lingua` detector loads its language models."""
 for name, spec in specs.items():
     predictions[name] = predict(spec, texts, service)
     metrics[name] = compute_metrics(truth, predictions[name])
-Markdown(markdown_table([{"predictor": name, "accuracy": metrics[name]["accuracy"],
-                          "95% interval": "{:.3f} to {:.3f}".format(*metrics[name]["accuracy_ci"]),
-                          "macro-F1": metrics[name]["macro_f1"], "unparsed": metrics[name]["unparsed"]} for name in specs]))"""
+Markdown(markdown_table([{"predictor": name, "accuracy": m["accuracy"],
+                          "95% interval": "{:.3f} to {:.3f}".format(*m["accuracy_ci"]),
+                          "macro-F1": m["macro_f1"], "unparsed": m["unparsed"]} for name, m in metrics.items() if name in specs]))"""
     ),
     new_markdown_cell(
         """**The base model cannot do the task, and that is the point.** Without the prompt it has
