@@ -52,7 +52,14 @@ from tinker import types
 
 from .backend import context_length
 from .dataio import DataError, conversation_problem, is_number, is_whole, write_text
-from .generate import StallWatch, ask_with_retries, backoff, is_transient, one_line
+from .generate import (
+    StallWatch,
+    ask_with_retries,
+    backoff,
+    is_transient,
+    one_line,
+    result_with_retries,
+)
 from .labels import parse_answer
 from .render import conversation, decode_answer, model_input, render_example, sampling_params
 
@@ -231,19 +238,23 @@ def accuracy_by_sampling(sampling_client, tokenizer, examples: Sequence[tuple[st
 
     Answers are at most 8 tokens, fewer where the prompt leaves less room in ``max_context``
     (a server refuses a prompt and ``max_tokens`` that do not fit together); an example with
-    no room at all counts as wrong.
+    no room at all counts as wrong. A request that fails transiently is asked again: sampling
+    changes no weights, and a failure here must not send a training run back to a checkpoint.
     """
     if not examples:
         return float("nan")
-    futures = []
+    asks = []
     for query, _, _ in examples:
         prompt = model_input(tokenizer, [{"role": "user", "content": query}])
         room = 8 if max_context is None else min(8, max_context - prompt.length)
-        futures.append(sampling_client.sample(prompt, 1, sampling_params(tokenizer, room)) if room >= 1 else None)
+        asks.append(functools.partial(sampling_client.sample, prompt, 1, sampling_params(tokenizer, room))
+                    if room >= 1 else None)
+    futures = [ask() if ask else None for ask in asks]  # all sent before the first is awaited
     right = 0
-    for fut, (_, answer, _) in zip(futures, examples, strict=True):
+    for fut, ask, (_, answer, _) in zip(futures, asks, examples, strict=True):
         if fut is not None:
-            right += parse_answer(decode_answer(tokenizer, fut.result().sequences[0].tokens)) == answer
+            response = result_with_retries(fut, ask)
+            right += parse_answer(decode_answer(tokenizer, response.sequences[0].tokens)) == answer
     return right / len(examples)
 
 
@@ -365,6 +376,29 @@ def train(
             return service.create_training_client_from_state_with_optimizer(state_path).result()
         return service.create_lora_training_client(config.base_model, rank=config.rank, seed=config.seed).result()
 
+    steps_per_epoch = math.ceil(len(train_ex) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+
+    def student_record() -> dict:
+        """What ``checkpoint.json`` says of this run's student, beside its ``sampler_path``."""
+        return json.loads(json.dumps({
+            "base_model": config.base_model, "state_path": checkpoints[-1], "config": asdict(config), "steps": total,
+            "examples": len(train_ex), "validation": validation[-1] if validation else None}))
+
+    def saved_student() -> str | None:
+        """The sampler path ``checkpoint.json`` holds for exactly this run, if it holds one."""
+        try:
+            saved = read_checkpoint_info(out)
+        except DataError:  # none yet, or broken: written anew at the end
+            return None
+        return saved["sampler_path"] if all(saved.get(k) == v for k, v in student_record().items()) else None
+
+    if training_client is None and start_step >= total and (sampler_path := saved_student()):
+        # a finished run asked again: its student is saved, and sampling it needs no trainer (on
+        # Tinker, reopening one would load the weights and the optimizer's state onto a new run)
+        sampling_client = ask_with_retries(lambda: service.create_sampling_client(model_path=sampler_path))
+        return TrainResult(history, validation, checkpoints, sampler_path, sampling_client, asdict(config),
+                           time.time() - started, first_step=start_step)
     if training_client is None:
         training_client = open_client(resume_path)
     tokenizer = training_client.get_tokenizer()
@@ -386,8 +420,6 @@ def train(
             i = examples.index(ex) + 1
             raise DataError(f"training data: example {i}: {d.model_input.length} tokens, more than "
                             f"{config.base_model}'s context of {limit}; shorten or drop it", example=i)
-    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-    total = steps_per_epoch * config.epochs
     lengths = [d.model_input.length for d in train_data]
     @functools.lru_cache(maxsize=1)  # one epoch's batches at a time, made when it starts: --epochs may be huge
     def batches_of(epoch: int) -> list[list[int]]:
@@ -425,7 +457,10 @@ def train(
     def save_progress(step: int) -> None:
         nonlocal restart_point
         if progress_file:
-            path = training_client.save_state(f"step-{step:06d}").result().path
+            # nothing is in flight here and saving changes no weights, so a transient failure is asked
+            # again in place, under a new name (the failed try may have saved, and a name is saved once)
+            names = (f"step-{step:06d}" + (f"-{attempt}" if attempt else "") for attempt in itertools.count())
+            path = ask_with_retries(lambda: training_client.save_state(next(names))).path
             checkpoints.append(path)
             restart_point = (step, path)
             state = {"fingerprint": fingerprint, "step": step, "history": history, "validation": validation,
@@ -475,7 +510,7 @@ def train(
             _finish(in_flight.pop(0), history, record, tick)
         if not validation or validation[-1]["step"] != total:
             validate(total)
-        if out is not None and (not checkpoints or not checkpoints[-1].endswith(f"step-{total:06d}")):
+        if out is not None and (restart_point is None or restart_point[0] != total):
             save_progress(total)
 
     # A transient failure cannot be retried in place: the next step is already queued behind
@@ -521,19 +556,11 @@ def train(
     # under a new name (the failed try may have saved, and a name cannot be saved twice)
     sampler_path = None
     if out is not None:
-        info = json.loads(json.dumps({
-            "base_model": config.base_model, "state_path": checkpoints[-1], "config": asdict(config), "steps": total,
-            "examples": len(train_ex), "validation": validation[-1] if validation else None}))
-        try:
-            saved = read_checkpoint_info(out)
-        except DataError:  # none yet, or broken: written anew below
-            saved = {}
-        if all(saved.get(key) == value for key, value in info.items()) and saved.get("sampler_path"):
-            sampler_path = saved["sampler_path"]  # a finished run asked again: its student is already saved
-        else:
+        sampler_path = saved_student()  # a finished run given its own client: its student is already saved
+        if sampler_path is None:
             names = (f"final-{attempt}" if attempt else "final" for attempt in itertools.count())
             sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler(next(names))).path
-            record = {"sampler_path": sampler_path, **info}
+            record = {"sampler_path": sampler_path, **student_record()}
             for key in ("sampler_path", "state_path"):  # local weights saved in the folder move and copy with it
                 if (inside := _path_inside(record[key], out)) is not None:
                     record[f"{key}_in_folder"] = inside

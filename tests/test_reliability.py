@@ -159,6 +159,37 @@ def test_a_transient_failure_in_validation_is_asked_again_without_a_restart(tmp_
     assert result.validation == plain.validation
 
 
+def test_a_transient_failure_sampling_for_validation_or_saving_a_state_is_asked_again_in_place(tmp_path):
+    """Neither changes the weights, and nothing is in flight when they run: a failed answer is
+    asked again where it failed, never paid for by replaying steps from a checkpoint."""
+    config = TrainConfig(epochs=2, batch_size=4, val_fraction=0.25, warmup_steps=0, save_every=4, eval_every=3,
+                         val_samples=4)
+    plain = train(connect("local", store=tmp_path / "w0"), ROWS, config, out_dir=tmp_path / "plain")
+    client = connect("local", store=tmp_path / "w1").create_lora_training_client(
+        config.base_model, rank=config.rank, seed=config.seed).result()
+    lost = {"sample": 3, "save_state": 2}
+
+    def flaky(owner, name):  # the first calls fail on the way back
+        def call(*args, **kwargs):
+            if lost[name]:
+                lost[name] -= 1
+                return LocalFuture.failed(TransientError("injected"))
+            return getattr(owner, name)(*args, **kwargs)
+        return call
+
+    def sampler():
+        real = client.save_weights_and_get_sampling_client()
+        return LocalFuture.run(lambda: Proxy(real.result(), sample=flaky(real.result(), "sample")))
+
+    events = []
+    result = train(None, ROWS, config, out_dir=tmp_path / "run", callbacks=[events.append],
+                   training_client=Proxy(client, save_state=flaky(client, "save_state"),
+                                         save_weights_and_get_sampling_client=sampler))
+    assert lost == {"sample": 0, "save_state": 0} and not any(e["kind"] == "restart" for e in events)
+    assert result.validation == plain.validation and len(result.checkpoints) == len(plain.checkpoints)
+    assert [step["loss"] for step in result.history] == [step["loss"] for step in plain.history]
+
+
 def test_a_transient_failure_saving_the_final_weights_is_asked_again(tmp_path):
     service = connect("local", store=tmp_path / "w")
     client = service.create_lora_training_client(CONFIG.base_model, rank=CONFIG.rank, seed=CONFIG.seed).result()

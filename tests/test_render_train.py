@@ -9,7 +9,14 @@ import pytest
 from helpers import connect
 from helpers.dataio import DataError, read_conversations, read_queries
 from helpers.local.model import load_tokenizer
-from helpers.render import RenderMismatchError, conversation, prompt_tokens, render_example
+from helpers.render import (
+    RenderMismatchError,
+    conversation,
+    model_input,
+    prompt_tokens,
+    render_example,
+    sampling_params,
+)
 from helpers.train import TrainConfig, epoch_batches, learning_rate_at, split, train
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -256,16 +263,29 @@ def test_rows_that_just_fit_the_context_are_trained_and_validated(tmp_path, quer
 
 def test_a_finished_run_asked_again_reuses_its_saved_student(tmp_path):
     """The same data and settings into the same folder again: nothing is trained or saved anew,
-    so checkpoint.json (and every evaluation fingerprinted on it) stays as it was."""
+    so checkpoint.json (and every evaluation fingerprinted on it) stays as it was, and no
+    training client is opened (on Tinker that would load the weights and optimizer onto a new
+    run): the saved student is sampled as it is."""
     service = connect("local", store=tmp_path / "w")
     cfg = TrainConfig(epochs=1, batch_size=8, val_fraction=0, warmup_steps=0)
     first = train(service, ROWS, cfg, out_dir=tmp_path / "run")
     written = (tmp_path / "run" / "checkpoint.json").read_text()
     saved = sorted(tmp_path.rglob("meta.json"))
-    again = train(service, ROWS, cfg, out_dir=tmp_path / "run")
+
+    class SamplingOnly:
+        def __getattr__(self, name):
+            assert "training_client" not in name, f"a finished run asked again opened a trainer ({name})"
+            return getattr(service, name)
+
+    again = train(SamplingOnly(), ROWS, cfg, out_dir=tmp_path / "run")
     assert again.sampler_path == first.sampler_path and (tmp_path / "run" / "checkpoint.json").read_text() == written
     assert again.history == first.history and sorted(tmp_path.rglob("meta.json")) == saved  # no weights saved again
     assert again.first_step == len(again.history)  # every step was done before this call
+    tok = load_tokenizer()
+    prompt = model_input(tok, [{"role": "user", "content": "Guten Morgen"}])
+    answers = [r.sampling_client.sample(prompt, 1, sampling_params(tok, 8)).result().sequences[0].tokens
+               for r in (first, again)]
+    assert answers[0] == answers[1]  # the same student
 
 
 def test_a_huge_number_of_epochs_starts_at_once_making_one_epochs_batches_at_a_time(monkeypatch):
