@@ -265,6 +265,10 @@ class GenerateConfig:
              f"teacher_model must be a model name or None, got {self.teacher_model!r}"),
             (is_number(self.temperature) and self.temperature >= 0, f"temperature must be >= 0, got {self.temperature!r}"),
             (is_whole(self.num_samples) and self.num_samples >= 1, f"num_samples must be a whole number >= 1, got {self.num_samples!r}"),
+            (not (is_whole(self.num_samples) and is_number(self.temperature)) or self.num_samples == 1
+             or self.temperature > 0, f"num_samples > 1 needs a temperature > 0: greedy answers are all the same, so "
+             f"{self.num_samples} of them cost {self.num_samples} times one and vote as one (got temperature "
+             f"{self.temperature!r})"),
             (is_number(self.top_p) and 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}"),
             (is_whole(self.max_tokens) and self.max_tokens >= 1, f"max_tokens must be a whole number >= 1, got {self.max_tokens!r}"),
             (is_whole(self.seed) and self.seed >= 0, f"seed must be a whole number >= 0, got {self.seed!r}"),
@@ -1034,7 +1038,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"teacher model or checkpoint path (default: {LOCAL_TEACHER} offline, {TINKER_TEACHER} on Tinker)")
     parser.add_argument("--prompt-file", default=None, help="teacher prompt as a text file (default: the course prompt)")
     parser.add_argument("--temperature", type=float, default=d.temperature)
-    parser.add_argument("--samples", type=int, default=d.num_samples, help="answers per query, majority vote")
+    parser.add_argument("--samples", type=int, default=d.num_samples, help="answers per query, majority vote (needs --temperature > 0)")
     parser.add_argument("--min-agreement", type=float, default=d.min_agreement,
                         help="drop rows whose winning vote share is below this")
     parser.add_argument("--concurrency", type=int, default=d.concurrency, help="requests in flight")

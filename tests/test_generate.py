@@ -498,7 +498,7 @@ def test_empty_and_duplicate_queries_are_counted(tmp_path):
 
 
 @pytest.mark.parametrize("setting, value", [
-    ("temperature", -0.1), ("num_samples", 0), ("top_p", 0.0), ("max_tokens", 0), ("min_agreement", 1.5),
+    ("temperature", -0.1), ("num_samples", 0), ("num_samples", 3), ("top_p", 0.0), ("max_tokens", 0), ("min_agreement", 1.5),
     ("concurrency", 0), ("max_retries", -1), ("backoff_base", float("nan")), ("seed", 1.5), ("teacher_model", ""),
 ])
 def test_settings_out_of_range(setting, value):
