@@ -323,6 +323,20 @@ def soft_label_rows(rows: Sequence[Mapping]) -> list[dict]:
 # --------------------------------------------------------------------------- measured points
 
 
+def is_base_model(name: str) -> bool:
+    """Whether a model name is a pretrained base model rather than a chat model, by Tinker's
+    naming: a ``-Base`` suffix (Qwen, DeepSeek) or a Llama without ``Instruct``. A base model
+    was never taught a chat turn, so as a teacher it would read the long prompt (paid) and
+    give answers that do not parse.
+
+    >>> [is_base_model(m) for m in ("Qwen/Qwen3-8B-Base", "Qwen/Qwen3-8B", "meta-llama/Llama-3.1-8B",
+    ...                             "meta-llama/Llama-3.1-8B-Instruct")]
+    [True, False, True, False]
+    """
+    short = name.rsplit("/", 1)[-1].lower()
+    return short.endswith("-base") or (name.lower().startswith("meta-llama/") and "instruct" not in short)
+
+
 def _teacher_model(service, teacher: str | None) -> str:
     return teacher or default_models(_backend(service))["teacher"]
 
@@ -452,8 +466,8 @@ def prompt_ablation(service=None, quick: bool | None = None, *, prompts: Mapping
     quick : every third dev row and at most :data:`QUICK_TEACHERS` other models (default: offline).
     prompts : ``{name: prompt}``; default :func:`prompt_variants`. Asked of the default teacher.
     teachers : other teacher models, asked with the full prompt. Default: offline none (the
-        stand-in is the only teacher); on Tinker the models the server lists
-        (:func:`helpers.backend.supported_models`).
+        stand-in is the only teacher); on Tinker the chat models the server lists
+        (:func:`helpers.backend.supported_models`, without :func:`is_base_model`'s).
     gold : gold rows to score on instead of the dev set.
 
     Returns
@@ -471,8 +485,12 @@ def prompt_ablation(service=None, quick: bool | None = None, *, prompts: Mapping
     if teachers is None:
         teachers = []
         if not is_offline(service):
-            teachers = [m for m in supported_models(service, sampleable=True) if m != default]
+            listed = [m for m in supported_models(service, sampleable=True) if m != default]
+            teachers = [m for m in listed if not is_base_model(m)]
             teachers = teachers[:QUICK_TEACHERS] if quick else teachers
+            if skipped := [m for m in listed if is_base_model(m)]:
+                report.say(f"not asking the base models the server lists (no chat turn; teachers=[...] asks them "
+                           f"anyway): {', '.join(skipped)}")
             report.say(f"also asking {len(teachers)} other models the server lists: {', '.join(teachers)}")
         else:
             report.say("offline, the stand-in is the only teacher: the comparison across models runs on Tinker")

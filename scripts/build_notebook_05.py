@@ -70,8 +70,9 @@ The long prompt costs every query about a thousand words (3,062 tokens with the 
 tokenizer; an LLM's tokenizer counts fewer); which of its rules earn their place?
 We ask the teacher about the dev queries with the full prompt, with a one-line prompt
 (`SHORT_PROMPT`), and with the full prompt minus one rule at a time. On Tinker the same table
-also asks other teacher models the server lists, with the full prompt (pass
-`teachers=[...]` to choose them); offline there is only the stand-in, so that part is skipped."""
+also asks other chat models the server lists, with the full prompt (base models, which never
+learned a chat turn, are left out; pass `teachers=[...]` to choose the models yourself);
+offline there is only the stand-in, so that part is skipped."""
     ),
     new_code_cell(
         """ablation = adv.prompt_ablation(service, QUICK)

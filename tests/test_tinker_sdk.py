@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fake_tinker import NO_CAPACITY, FakeTinker
+from fake_tinker import ALIASES, NO_CAPACITY, FakeTinker
 
 from helpers.dataio import iter_jsonl, write_jsonl
 from helpers.local.model import load_tokenizer
@@ -241,7 +241,8 @@ def test_the_advanced_experiments_run_on_tinker_through_the_real_sdk(tmp_path):
     LoRA-rank grid, sampling at T=1 with K votes, and the plots of Tinker tables."""
     script = tmp_path / "advanced.py"
     script.write_text(ADVANCED_SCRIPT)
-    with FakeTinker(tmp_path / "server") as server:
+    base = "Qwen/Qwen3-8B-Base"  # a base model the server lists: never asked by default (no chat turn)
+    with FakeTinker(tmp_path / "server", aliases={**ALIASES, base: ALIASES["Qwen/Qwen3-30B-A3B"]}) as server:
         env = {**server.environment(tmp_path / "hf", KEY), "PD_WORKDIR": str(tmp_path / "wd")}
         proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=600)
@@ -251,7 +252,8 @@ def test_the_advanced_experiments_run_on_tinker_through_the_real_sdk(tmp_path):
     tables = result["tables"]
     assert all(row["backend"] == "tinker" for table in tables.values() for row in table)
     ablation = {(r["teacher"], r["prompt"]): r for r in tables["prompt_ablation"]}
-    others = [name for name in server.model_names() if name != "Qwen/Qwen3-30B-A3B"]  # not NO_CAPACITY,
+    assert base in server.model_names() and base not in server.sampled and not any(t == base for t, _ in ablation)
+    others = [name for name in server.model_names() if name not in ("Qwen/Qwen3-30B-A3B", base)]  # not NO_CAPACITY,
     # the listed model the server says it cannot sample: it is never asked
     assert NO_CAPACITY not in server.sampled and NO_CAPACITY not in others
     assert set(ablation) == {("Qwen/Qwen3-30B-A3B", "full prompt"), ("Qwen/Qwen3-30B-A3B", "short prompt"),
