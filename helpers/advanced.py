@@ -486,9 +486,10 @@ def prompt_ablation(service=None, quick: bool | None = None, *, prompts: Mapping
         teachers = []
         if not is_offline(service):
             listed = [m for m in supported_models(service, sampleable=True) if m != default]
-            teachers = [m for m in listed if not is_base_model(m)]
+            skipped = [m for m in listed if is_base_model(m)]
+            teachers = [m for m in listed if m not in skipped]
             teachers = teachers[:QUICK_TEACHERS] if quick else teachers
-            if skipped := [m for m in listed if is_base_model(m)]:
+            if skipped:
                 report.say(f"not asking the base models the server lists (no chat turn; teachers=[...] asks them "
                            f"anyway): {', '.join(skipped)}")
             report.say(f"also asking {len(teachers)} other models the server lists: {', '.join(teachers)}")

@@ -1038,7 +1038,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"teacher model or checkpoint path (default: {LOCAL_TEACHER} offline, {TINKER_TEACHER} on Tinker)")
     parser.add_argument("--prompt-file", default=None, help="teacher prompt as a text file (default: the course prompt)")
     parser.add_argument("--temperature", type=float, default=d.temperature)
-    parser.add_argument("--samples", type=int, default=d.num_samples, help="answers per query, majority vote (needs --temperature > 0)")
+    parser.add_argument("--samples", type=int, default=d.num_samples,
+                        help="answers per query, majority vote (needs --temperature > 0)")
     parser.add_argument("--min-agreement", type=float, default=d.min_agreement,
                         help="drop rows whose winning vote share is below this")
     parser.add_argument("--concurrency", type=int, default=d.concurrency, help="requests in flight")

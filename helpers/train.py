@@ -258,6 +258,12 @@ def accuracy_by_sampling(sampling_client, tokenizer, examples: Sequence[tuple[st
     return right / len(examples)
 
 
+def fresh_names(name: str):
+    """``name``, then ``name-1``, ``name-2``, ...: a save asked again after a transient failure
+    takes the next one, since the failed try may have saved and a name is saved only once."""
+    return (f"{name}-{attempt}" if attempt else name for attempt in itertools.count())
+
+
 def _run_fingerprint(examples: Sequence[tuple[str, str, float]], config: TrainConfig) -> dict:
     """What a run depends on (its settings and every example), as ``progress.json`` stores it."""
     data_sha = hashlib.sha256(json.dumps(examples, ensure_ascii=False).encode("utf-8")).hexdigest()
@@ -457,9 +463,8 @@ def train(
     def save_progress(step: int) -> None:
         nonlocal restart_point
         if progress_file:
-            # nothing is in flight here and saving changes no weights, so a transient failure is asked
-            # again in place, under a new name (the failed try may have saved, and a name is saved once)
-            names = (f"step-{step:06d}" + (f"-{attempt}" if attempt else "") for attempt in itertools.count())
+            # nothing is in flight here and saving changes no weights: a transient failure is asked again in place
+            names = fresh_names(f"step-{step:06d}")
             path = ask_with_retries(lambda: training_client.save_state(next(names))).path
             checkpoints.append(path)
             restart_point = (step, path)
@@ -552,13 +557,12 @@ def train(
         raise
     finally:
         bar.close()
-    # the weights are final here: saving them changes nothing, so a transient failure is asked again,
-    # under a new name (the failed try may have saved, and a name cannot be saved twice)
+    # the weights are final here: saving them changes nothing, so a transient failure is asked again
     sampler_path = None
     if out is not None:
         sampler_path = saved_student()  # a finished run given its own client: its student is already saved
         if sampler_path is None:
-            names = (f"final-{attempt}" if attempt else "final" for attempt in itertools.count())
+            names = fresh_names("final")
             sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler(next(names))).path
             record = {"sampler_path": sampler_path, **student_record()}
             for key in ("sampler_path", "state_path"):  # local weights saved in the folder move and copy with it
