@@ -134,39 +134,31 @@ def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     proxies = getproxies()
     if (proxies.get(parsed.scheme) or proxies.get("all")) and not proxy_bypass(host):
         return
-    outcome: list[Exception | None] = []
     deadline = time.monotonic() + timeout
 
-    def attempt() -> None:  # in a thread: the name lookup has no timeout of its own
-        try:
-            addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            error: Exception = OSError(f"no address for {host}")
-            for i, (family, kind, proto, _, address) in enumerate(addresses):
-                # each address gets an equal share of the time left, so a silent first one
-                # (often IPv6) does not use it all up before the others are tried
-                share = max(0.1, (deadline - time.monotonic()) / (len(addresses) - i))
-                try:
-                    with socket.socket(family, kind, proto) as sock:
-                        sock.settimeout(share)
-                        sock.connect(address)
-                    outcome.append(None)
-                    return
-                except OSError as e:
-                    error = e
-            outcome.append(error)
-        except Exception as e:  # noqa: BLE001 (reported by the caller, not lost in the thread)
-            outcome.append(e)
+    def attempt() -> None:  # in a thread (see _within): the name lookup has no timeout of its own
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        error: Exception = OSError(f"no address for {host}")
+        for i, (family, kind, proto, _, address) in enumerate(addresses):
+            # each address gets an equal share of the time left, so a silent first one
+            # (often IPv6) does not use it all up before the others are tried
+            share = max(0.1, (deadline - time.monotonic()) / (len(addresses) - i))
+            try:
+                with socket.socket(family, kind, proto) as sock:
+                    sock.settimeout(share)
+                    sock.connect(address)
+                return
+            except OSError as e:
+                error = e
+        raise error
 
-    worker = threading.Thread(target=attempt, name="tinker-reachability", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if outcome and outcome[0] is None:
-        return
-    e = outcome[0] if outcome else TimeoutError(f"no connection within {timeout:g} s, name lookup included")
-    raise BackendError(
-        f"cannot reach the Tinker server at {base_url} ({e.__class__.__name__}: {e}); "
-        "check your network, TINKER_BASE_URL, or run offline with PD_BACKEND=local"
-    ) from None
+    try:
+        _within(timeout, attempt, "no connection within {timeout:g} s, name lookup included")
+    except Exception as e:  # noqa: BLE001 (each reported the same way)
+        raise BackendError(
+            f"cannot reach the Tinker server at {base_url} ({e.__class__.__name__}: {e}); "
+            "check your network, TINKER_BASE_URL, or run offline with PD_BACKEND=local"
+        ) from None
 
 
 def connect(backend: str | None = None, base_url: str | None = None, store=None, verbose: bool = False):
@@ -287,14 +279,24 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     One small request that needs no session: a wrong or revoked key stops ``connect()``
     with a one-line reason instead of a traceback from the first real call. A server that
     never answers, or fails every request, raises within ``timeout`` too (see
-    :func:`_capabilities`).
+    :func:`_within`).
+
+    For the server the SDK would choose itself (``TINKER_BASE_URL``, else Tinker's own) the
+    request is the SDK's public ``tinker.auth.raise_if_tinker_not_accessible()``, which is
+    not retried: the SDK's usual path waits on a 402 (no billing) for up to an hour, and the
+    check would then report a server that did not answer. Another ``base_url`` is asked
+    through ``tinker.RestClient``, where a 402 the configuration request does not already
+    meet shows as that timeout.
     """
     import tinker
 
     setting = "TINKER_API_KEY"
     check_key_text()
     try:
-        _capabilities(base_url, timeout)
+        if base_url == tinker_base_url() and hasattr(tinker, "auth"):
+            _within(timeout, tinker.auth.raise_if_tinker_not_accessible)
+        else:
+            _capabilities(base_url, timeout)
         return
     except Exception as e:  # noqa: BLE001 (judged below)
         error: BaseException = e
@@ -316,6 +318,10 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     if isinstance(error, TimeoutError):
         raise BackendError(f"Tinker at {base_url} did not answer within {timeout:g} s; try again later, "
                            "or run offline with PD_BACKEND=local")
+    if isinstance(error, tinker.APIConnectionError):  # the SDK's check is not retried: a dropped connection
+        raise BackendError(f"Tinker at {base_url} could not be asked to check the API key ({type(error).__name__}: "
+                           f"{redact(' '.join(str(error).split()))}); try again later, or run offline with "
+                           "PD_BACKEND=local")
     message = " ".join(str(error).split())
     if isinstance(error, tinker.TinkerError) and not isinstance(error, tinker.APIError) and (
             "api_key" in message.lower() or "api key" in message.lower()):
@@ -342,25 +348,31 @@ def _capabilities(base_url: str | None, timeout: float | None = None):
     ``TimeoutError`` after ``timeout`` seconds (default ``CONNECT_TIMEOUT``).
 
     The whole request, the SDK's client creation included (it fetches its configuration
-    first and retries for minutes), runs in a daemon thread that is waited for at most
-    ``timeout`` seconds; any other error is raised here, in the caller's thread.
+    first and retries for minutes), runs within ``timeout`` (:func:`_within`).
     """
     import tinker
 
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    return _within(timeout, lambda: tinker.RestClient(base_url=base_url).get_server_capabilities().result(timeout=timeout))
+
+
+def _within(timeout: float, ask, late: str = "no answer within {timeout:g} s"):
+    """``ask()``'s result, run in a daemon thread that is waited for at most ``timeout``
+    seconds, or ``TimeoutError(late)``; an error it raises is raised here, in the caller's
+    thread."""
     outcome: list = []
 
-    def ask() -> None:
+    def run() -> None:
         try:
-            outcome.append((True, tinker.RestClient(base_url=base_url).get_server_capabilities().result(timeout=timeout)))
+            outcome.append((True, ask()))
         except Exception as e:  # noqa: BLE001 (raised in the caller's thread)
             outcome.append((False, e))
 
-    worker = threading.Thread(target=ask, name="tinker-capabilities", daemon=True)
+    worker = threading.Thread(target=run, name="tinker-check", daemon=True)
     worker.start()
     worker.join(timeout)
     if not outcome:
-        raise TimeoutError(f"no answer within {timeout:g} s")
+        raise TimeoutError(late.format(timeout=timeout))
     ok, value = outcome[0]
     if not ok:
         raise value

@@ -52,14 +52,16 @@ class SilentServer:
 
 
 class FailingServer:
-    """Answers every request with HTTP ``status`` (500 unless told)."""
+    """Answers every request with HTTP ``status`` (500 unless told); with ``only``, just the
+    requests whose path ends with it, and the others with 200 and an empty JSON object."""
 
-    def __init__(self, status: int = 500):
+    def __init__(self, status: int = 500, only: str | None = None):
         class Handler(BaseHTTPRequestHandler):
             def answer(self):
                 self.rfile.read(int(self.headers.get("content-length") or 0))
-                payload = json.dumps({"error": f"failing on purpose with {status}"}).encode()
-                self.send_response(status)
+                failing = only is None or self.path.rstrip("/").endswith(only)
+                payload = json.dumps({"error": f"failing on purpose with {status}"} if failing else {}).encode()
+                self.send_response(status if failing else 200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
@@ -123,17 +125,45 @@ def test_a_server_that_never_answers_or_fails_every_request_stops_every_command_
     assert not (tmp_path / "d.jsonl").exists()
 
 
-def test_an_account_with_a_billing_problem_stops_with_one_line_at_once(monkeypatch):
+@pytest.mark.parametrize("only", [None, "get_server_capabilities"], ids=["every-request", "capabilities-only"])
+def test_an_account_with_a_billing_problem_stops_with_one_line_at_once(monkeypatch, only):
     """A 402 (billing not set up, or out of credit) stops the check with the reason; otherwise
-    the SDK pauses every later request on it for up to an hour without a word."""
+    the SDK pauses every later request on it for up to an hour without a word. Also when the
+    server answers the SDK's own configuration request and refuses only the billing-gated
+    one: the SDK's usual path sits on that 402 and the check used to report, after
+    CONNECT_TIMEOUT, a server that "did not answer"."""
     from helpers.backend import BackendError, check_key
 
     monkeypatch.setenv("TINKER_API_KEY", KEY)
-    with FailingServer(status=402) as server:
+    with FailingServer(status=402, only=only) as server:
+        monkeypatch.setenv("TINKER_BASE_URL", server.url)
         started = time.monotonic()
         with pytest.raises(BackendError, match=r"API key in TINKER_API_KEY but reports a billing problem \(402\)"):
             check_key(server.url)
     assert time.monotonic() - started < CONNECT_TIMEOUT / 2
+
+
+def test_a_connection_lost_while_checking_the_key_stops_with_one_line(monkeypatch):
+    """The SDK's key check is not retried by our code: when the SDK gives up on the connection
+    within the time allowed, one line names the server, not the SDK's own error. (A real
+    dropped connection is retried by the SDK's HTTP client for about a minute and so ends as
+    "did not answer", which the silent server above covers.)"""
+    import httpx
+    import tinker
+
+    from helpers.backend import BackendError, check_key, tinker_base_url
+
+    def lost() -> None:
+        raise tinker.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/api/v1/x"))
+
+    monkeypatch.setenv("TINKER_API_KEY", KEY)
+    monkeypatch.setenv("TINKER_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(tinker.auth, "raise_if_tinker_not_accessible", lost)
+    url = tinker_base_url()
+    with pytest.raises(BackendError, match=rf"^Tinker at {url} could not be asked to check the API key "
+                                           r"\(APIConnectionError: Connection error\.\); try again later") as caught:
+        check_key(url)
+    assert KEY not in str(caught.value)
 
 
 @pytest.fixture
