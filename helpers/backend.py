@@ -379,23 +379,37 @@ def _within(timeout: float, ask, late: str = "no answer within {timeout:g} s"):
     return value
 
 
-def supported_models(service, sampleable: bool = False) -> list[str]:
-    """Names of the models the server (or the local backend) offers; with ``sampleable``, only
-    those it can sample now (a model the server says nothing about counts as sampleable)."""
+def _listed(service) -> list:
+    """The ``SupportedModel`` entries the server (or the local backend) lists."""
     if getattr(service, "backend", None) == "local":
-        caps = service.get_server_capabilities()
-    else:
-        url = getattr(service, "server_url", None)
-        try:
-            caps = _capabilities(url)
-        except TimeoutError:
-            raise BackendError(f"Tinker at {url} did not answer within {CONNECT_TIMEOUT:g} s when asked for its "
-                               "models; try again later, or run offline with PD_BACKEND=local") from None
-    return [m.model_name for m in caps.supported_models if m.model_name and not (sampleable and m.sampleable is False)]
+        return service.get_server_capabilities().supported_models
+    url = getattr(service, "server_url", None)
+    try:
+        return _capabilities(url).supported_models
+    except TimeoutError:
+        raise BackendError(f"Tinker at {url} did not answer within {CONNECT_TIMEOUT:g} s when asked for its "
+                           "models; try again later, or run offline with PD_BACKEND=local") from None
 
 
-def check_model(service, model: str) -> str:
-    """Return ``model`` if the server lists it, else raise naming the ones it does list.
+def _able(m, use: str | None) -> bool:
+    """Whether listed model ``m`` can be used for ``use`` ("train", "sample" or None: listed);
+    a model the server says nothing about counts as able."""
+    return not (use == "sample" and m.sampleable is False) and not (use == "train" and m.trainable is False)
+
+
+def supported_models(service, sampleable: bool = False, trainable: bool = False) -> list[str]:
+    """Names of the models the server (or the local backend) offers; with ``sampleable``, only
+    those it can sample now, with ``trainable`` only those it can train (a model the server
+    says nothing about counts as both)."""
+    return [m.model_name for m in _listed(service) if m.model_name
+            and _able(m, "sample" if sampleable else None) and _able(m, "train" if trainable else None)]
+
+
+def check_model(service, model: str, use: str | None = None) -> str:
+    """Return ``model`` if the server lists it, else raise naming the ones it does list. With
+    ``use="train"`` or ``"sample"``, a listed model the server says it cannot train, or cannot
+    sample now, is refused too, naming the ones it can: before any run or folder is made,
+    not as the server's error from the first request.
 
     A local folder holding a Hugging Face model is accepted by the local backend as is. A
     Tinker-compatible server that answers the request for its models with an error status
@@ -404,14 +418,23 @@ def check_model(service, model: str) -> str:
     """
     import tinker
 
+    if use not in (None, "train", "sample"):
+        raise ValueError(f"use must be None, 'train' or 'sample', got {use!r}")
     if getattr(service, "backend", None) == "local" and os.path.isdir(os.path.expanduser(model)):
         return model
     try:
-        names = supported_models(service)
+        listed = [m for m in _listed(service) if m.model_name]
     except tinker.APIStatusError:
         return model
-    if model not in names:
-        raise BackendError(f"model {model!r} is not offered by this server; it offers: {', '.join(sorted(names))}")
+    entry = next((m for m in listed if m.model_name == model), None)
+    if entry is None:
+        names = sorted(m.model_name for m in listed)
+        raise BackendError(f"model {model!r} is not offered by this server; it offers: {', '.join(names)}")
+    if not _able(entry, use):
+        able = sorted(m.model_name for m in listed if _able(m, use)) or ["none"]
+        what = {"train": ("cannot be trained on this server", "it trains"),
+                "sample": ("cannot be sampled on this server now (no sampling capacity)", "it samples")}[use]
+        raise BackendError(f"model {model!r} {what[0]}; {what[1]}: {', '.join(able)}")
     return model
 
 

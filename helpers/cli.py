@@ -112,7 +112,7 @@ def train_main(args) -> int:
         raise DataError(f"{out}: holds a training run with other data or settings; "
                         "pass --overwrite to replace it, or choose another --out")
     service = connect(backend, store=out / "weights")
-    check_model(service, config.base_model)  # the default too: another server may not offer it
+    check_model(service, config.base_model, use="train")  # the default too: another server may not offer it
     prepare_output_dir(out, args.overwrite, own_files)  # only now: a refused model or backend leaves no folder
     try:
         result = train(service, rows, config, out_dir=out, progress=True)

@@ -746,7 +746,7 @@ def main(args: argparse.Namespace) -> int:
             service = connect(args.backend)
             if kind in ("teacher", "base"):  # a student's model is its checkpoint's
                 # the default too, as generate does: another server may not offer it
-                check_model(service, model_of(spec, service, **model_kw))
+                check_model(service, model_of(spec, service, **model_kw), use="sample")
         for path in outputs.values():  # after the backend and model checks: a refused one leaves no folder
             check_writable(path)  # fail before the work, not after it
         if service is not None:  # only now: bad input is one line on stderr, this one is not printed before it

@@ -1104,7 +1104,7 @@ def main(args: argparse.Namespace) -> int:
     if "://" in model:  # a checkpoint: tinker://... or local://...
         teacher = service.create_sampling_client(model_path=model).result()
     else:
-        teacher = service.create_sampling_client(base_model=check_model(service, model)).result()
+        teacher = service.create_sampling_client(base_model=check_model(service, model, use="sample")).result()
     if args.estimate:
         print(estimate(teacher, queries, args.out, prompt, config, overwrite=args.overwrite, teacher_name=model))
         return 0

@@ -543,6 +543,59 @@ def test_the_default_model_is_checked_too(tmp_path, monkeypatch, capsys):
         assert not (tmp_path / argv[0]).exists()
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["train", "--model", "local/policy-teacher"],
+     "model 'local/policy-teacher' cannot be trained on this server; it trains: local/tiny, local/tiny-96, "
+     "local/tiny-large, local/tiny-small"),
+    (["evaluate", "--predictor", "base"],
+     "model 'local/tiny' cannot be sampled on this server now (no sampling capacity); it samples: local/policy-teacher, "
+     "local/tiny-96, local/tiny-large, local/tiny-small"),
+    (["generate", "--teacher", "local/tiny"],
+     "model 'local/tiny' cannot be sampled on this server now (no sampling capacity); it samples: local/policy-teacher, "
+     "local/tiny-96, local/tiny-large, local/tiny-small"),
+])
+def test_a_listed_model_the_server_cannot_use_so_is_refused_before_anything_is_made(tmp_path, monkeypatch, capsys,
+                                                                                    argv, says):
+    """A server lists models it cannot train (the local stand-in teacher; on Tinker,
+    ``trainable=False``) or has no sampling capacity for now (``sampleable=False``; here
+    local/tiny is made to say so): one line names the ones it can use, before any folder,
+    run or sampling client, not the server's error from the first request."""
+    from helpers import cli as command_line
+    from helpers import evaluate, train
+    from helpers.local import LocalServiceClient
+
+    offered = LocalServiceClient.get_server_capabilities
+
+    def tiny_without_capacity(self):
+        caps = offered(self)
+        return caps.model_copy(update={"supported_models": [
+            m.model_copy(update={"sampleable": False}) if m.model_name == "local/tiny" else m
+            for m in caps.supported_models]})
+
+    def never(*args, **kwargs):
+        raise AssertionError("the command went on with a model the server cannot use so")
+
+    monkeypatch.setenv("PD_BACKEND", "local")
+    monkeypatch.setattr(LocalServiceClient, "get_server_capabilities", tiny_without_capacity)
+    monkeypatch.setattr(LocalServiceClient, "create_sampling_client", never)
+    monkeypatch.setattr(train, "train", never)
+    monkeypatch.setattr(evaluate, "evaluate_predictor", never)
+    if argv[0] != "generate":  # generate makes its output's folder before it connects; failing, it removes it
+        _no_cleanup(monkeypatch)
+    out = tmp_path / "out"
+    if argv[0] == "train":
+        data = ["--data", str(_chat_file(tmp_path / "chat.jsonl", CHAT)), "--out", str(out)]
+    elif argv[0] == "evaluate":
+        (tmp_path / "gold.jsonl").write_text(json.dumps(GOOD) + "\n")
+        data = ["--data", str(tmp_path / "gold.jsonl"), "--out", str(out)]
+    else:
+        (tmp_path / "q.jsonl").write_text(json.dumps({"text": "Bonjour à tous"}) + "\n")
+        data = ["--queries", str(tmp_path / "q.jsonl"), "--out", str(out / "d.jsonl")]
+    assert command_line.main([*argv, *data]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {says}"]
+    assert not out.exists()
+
+
 def test_a_server_without_a_list_of_models_is_not_second_guessed(monkeypatch):
     """A Tinker-compatible server that answers the request for its models with an error status
     (connect() lets it through): the name goes to the SDK as before, which reports a bad one."""
@@ -552,11 +605,11 @@ def test_a_server_without_a_list_of_models_is_not_second_guessed(monkeypatch):
 
     from helpers import backend
 
-    def no_such_route(service, sampleable=False):
+    def no_such_route(service):
         response = SimpleNamespace(status_code=404, headers={}, request=None)  # what the SDK reads of an HTTP response
         raise tinker.NotFoundError("no such route", response=response, body=None)
 
-    monkeypatch.setattr(backend, "supported_models", no_such_route)
+    monkeypatch.setattr(backend, "_listed", no_such_route)
     assert backend.check_model(object(), "Qwen/Qwen3-8B") == "Qwen/Qwen3-8B"
 
 
