@@ -564,11 +564,11 @@ def train(
         if sampler_path is None:
             names = fresh_names("final")
             sampler_path = ask_with_retries(lambda: training_client.save_weights_for_sampler(next(names))).path
-            record = {"sampler_path": sampler_path, **student_record()}
+            student = {"sampler_path": sampler_path, **student_record()}
             for key in ("sampler_path", "state_path"):  # local weights saved in the folder move and copy with it
-                if (inside := _path_inside(record[key], out)) is not None:
-                    record[f"{key}_in_folder"] = inside
-            write_text(out / "checkpoint.json", json.dumps(record, indent=1))
+                if (inside := _path_inside(student[key], out)) is not None:
+                    student[f"{key}_in_folder"] = inside
+            write_text(out / "checkpoint.json", json.dumps(student, indent=1))
     # the student as saved, or (with no folder to save to) a snapshot of the weights
     sampling_client = ask_with_retries(lambda: training_client.create_sampling_client(sampler_path) if sampler_path
                                        else training_client.save_weights_and_get_sampling_client())
