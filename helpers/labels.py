@@ -39,8 +39,12 @@ LABEL_NAMES: dict[str, str] = {
 }
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
-_FINAL = re.compile(r"final\s*answer\s*(?:is\s*[:：]?|[:：=\-–—])?\s*[\"'`*(\[]*\s*([a-z]{2})\b", re.IGNORECASE)
-_BARE = re.compile(r"^[\s\"'`*(\[]*([a-z]{2})[\s\"'`*)\].!]*$", re.IGNORECASE)
+# "Final Answer" (markdown emphasis around its words allowed), an optional separator or "is",
+# then the code as a whole word (letters, digits, hyphens: a copied label set need not be two
+# letters), and whether only punctuation follows it on its line
+_FINAL = re.compile(r"final[\s*_]*answer[\s*_`]*(?:is\b\s*[:：]?|[:：=\-–—])?[\s*_`\"'(\[]*([^\W_](?:[\w-]*[^\W_])?)"
+                    r"([ \t\"'`*_)\].!]*(?:\r?\n|$))?", re.IGNORECASE)
+_BARE = re.compile(r"^[\s\"'`*_(\[]*([^\W_](?:[\w-]*[^\W_])?)[\s\"'`*_)\].!]*$")
 
 
 def parse_answer(text: str) -> str | None:
@@ -48,11 +52,15 @@ def parse_answer(text: str) -> str | None:
 
     Accepts ``Final Answer: xx`` anywhere after any ``<think>...</think>`` block
     (the last such line wins), or a bare label as the whole answer. Case,
-    whitespace, quotes and surrounding prose are tolerated; a two-letter code
-    outside :data:`LABELS`, or an answer without one, gives ``None``.
+    whitespace, quotes, markdown emphasis and surrounding prose are tolerated; a
+    code outside :data:`LABELS`, or an answer without one, gives ``None``. A later
+    "final answer" in prose ("this final answer is based on...") does not
+    overrule the line: only one that names a label, or ends its line, counts.
 
     >>> parse_answer("The text is Turkish.\\nFinal Answer: tr")
     'tr'
+    >>> parse_answer("**Final Answer**: de")
+    'de'
     >>> parse_answer("  OT\\n")
     'ot'
     >>> parse_answer("Final Answer: it") is None
@@ -60,16 +68,13 @@ def parse_answer(text: str) -> str | None:
     """
     if not isinstance(text, str):
         return None
+    labels = {label.lower(): label for label in LABELS}
     visible = _THINK.sub(" ", text)
-    finals = _FINAL.findall(visible)
+    finals = [m.group(1) for m in _FINAL.finditer(visible) if m.group(2) is not None or m.group(1).lower() in labels]
     if finals:
-        code = finals[-1].lower()
-        return code if code in LABELS else None
+        return labels.get(finals[-1].lower())
     bare = _BARE.match(visible)
-    if bare:
-        code = bare.group(1).lower()
-        return code if code in LABELS else None
-    return None
+    return labels.get(bare.group(1).lower()) if bare else None
 
 
 def check_label(label: object, where: str = "") -> str:

@@ -30,9 +30,25 @@ from helpers.prompt import (
     ("Final answer - fr", "fr"),
     ("**Final Answer:** tr", "tr"),
     ("The final answer is Italian.", None),
+    ("**Final Answer**: de", "de"),  # markdown emphasis around the words, as chat models write it
+    ("_Final Answer_: tr", "tr"),
+    ("Final Answer: `zh`", "zh"),
+    ("Final Answer: en\n(This final answer is based on the English words.)", "en"),  # prose after the line
+    ("Final Answer: de\nFinal Answer: it", None),  # a later line outside the labels is not passed over
+    ("Final Answer: English", None),
+    ("_de_", "de"),
 ])
 def test_parse_answer(text, label):
     assert parse_answer(text) == label
+
+
+def test_parse_answer_reads_a_copied_label_set_of_any_length(monkeypatch):
+    """The README suggests copying labels.py with one's own labels: codes need not be two letters."""
+    from helpers import labels
+
+    monkeypatch.setattr(labels, "LABELS", ("pos", "neg", "pt-br", "ot"))
+    assert [parse_answer(t) for t in ("Final Answer: pos", "neg", "**Final Answer:** PT-BR", "Final Answer: po",
+                                      "Final Answer: de")] == ["pos", "neg", "pt-br", None, None]
 
 
 def test_labels_and_check():
