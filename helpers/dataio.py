@@ -229,6 +229,18 @@ def is_whole(x) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
+def check_settings(config, checks: Iterable[tuple[bool, str]]) -> None:
+    """Raise ``DataError("setting: ...")`` with the message of the first check that failed;
+    then turn the config's numpy numbers (``np.int64(32)`` from a grid over ``np.array``) into
+    Python's, which every later step can write as JSON and compare with the saved run's."""
+    for ok, message in checks:
+        if not ok:
+            raise DataError(f"setting: {message}")
+    for name, value in vars(config).items():
+        if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float)) and hasattr(value, "item"):
+            setattr(config, name, value.item())
+
+
 def is_number(x) -> bool:
     """A finite real number (not a bool): what a rate or a weight setting must be."""
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)

@@ -68,6 +68,7 @@ from typing import Any, NamedTuple
 from .backend import redact  # every error text passes through one_line, without the API key
 from .dataio import (
     DataError,
+    check_settings,
     check_writable,
     dumps,
     is_number,
@@ -278,9 +279,7 @@ class GenerateConfig:
             (is_number(self.backoff_base) and self.backoff_base >= 0, f"backoff_base must be >= 0 seconds, got {self.backoff_base!r}"),
             (is_number(self.backoff_max) and self.backoff_max >= 0, f"backoff_max must be >= 0 seconds, got {self.backoff_max!r}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise DataError(f"setting: {message}")
+        check_settings(self, checks)
 
     def sampling(self) -> dict[str, Any]:
         """The settings that change the teacher's answers (part of every result's key)."""

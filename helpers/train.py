@@ -51,7 +51,7 @@ import numpy as np
 from tinker import types
 
 from .backend import context_length
-from .dataio import DataError, conversation_problem, is_number, is_whole, write_text
+from .dataio import DataError, check_settings, conversation_problem, is_number, is_whole, write_text
 from .generate import (
     StallWatch,
     ask_with_retries,
@@ -147,9 +147,7 @@ class TrainConfig:
             (is_number(self.grad_clip_norm) and self.grad_clip_norm >= 0,
              f"grad_clip_norm must be a finite number >= 0 (0: no clipping), got {self.grad_clip_norm!r}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise DataError(f"setting: {message}")
+        check_settings(self, checks)
 
 
 def learning_rate_at(step: int, total: int, config: TrainConfig) -> float:

@@ -128,6 +128,14 @@ def clean_run(standin, tmp_path_factory):
     return queries, out, summary
 
 
+def test_settings_from_a_numpy_grid_generate(standin, tmp_path):
+    """numpy numbers pass GenerateConfig's checks and are written as Python's (int64 is not JSON)."""
+    config = GenerateConfig(temperature=np.float32(1.0), num_samples=np.int64(3), seed=np.int64(7),
+                            concurrency=np.int64(4))
+    summary = generate(standin, TEXTS[:5], tmp_path / "d.jsonl", config=config, progress=False)
+    assert summary.rows == 5 and type(config.seed) is int and type(config.temperature) is float
+
+
 # --------------------------------------------------------------------------- resume
 
 

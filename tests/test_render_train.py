@@ -118,6 +118,19 @@ def test_prompt_weight_trains_on_the_query_but_reports_the_answer_loss():
     assert a.history[0]["loss"] > 1.0  # an untrained model: it is a real loss, not zero
 
 
+def test_settings_from_a_numpy_grid_train_and_are_saved_as_python_numbers(tmp_path):
+    """``for bs in np.array([8, 16])``: numpy numbers pass the checks, and the run writes its
+    progress and checkpoint as JSON (it used to stop at the first write: int64 is not JSON)."""
+    import numpy as np
+
+    config = TrainConfig(epochs=np.int64(1), batch_size=np.int64(8), val_fraction=np.float32(0.0),
+                         learning_rate=np.float32(1e-3), warmup_steps=0)
+    result = train(connect("local", store=tmp_path / "w"), ROWS[:8], config, out_dir=tmp_path / "run")
+    assert len(result.history) == 1
+    saved = json.loads((tmp_path / "run" / "checkpoint.json").read_text())["config"]
+    assert saved["batch_size"] == 8 and type(config.batch_size) is int and type(config.learning_rate) is float
+
+
 def test_bad_data():
     svc = connect("local")
     with pytest.raises(DataError, match="empty data set"):
