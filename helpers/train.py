@@ -334,7 +334,9 @@ def train(
     ----------
     service : a service client from :func:`helpers.connect` (Tinker or local).
     rows : distillation data; a row may carry ``"weight"`` (soft labels use it).
-    config : :class:`TrainConfig`; defaults to ``TrainConfig()``.
+    config : :class:`TrainConfig`; defaults to the course's recipe for ``service``'s backend,
+        ``TrainConfig.for_backend("local")`` for the local backend, ``("tinker")`` for any other
+        (Qwen/Qwen3-30B-A3B, LoRA rank 32: not a local model name sent to Tinker).
     out_dir : where ``progress.json`` and ``checkpoint.json`` go; enables resuming. A run with
         other data or settings there is replaced (:func:`same_run` tells beforehand). The
         weights they point to are kept where ``service`` keeps checkpoints: on Tinker's
@@ -346,7 +348,8 @@ def train(
     progress : show a tqdm bar of the steps, with the last loss (the command line does; in a
         notebook, :class:`helpers.plots.LiveLossPlot` shows more).
     """
-    config = config or TrainConfig()
+    if config is None:
+        config = TrainConfig.for_backend("local" if getattr(service, "backend", None) == "local" else "tinker")
     if not isinstance(config, TrainConfig):
         raise DataError(f"setting: config must be a TrainConfig, e.g. TrainConfig(epochs=1); got a {type(config).__name__}")
     config.validate()

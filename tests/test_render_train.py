@@ -131,6 +131,21 @@ def test_settings_from_a_numpy_grid_train_and_are_saved_as_python_numbers(tmp_pa
     assert saved["batch_size"] == 8 and type(config.batch_size) is int and type(config.learning_rate) is float
 
 
+def test_without_a_config_a_tinker_service_gets_the_tinker_recipe():
+    """``train(connect(), rows)`` with a key set: the recipe's model and rank on Tinker, as
+    ``generate`` picks its teacher by backend (it used to ask Tinker for local/tiny)."""
+    asked = []
+
+    class Tinkerish:  # a service client that is not the local backend's, stopped at its first call
+        def create_lora_training_client(self, base_model, rank=32, seed=None, **kwargs):
+            asked.append((base_model, rank))
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(Tinkerish(), ROWS[:8])
+    assert asked == [("Qwen/Qwen3-30B-A3B", 32)]
+
+
 def test_bad_data():
     svc = connect("local")
     with pytest.raises(DataError, match="empty data set"):
