@@ -193,15 +193,20 @@ def build_prompt(
     Parameters
     ----------
     rules : the rules to include, in order.
-    without : names of rules to leave out.
-    edits : ``{name: new_text}`` to replace the text of some rules.
+    without : names of rules to leave out (a list: one name alone is ``["code"]``).
+    edits : ``{name: new_text}`` to replace the text of some of ``rules``.
+
+    A name that is not a rule, in either, raises ``KeyError``: a misspelt edit would otherwise
+    leave the prompt as it was, and an experiment would measure a change never made.
     """
     chosen = list(RULES if rules is None else rules)
+    if isinstance(without, str):
+        raise TypeError(f"without must be a list of rule names, e.g. [{without!r}], not a string")
     skip = set(without)
-    unknown = skip - set(RULE_NAMES) - {r.name for r in chosen}
-    if unknown:
-        raise KeyError(f"unknown rule(s) {sorted(unknown)}; rules are: {', '.join(RULE_NAMES)}")
     edits = edits or {}
+    unknown = (skip - set(RULE_NAMES) - {r.name for r in chosen}) | (set(edits) - {r.name for r in chosen})
+    if unknown:
+        raise KeyError(f"unknown rule(s) {sorted(unknown)}; rules are: {', '.join(r.name for r in chosen)}")
     label_lines = "\n".join(f"- `{code}`: {LABEL_NAMES[code]}" for code in LABELS)
     parts = [INTRO.format(label_lines=label_lines)]
     for r in chosen:

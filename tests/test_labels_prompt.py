@@ -67,6 +67,10 @@ def test_prompt_is_built_from_named_rules():
     assert "Short texts are always ot." in edited and "[rule: short]" in edited
     with pytest.raises(KeyError, match="unknown rule"):
         build_prompt(without=["nope"])
+    with pytest.raises(KeyError, match=r"unknown rule\(s\) \['cod'\]"):  # a misspelt edit is no silent no-op
+        build_prompt(edits={"cod": "Code is ot."})
+    with pytest.raises(TypeError, match=r"without must be a list of rule names, e.g. \['code'\]"):
+        build_prompt(without="code")  # not the rules 'c', 'o', 'd', 'e'
     assert teacher_messages("hola")[0] == {"role": "system", "content": full}
 
 
