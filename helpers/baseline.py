@@ -63,21 +63,21 @@ def make_pipeline(seed: int = 0, C: float = 10.0, max_features: int = 50_000):
 def train_baseline(texts: Sequence[str], labels: Sequence[str], seed: int = 0):
     """Fit the baseline on ``texts`` and their (teacher's) ``labels``; returns the pipeline.
 
-    Raises :class:`~helpers.dataio.DataError` when the inputs cannot train a
-    classifier: different lengths, no rows, a label outside the 13, or only one label.
+    ``texts`` are strings or objects with a string ``"text"``, as :func:`predict` takes them.
+    Raises :class:`~helpers.dataio.DataError` when the inputs cannot train a classifier: a
+    single string (it would be a list of characters), different lengths, no rows, a label
+    outside the 13, or only one label.
 
     >>> model = train_baseline(["hello there my friend", "hola amigo mío"], ["en", "es"])
     >>> [str(c) for c in model.classes_]
     ['en', 'es']
     """
-    texts, labels = list(texts), list(labels)
+    texts, labels = text_list(texts, "baseline: texts"), list(labels)
     if len(texts) != len(labels):
         raise DataError(f"baseline: {len(texts)} texts but {len(labels)} labels")
     if not texts:
         raise DataError("baseline: no training examples")
-    for i, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
-        if not isinstance(text, str):
-            raise DataError(f"baseline: example {i} text is not a string")
+    for i, label in enumerate(labels, start=1):
         if label not in LABELS:
             raise DataError(f"baseline: example {i} label {label!r} is not one of the {len(LABELS)} labels")
     if len(set(labels)) < 2:

@@ -379,10 +379,11 @@ def prompt_tokens_per_query(tokenizer, texts: Sequence[str], with_prompt: bool,
 
     With the prompt (the teacher), that is the system prompt, the query and the
     template's markup; without (the student), the query and the markup only. The
-    difference is what distillation saves on every single query.
+    difference is what distillation saves on every single query. ``texts`` are strings or
+    objects with a string ``"text"``; a single string is refused (it would count characters).
     """
     out = []
-    for text in texts:
+    for text in text_list(texts, "prompt_tokens_per_query: texts"):
         messages = teacher_messages(text, prompt) if with_prompt else student_messages(text)
         out.append(model_input(tokenizer, messages).length)
     return out

@@ -40,6 +40,14 @@ def test_a_single_string_is_refused_where_a_list_is_expected():
     with pytest.raises(DataError, match="texts: item 2 is not a string"):
         baseline.predict(model, ["hallo", None])
     assert baseline.predict(model, ("hallo welt",)) == ["de"]  # any list-like of strings still works
+    with pytest.raises(DataError, match="baseline: texts: expected a list of strings"):
+        baseline.train_baseline("ab", ["en", "es"])  # it trained on the characters 'a' and 'b'
+    rows = [{"text": "hallo welt"}, {"text": "hola mundo"}]  # rows, as predict takes them
+    assert baseline.predict(baseline.train_baseline(rows * 5, ["de", "es"] * 5), rows) == ["de", "es"]
+    from helpers.local.model import load_tokenizer
+
+    with pytest.raises(DataError, match="prompt_tokens_per_query: texts: expected a list of strings"):
+        ev.prompt_tokens_per_query(load_tokenizer(), "hello", with_prompt=False)  # it counted 5 queries
     with pytest.raises(ValueError, match="predictions: expected a list, got a single string 'en'"):
         error_table(["a b c"], ["en"], {"s": "en"})
     with pytest.raises(ValueError, match="gold labels: expected a list"):
