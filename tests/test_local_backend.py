@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import tinker
+import torch
 from tinker import types
 
 from helpers import connect
@@ -61,9 +62,10 @@ def _parameters(fn) -> list[tuple[str, str, bool]]:
 @pytest.mark.parametrize("local_cls,sdk_cls,methods", CONTRACT, ids=lambda x: getattr(x, "__name__", ""))
 def test_contract_with_installed_sdk(local_cls, sdk_cls, methods):
     """Each method takes the SDK's parameters: the same names, in the same order, of the same kind
-    (positional or keyword-only), no more and none folded into ``**kwargs``; a parameter the SDK
-    lets the caller leave out has a default locally too. Code written for Tinker, passing any of
-    them by position or by name, then runs unchanged offline."""
+    (positional or keyword-only), no more and none folded into ``**kwargs``; a parameter has a
+    default locally exactly when it has one on the SDK. Code written for Tinker, passing any of
+    them by position or by name, then runs unchanged offline, and code that leaves out what the
+    SDK requires (forward_backward's loss_fn, ...) fails offline too, not first on Tinker."""
     for name in _shared_methods(local_cls, sdk_cls, methods):
         assert hasattr(sdk_cls, name), f"the tinker SDK has no {sdk_cls.__name__}.{name}"
         assert hasattr(local_cls, name), f"local {local_cls.__name__} lacks {name}"
@@ -75,7 +77,8 @@ def test_contract_with_installed_sdk(local_cls, sdk_cls, methods):
         assert [(n, k) for n, k, _ in local] == [(n, k) for n, k, _ in sdk], (
             f"{where}: parameters {[n for n, _, _ in local]} vs the SDK's {[n for n, _, _ in sdk]}")
         for (n, _, local_default), (_, _, sdk_default) in zip(local, sdk, strict=True):
-            assert local_default or not sdk_default, f"{where}: {n!r} has a default on the SDK, none locally"
+            assert local_default == sdk_default, (
+                f"{where}: {n!r} has a default " + ("on the SDK, none locally" if sdk_default else "locally, none on the SDK"))
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +285,29 @@ def test_what_the_local_backend_cannot_do_is_refused_not_ignored(service, case):
     assert isinstance(e.value, LocalUnsupported) and isinstance(e.value, LocalBackendError)  # one line in the CLI
 
 
+def test_a_seed_left_out_is_drawn_at_random_and_a_state_without_moments_resets_them(service):
+    """As the SDK documents, ``seed=None`` is a random seed: two such runs start apart, two runs of
+    one seed alike. A state saved before any step holds no optimiser moments: loading it with
+    the optimiser starts the moments afresh, not with the client's own."""
+    def weights(client):
+        return [p.detach().clone() for p in client._loaded.model.parameters()]
+
+    same = [weights(service.create_lora_training_client("local/tiny", seed=3).result()) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*same, strict=True))
+    unseeded = [weights(service.create_lora_training_client("local/tiny").result()) for _ in range(2)]
+    assert not all(torch.equal(a, b) for a, b in zip(*unseeded, strict=True))
+
+    fresh = service.create_lora_training_client("local/tiny", seed=0).result()
+    state = fresh.save_state("before-any-step").result().path
+    trainer = service.create_lora_training_client("local/tiny", seed=0).result()
+    tok = trainer.get_tokenizer()
+    trainer.forward_backward([_datum(tok, "hallo welt", "de")], "cross_entropy").result()
+    trainer.optim_step(types.AdamParams(learning_rate=1e-3)).result()
+    assert trainer._optimizer is not None and trainer._optimizer.state
+    trainer.load_state_with_optimizer(state).result()
+    assert trainer._optimizer is None or not trainer._optimizer.state
+
+
 def test_training_clients_from_state_take_the_sdks_parameters(service):
     """Called as on Tinker, by name or by position: base_model (the checkpoint's own), user_metadata,
     weights_access_token and the default optimizer are accepted; another base model is refused."""
@@ -311,7 +337,8 @@ def test_many_concurrent_samples_are_batched(service):
     assert sampler._engine.batches_run - before <= 4  # 40 requests, a handful of forward batches
 
 
-@pytest.mark.parametrize("case", ["lengths", "loss", "context", "max_tokens", "model", "rank"])
+@pytest.mark.parametrize("case", ["lengths", "loss", "context", "max_tokens", "model", "rank", "logprobs_context",
+                                  "optim_none", "optim_both", "optim_other", "taken_name"])
 def test_clear_errors(service, case):
     trainer = service.create_lora_training_client("local/tiny", seed=0).result()
     tok = trainer.get_tokenizer()
@@ -337,6 +364,33 @@ def test_clear_errors(service, case):
     elif case == "rank":
         with pytest.raises(LocalBackendError, match="rank must be"):
             service.create_lora_training_client("local/tiny", rank=0).result()
+    elif case == "logprobs_context":  # on Tinker a one-token sampling request: refused past the context too
+        sampler = trainer.save_weights_and_get_sampling_client().result()
+        with pytest.raises(LocalBackendError, match="prompt of 600 tokens .*does not fit the context"):
+            sampler.compute_logprobs(types.ModelInput.from_ints([5] * 600))
+    elif case.startswith("optim"):  # as the SDK checks them: no silent default learning rate
+        trainer.forward_backward([_datum(tok, "hallo welt", "de")], "cross_entropy").result()
+        before = [p.detach().clone() for p in trainer._loaded.model.parameters()]
+        if case == "optim_none":
+            with pytest.raises(TypeError, match="Expected AdamParams"):
+                trainer.optim_step()
+        elif case == "optim_both":
+            with pytest.raises(ValueError, match="not both"):
+                trainer.optim_step(types.AdamParams(learning_rate=1e-3), adam_params=types.AdamParams())
+        else:
+            from helpers.local.clients import LocalUnsupported
+
+            with pytest.raises(LocalUnsupported, match="DimuonParams"):
+                trainer.optim_step(types.DimuonParams(learning_rate=1e-3))
+        assert all(torch.equal(a, b) for a, b in zip(before, trainer._loaded.model.parameters(), strict=True))
+    elif case == "taken_name":  # Tinker keeps a run's checkpoint names: saving one again is refused
+        first = trainer.save_state("a").result().path
+        with pytest.raises(LocalBackendError, match="checkpoint name 'a' is already saved in this run"):
+            trainer.save_state("a").result()
+        assert trainer.save_state("a", overwrite=True).result().path == first
+        trainer.save_weights_for_sampler("s").result()
+        with pytest.raises(LocalBackendError, match="checkpoint name 's' is already saved in this run"):
+            trainer.save_weights_for_sampler("s").result()
 
 
 def test_futures_work_inside_a_running_event_loop(service):
