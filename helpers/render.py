@@ -22,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from tinker import types
@@ -44,7 +45,15 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 
 _PREFIX_CACHE: dict[tuple[int, str], list[int]] = {}  # (tokenizer, its name and size + prefix) -> tokens
-_PREFIX_OK: dict[int, bool] = {}
+# id(tokenizer) -> (a weak reference to it, whether the shortcut matched a full encode): the
+# reference tells a later tokenizer that reuses a freed one's id from the one that was checked
+_PREFIX_OK: dict[int, tuple[weakref.ref, bool]] = {}
+
+
+def _prefix_ok(tokenizer) -> bool | None:
+    """Whether the shortcut was checked for this very tokenizer and matched; None: not checked."""
+    entry = _PREFIX_OK.get(id(tokenizer))
+    return entry[1] if entry is not None and entry[0]() is tokenizer else None
 
 
 def _encode_with_cached_prefix(tokenizer, text: str) -> list[int]:
@@ -57,18 +66,27 @@ def _encode_with_cached_prefix(tokenizer, text: str) -> list[int]:
     """
     marker = tokenizer.convert_ids_to_tokens(end_of_turn_id(tokenizer))
     cut = text.find(marker) if isinstance(marker, str) else -1
-    if len(text) < 2000 or cut < 0 or _PREFIX_OK.get(id(tokenizer)) is False:
+    checked = _prefix_ok(tokenizer)
+    if len(text) < 2000 or cut < 0 or checked is False:
         return _encode(tokenizer, text)
     cut += len(marker)
     key = (id(tokenizer), f"{getattr(tokenizer, 'name_or_path', '')}:{len(tokenizer)}:{text[:cut]}")
-    if key not in _PREFIX_CACHE:
+    prefix = _PREFIX_CACHE.get(key)  # one read: another thread may clear the cache meanwhile
+    if prefix is None:
         if len(_PREFIX_CACHE) > 64:
             _PREFIX_CACHE.clear()
-        _PREFIX_CACHE[key] = _encode(tokenizer, text[:cut])
-    tokens = _PREFIX_CACHE[key] + _encode(tokenizer, text[cut:])
-    if id(tokenizer) not in _PREFIX_OK:
-        _PREFIX_OK[id(tokenizer)] = tokens == _encode(tokenizer, text)
-        if not _PREFIX_OK[id(tokenizer)]:
+        prefix = _PREFIX_CACHE[key] = _encode(tokenizer, text[:cut])
+    tokens = prefix + _encode(tokenizer, text[cut:])
+    if checked is None:
+        try:
+            ref = weakref.ref(tokenizer)
+        except TypeError:  # a tokenizer that takes no weak reference: always the full encode
+            return _encode(tokenizer, text)
+        ok = tokens == _encode(tokenizer, text)
+        for dead in [k for k, (r, _) in _PREFIX_OK.items() if r() is None]:
+            _PREFIX_OK.pop(dead, None)
+        _PREFIX_OK[id(tokenizer)] = (ref, ok)
+        if not ok:
             return _encode(tokenizer, text)
     return tokens
 

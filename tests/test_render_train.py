@@ -146,6 +146,44 @@ def test_without_a_config_a_tinker_service_gets_the_tinker_recipe():
     assert asked == [("Qwen/Qwen3-30B-A3B", 32)]
 
 
+class _SplitSensitive:
+    """The local tokenizer, except that every encode call ends with one more token: the
+    prompt-prefix shortcut (two calls) then differs from a full encode (one), as it would for
+    a tokenizer that merges across the end of the system turn."""
+
+    def __init__(self, tok):
+        self._tok = tok
+
+    def __getattr__(self, name):
+        return getattr(self._tok, name)
+
+    def __len__(self):
+        return len(self._tok)
+
+    def encode(self, text, add_special_tokens=False):
+        return [*self._tok.encode(text, add_special_tokens=add_special_tokens), 7]
+
+
+def test_the_prompt_shortcut_is_checked_for_each_tokenizer_even_one_that_reuses_an_id():
+    """The long prompt's tokens are reused only for a tokenizer on which the shortcut was
+    checked; a new tokenizer that Python placed at a freed one's address (same id) is checked
+    afresh, not trusted on the old one's word."""
+    import weakref
+
+    from helpers import render
+    from helpers.prompt import DEFAULT_PROMPT, teacher_messages
+
+    tok = load_tokenizer()
+    messages = teacher_messages("hola", DEFAULT_PROMPT)
+    render.prompt_tokens(tok, messages)
+    assert render._prefix_ok(tok) is True
+    other = _SplitSensitive(tok)
+    render._PREFIX_OK[id(other)] = (weakref.ref(tok), True)  # as if it had the id of the checked tokenizer
+    full = other.encode(render._template(other, messages, add_generation_prompt=True))
+    assert render.prompt_tokens(other, messages) == full
+    assert render._prefix_ok(other) is False
+
+
 def test_bad_data():
     svc = connect("local")
     with pytest.raises(DataError, match="empty data set"):
