@@ -42,6 +42,7 @@ import math
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -162,13 +163,33 @@ def learning_rate_at(step: int, total: int, config: TrainConfig) -> float:
     return config.learning_rate
 
 
-def split(rows: Sequence[Any], val_fraction: float, seed: int) -> tuple[list, list]:
-    """A seeded train/validation split (the same rows each time for the same seed)."""
+def split(rows: Sequence[Any], val_fraction: float, seed: int,
+          key: Callable[[Any], Any] | None = None) -> tuple[list, list]:
+    """A seeded train/validation split (the same rows each time for the same seed).
+
+    With ``key``, rows of one key (the same query asked twice) land on the same side, so
+    validation never scores a query the student trained on: in a seeded random order, a
+    key's rows all go to validation, when it meets the key's first row, while validation
+    holds fewer rows than its share, else all to training. Rows with distinct keys split
+    exactly as without ``key``.
+
+    >>> split(["a1", "b1", "a2", "c1"], 0.5, seed=0, key=lambda r: r[0])
+    (['b1', 'c1'], ['a1', 'a2'])
+    """
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     n_val = int(round(len(rows) * val_fraction))
-    val = [rows[i] for i in sorted(order[:n_val])]
-    train_rows = [rows[i] for i in sorted(order[n_val:])]
+    keys = [key(row) if key is not None else i for i, row in enumerate(rows)]
+    sizes = Counter(keys)
+    side: dict[Any, bool] = {}  # key -> in validation
+    taken = 0
+    for i in order:
+        if keys[i] not in side:
+            side[keys[i]] = taken < n_val
+            taken += sizes[keys[i]] if side[keys[i]] else 0
+    chosen = [side[k] for k in keys]
+    val = [row for row, v in zip(rows, chosen, strict=True) if v]
+    train_rows = [row for row, v in zip(rows, chosen, strict=True) if not v]
     return train_rows, val
 
 
@@ -354,7 +375,7 @@ def train(
         raise DataError(f"setting: config must be a TrainConfig, e.g. TrainConfig(epochs=1); got a {type(config).__name__}")
     config.validate()
     examples = _check_rows(rows)
-    train_ex, val_ex = split(examples, config.val_fraction, config.seed)
+    train_ex, val_ex = split(examples, config.val_fraction, config.seed, key=lambda ex: ex[0])  # by query text
     if not train_ex:
         raise DataError("training data: no examples left for training after the validation split")
     out = Path(out_dir) if out_dir is not None else None

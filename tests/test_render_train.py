@@ -69,6 +69,13 @@ def test_schedules_split_and_batches():
     assert learning_rate_at(10, 10, cfg) == pytest.approx(0.0)
     a, b = split(list(range(100)), 0.2, seed=1)
     assert len(b) == 20 and sorted(a + b) == list(range(100)) and split(list(range(100)), 0.2, 1) == (a, b)
+    # one query asked several times stays on one side: validation never scores what was trained on
+    asked = [(f"query {i % 10}", "en") for i in range(100)]
+    fit, held = split(asked, 0.2, seed=1, key=lambda row: row[0])
+    assert len(held) == 20 and not {q for q, _ in fit} & {q for q, _ in held}
+    # distinct queries (the course's data: generate keeps each text once) split as before
+    assert split([(i, "en") for i in range(100)], 0.2, 1, key=lambda row: row[0]) == (
+        [(i, "en") for i in a], [(i, "en") for i in b])
     import random
 
     batches = epoch_batches([5] * 50 + [50] * 50, 10, random.Random(0))
