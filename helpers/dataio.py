@@ -170,8 +170,13 @@ def weight_problem(row: dict) -> str | None:
     True
     """
     weight = row.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
-        return f'"weight" must be a finite number >= 0, got {weight!r}'
+    try:  # an int too large for a float (JSON's 1e400 written out) makes isfinite raise OverflowError
+        finite = isinstance(weight, int | float) and math.isfinite(weight)
+    except OverflowError:
+        finite = False
+    if isinstance(weight, bool) or not finite or weight < 0:
+        shown = repr(weight) if len(repr(weight)) <= 40 else f"{repr(weight)[:20]}... ({len(repr(weight))} characters)"
+        return f'"weight" must be a finite number >= 0, got {shown}'
     return None
 
 
@@ -199,7 +204,7 @@ def conversation_problem(row: Any) -> str | None:
                 "removes), so remove it")
     if roles != ["user", "assistant"]:
         return f"needs one user turn followed by one assistant turn, got {', '.join(map(str, roles)) or 'no turns'}"
-    if not all(isinstance(m.get("content"), str) for m in messages):
+    if not all(isinstance(m.get("content"), str) for m in messages if m.get("role") is not None):
         return "message content must be a string"
     answer = next(m["content"] for m in messages if m.get("role") == "assistant")
     if answer.strip() not in LABELS:

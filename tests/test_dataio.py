@@ -64,6 +64,14 @@ def test_conversations_are_checked(tmp_path):
     (tmp_path / "bad.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=":2: needs one user turn followed by one assistant turn, got assistant$"):
         read_conversations(tmp_path / "bad.jsonl")
+    # a note without a role is ignored, as documented, content or not
+    noted = {"messages": [good["messages"][0], {"note": "checked by hand"}, good["messages"][1]]}
+    write_jsonl(tmp_path / "noted.jsonl", [noted])
+    assert read_conversations(tmp_path / "noted.jsonl") == [noted]
+    # a weight too large for a float is a bad weight on its line, not an OverflowError
+    (tmp_path / "huge.jsonl").write_text(json.dumps(good) + "\n" + json.dumps(good)[:-1] + ', "weight": 1' + "0" * 400 + "}\n")
+    with pytest.raises(DataError, match=r':2: "weight" must be a finite number >= 0, got 1000000000'):
+        read_conversations(tmp_path / "huge.jsonl")
 
 
 def test_write_is_atomic(tmp_path):
