@@ -24,6 +24,7 @@ Example
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -90,6 +91,10 @@ def bootstrap_ci(correct: Sequence[bool] | np.ndarray, n_resamples: int = BOOTST
     x = np.asarray(correct, dtype=np.float64)
     if x.size == 0:
         raise ValueError("no examples to resample")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, numbers.Integral) or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a whole number >= 1, got {n_resamples!r}")
+    if not (isinstance(level, numbers.Real) and 0 < level < 1):
+        raise ValueError(f"level must be between 0 and 1 (0.95 for a 95% interval), got {level!r}")
     rng = np.random.default_rng(seed)
     means = np.empty(n_resamples)
     step = max(1, 2_000_000 // x.size)  # resample in chunks: bounded memory for big sets
@@ -186,7 +191,8 @@ def agreement_by(groups: Sequence[str], a: Sequence[str | None | Prediction],
                  b: Sequence[str | None | Prediction]) -> dict[str, dict]:
     """:func:`agreement`'s share of identical answers within each group of items.
 
-    ``groups`` names each item's group (for the gold sets, its ``kind``). Returns
+    ``groups`` names each item's group (for the gold sets, its ``kind``; an item without
+    one, ``None``, is in the group ``"none"``). Returns
     ``{group: {"n": items, "agreement": share}}``, groups sorted by name. Overall
     agreement hides where two predictors part; this shows it.
 
@@ -199,7 +205,7 @@ def agreement_by(groups: Sequence[str], a: Sequence[str | None | Prediction],
         raise ValueError(f"{len(groups)} groups for {len(a)} and {len(b)} answers")
     members: dict[str, list[bool]] = {}
     for group, p, q in zip(groups, a, b, strict=True):
-        members.setdefault(group, []).append(p == q)
+        members.setdefault("none" if group is None else str(group), []).append(p == q)
     return {group: {"n": len(same), "agreement": sum(same) / len(same)} for group, same in sorted(members.items())}
 
 

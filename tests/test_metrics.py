@@ -93,6 +93,11 @@ def test_bootstrap_interval_contains_accuracy_and_is_reproducible():
     narrow = bootstrap_ci([1, 0, 1, 1] * 1000)
     assert narrow[1] - narrow[0] < wide[1] - wide[0]
     assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+    # settings named, not an IndexError or numpy's message from deep inside
+    with pytest.raises(ValueError, match="n_resamples must be a whole number >= 1, got 0"):
+        bootstrap_ci([1, 0], n_resamples=0)
+    with pytest.raises(ValueError, match=r"level must be between 0 and 1 \(0.95 for a 95% interval\), got 95"):
+        bootstrap_ci([1, 0], level=95)
 
 
 def test_agreement_by_group_by_hand():
@@ -106,6 +111,9 @@ def test_agreement_by_group_by_hand():
     }
     with pytest.raises(ValueError, match="4 groups for 5 and 5 answers"):
         agreement_by(kinds[:4], student, teacher)
+    # an item without a kind (row.get("kind") is None) has a group of its own, not a TypeError
+    assert agreement_by([None, "short"], ["de", "en"], ["de", "fr"]) == {
+        "none": {"n": 1, "agreement": 1.0}, "short": {"n": 1, "agreement": 0.0}}
 
 
 def test_agreement_and_cohens_kappa_by_hand():
