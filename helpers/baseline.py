@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from .dataio import DataError, check_writable, text_list, write_text
+from .dataio import DataError, check_writable, temp_name, text_list, write_text
 from .labels import LABELS
 
 MODEL_FILE = "baseline.joblib"
@@ -103,17 +104,15 @@ def predict(model, texts: Sequence[str]) -> list[str]:
 def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
     """Write ``baseline.joblib`` and a small ``meta.json`` to ``directory``; returns the folder.
 
-    ``extra`` keys (for example ``data="run/distill.jsonl"``) go into ``meta.json``.
-    The joblib file is a pickle: load only baselines you made yourself.
+    ``extra`` keys (for example ``data="run/distill.jsonl"``) go into ``meta.json``: JSON
+    values (numpy numbers are written as Python's); another is refused, naming its key,
+    before anything is written. The joblib file is a pickle: load only baselines you made
+    yourself.
     """
     import joblib
     import sklearn
 
     directory = Path(directory)
-    check_writable(directory / MODEL_FILE)  # makes the folder, or a one-line DataError
-    tmp = directory / f".{MODEL_FILE}.tmp"
-    joblib.dump(model, tmp)
-    os.replace(tmp, directory / MODEL_FILE)
     logreg = model.named_steps["logreg"]
     meta = {
         "kind": KIND,
@@ -123,8 +122,27 @@ def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
         "seed": logreg.random_state,
         **extra,
     }
-    write_text(directory / META_FILE, json.dumps(meta, indent=1) + "\n")
+    for key, value in extra.items():
+        try:
+            json.dumps(value, default=_plain)
+        except (TypeError, ValueError):
+            raise DataError(f"save_baseline: {key}={value!r} cannot go into {META_FILE} (not a JSON value)") from None
+    check_writable(directory / MODEL_FILE)  # makes the folder, or a one-line DataError
+    tmp = directory / f"{temp_name(directory / MODEL_FILE)}{uuid.uuid4().hex[:8]}.tmp"  # swept if its writer dies
+    try:
+        joblib.dump(model, tmp)
+        os.replace(tmp, directory / MODEL_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_text(directory / META_FILE, json.dumps(meta, indent=1, default=_plain) + "\n")
     return directory
+
+
+def _plain(value):
+    """A numpy number as Python's, for ``json.dumps``; anything else is not JSON."""
+    if hasattr(value, "item") and not hasattr(value, "__len__"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def load_baseline(directory: str | os.PathLike):
@@ -152,8 +170,12 @@ def load_baseline(directory: str | os.PathLike):
 
 
 def read_meta(directory: str | os.PathLike) -> dict:
-    """The ``meta.json`` of a saved baseline (an empty dict when there is none)."""
+    """The ``meta.json`` of a saved baseline (an empty dict when there is none); a broken one
+    is a one-line :class:`~helpers.dataio.DataError` naming the file."""
     path = Path(directory) / META_FILE
-    if not path.exists() or not path.read_text().strip():
+    if not path.exists() or not path.read_text(encoding="utf-8").strip():
         return {}
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e.__class__.__name__}); save the baseline again") from None

@@ -555,7 +555,7 @@ def _json_safe(obj):
         return None
     if isinstance(obj, dict):
         return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
+    if isinstance(obj, list | tuple | np.ndarray):
         return [_json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
         return _json_safe(obj.item())

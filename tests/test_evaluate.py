@@ -75,6 +75,22 @@ def test_write_metrics_names_the_file_and_stores_nan_as_null(tmp_path):
     assert path.name == "metrics_student.json"
     assert json.loads(path.read_text()) == {"n": 1, "kappa": None}
     assert write_metrics(tmp_path, None, {"n": 1}).name == "metrics.json"
+    assert json.loads(write_metrics(tmp_path, "a", {"confusion": np.array([[1, 0], [0, 2]])}).read_text()) == {
+        "confusion": [[1, 0], [0, 2]]}  # a numpy array, as one's own metrics may hold
+
+
+def test_a_baseline_is_saved_whole_or_not_at_all(tmp_path):
+    """meta.json's extra values are checked before anything is written (numpy numbers are
+    fine), a broken meta.json is named in one line, and no temporary file is left."""
+    model = train_baseline(["hallo welt", "hola mundo"] * 5, ["de", "es"] * 5)
+    with pytest.raises(DataError, match=r"save_baseline: note=<object object at .*> cannot go into meta.json"):
+        save_baseline(model, tmp_path / "refused", note=object())
+    assert not (tmp_path / "refused").exists()  # it left baseline.joblib without meta.json
+    folder = save_baseline(model, tmp_path / "kept", runs=np.int64(3))
+    assert read_meta(folder)["runs"] == 3 and sorted(p.name for p in folder.iterdir()) == ["baseline.joblib", "meta.json"]
+    (folder / "meta.json").write_text("{broken")
+    with pytest.raises(DataError, match=r"meta.json: not valid JSON \(JSONDecodeError\)"):
+        read_meta(folder)
 
 
 # ---------------------------------------------------------------- cost
