@@ -260,7 +260,8 @@ def test_sample_returns_the_prompt_logprobs_it_is_asked_for(service):
 
 
 @pytest.mark.parametrize("case", ["topk_prompt_logprobs", "target_prompt_logprobs", "prompt_alt_tokens_k",
-                                  "optimizer", "optimizer_from_state", "inflight"])
+                                  "optimizer", "optimizer_from_state", "inflight", "forward_backward_custom",
+                                  "save_weights_external", "copy_weights", "create_custom_loss"])
 def test_what_the_local_backend_cannot_do_is_refused_not_ignored(service, case):
     from helpers.local.clients import LocalUnsupported
 
@@ -279,6 +280,12 @@ def test_what_the_local_backend_cannot_do_is_refused_not_ignored(service, case):
             "local://nowhere", optimizer=types.DimuonOptimizerConfig()),
         "inflight": lambda: service.create_lora_training_client("local/tiny").result()
         .save_weights_and_get_sampling_client(kind="inflight"),
+        "forward_backward_custom": lambda: service.create_lora_training_client("local/tiny").result()
+        .forward_backward_custom([], lambda data, logprobs: (0.0, {})),
+        "save_weights_external": lambda: service.create_lora_training_client("local/tiny").result()
+        .save_weights_external("x"),
+        "copy_weights": lambda: service.copy_weights("tinker://run/weights/x"),
+        "create_custom_loss": lambda: service.create_custom_loss(lambda data, logprobs: (0.0, {}), {}),
     }
     with pytest.raises(NotImplementedError, match="the local backend does not implement .*; run on Tinker") as e:
         calls[case]()
@@ -306,6 +313,15 @@ def test_a_seed_left_out_is_drawn_at_random_and_a_state_without_moments_resets_t
     assert trainer._optimizer is not None and trainer._optimizer.state
     trainer.load_state_with_optimizer(state).result()
     assert trainer._optimizer is None or not trainer._optimizer.state
+
+
+def test_get_info_says_what_tinker_says(service):
+    """``training_client.get_info()``, as the SDK's docstring shows it used: the model's name,
+    the run's id and the LoRA rank."""
+    trainer = service.create_lora_training_client("local/tiny", rank=8, seed=0).result()
+    info = trainer.get_info()
+    assert isinstance(info, types.GetInfoResponse)
+    assert (info.model_data.model_name, info.model_id, info.lora_rank) == ("local/tiny", trainer.run_id, 8)
 
 
 def test_training_clients_from_state_take_the_sdks_parameters(service):
