@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -313,11 +314,55 @@ def test_measure_latency_returns_seconds_per_query(service):
                               with_prompt=True)
     assert 0 < seconds < 30
 
+    class Slow:  # answers after 1 s the first time (loading, untimed), 0.01 s after, and counts
+        def __init__(self):
+            self.calls = 0
+
+        def sample(self, prompt, num_samples, params):
+            time.sleep(1.0 if self.calls == 0 else 0.01)
+            self.calls += 1
+            return client.sample(prompt, num_samples, params)
+
+    slow = Slow()
+    texts = ["hallo welt", "hello world", "hola mundo", "bonjour le monde"]
+    seconds = measure_latency(slow, client.get_tokenizer(), texts, with_prompt=True)
+    assert slow.calls == len(texts) + 1  # one untimed warm-up, then each query once
+    assert 0.01 <= seconds < 0.25  # per query; counted, the warm-up alone would make it 0.25 or more
+
 
 def test_base_model_answers_without_the_prompt(service):
-    preds = predict("base", ["Guten Morgen, wie geht es?", "Good morning!"], service, progress=False)
+    """The base model is asked each query as the student is, without the teacher's prompt."""
+    from helpers.prompt import student_messages
+    from helpers.render import model_input
+
+    asked = []
+
+    class Recording:  # the service, whose sampling clients record the prompts they are given
+        backend = "local"
+
+        def __getattr__(self, name):
+            return getattr(service, name)
+
+        def create_sampling_client(self, **kwargs):
+            sampler = service.create_sampling_client(**kwargs).result()
+
+            class Sampler:
+                def __getattr__(self, name):
+                    return getattr(sampler, name)
+
+                def sample(self, prompt, *rest, **options):
+                    asked.append(prompt.to_ints())
+                    return sampler.sample(prompt, *rest, **options)
+
+            done = Future()
+            done.set_result(Sampler())
+            return done
+
+    texts = ["Guten Morgen, wie geht es?", "Good morning!"]
+    preds = predict("base", texts, Recording(), progress=False)
+    tok = service.create_sampling_client(base_model="local/tiny").result().get_tokenizer()
     assert len(preds) == 2
-    assert all(p.label is None or p.label in LABELS for p in preds)  # untrained: mostly unparsed
+    assert sorted(asked) == sorted(model_input(tok, student_messages(t)).to_ints() for t in texts)
 
 
 def test_a_query_too_long_for_the_model_counts_as_unparsed_and_the_others_are_answered(service, capsys):
@@ -358,11 +403,36 @@ def test_student_predictor_reads_checkpoint_json(service, tmp_path):
 
     rows = [{"messages": [{"role": "user", "content": "Guten Morgen zusammen"},
                           {"role": "assistant", "content": "de"}]}] * 4
-    train(service, rows, TrainConfig(epochs=1, batch_size=4, val_fraction=0, warmup_steps=0), out_dir=tmp_path)
-    preds = predict(f"student:{tmp_path}", ["Guten Morgen zusammen"], service, progress=False)
-    assert len(preds) == 1 and isinstance(preds[0].raw, str)
+    result = train(service, rows, TrainConfig(epochs=1, batch_size=4, val_fraction=0, warmup_steps=0), out_dir=tmp_path)
+    opened = []
+
+    class Recording:  # the service, recording which weights each sampling client is opened on
+        backend = "local"
+
+        def __getattr__(self, name):
+            return getattr(service, name)
+
+        def create_sampling_client(self, model_path=None, base_model=None, **kwargs):
+            opened.append((model_path, base_model))
+            return service.create_sampling_client(model_path=model_path, base_model=base_model, **kwargs)
+
+    preds = predict(f"student:{tmp_path}", ["Guten Morgen zusammen"], Recording(), progress=False)
+    assert opened == [(result.sampler_path, None)]  # the trained student's saved weights, not the base model
+    assert len(preds) == 1 and preds[0].raw == predict("student:" + str(tmp_path), ["Guten Morgen zusammen"],
+                                                       service, progress=False)[0].raw
     with pytest.raises(DataError, match="checkpoint.json"):
         predict(f"student:{tmp_path / 'nowhere'}", ["x"], service, progress=False)
+    # a student is evaluated on the backend it was trained on, in one line saying which
+    (tmp_path / "tinker").mkdir()
+    (tmp_path / "tinker" / "checkpoint.json").write_text(json.dumps({"sampler_path": "tinker://run-1/sampler_weights/final"}))
+    with pytest.raises(DataError, match="the student was trained on Tinker; evaluate it with --backend tinker"):
+        predict(f"student:{tmp_path / 'tinker'}", ["x"], service, progress=False)
+
+    class Remote:
+        backend = "tinker"
+
+    with pytest.raises(DataError, match="trained on the local backend; evaluate it with --backend local"):
+        predict(f"student:{tmp_path}", ["x"], Remote(), progress=False)
 
 
 # ---------------------------------------------------------------- baseline

@@ -299,6 +299,22 @@ def test_standin_end_to_end(clean_run):
     assert "40 rows" in str(summary) and "queries/s" in str(summary)
 
 
+@pytest.mark.parametrize("k", [1, 4])
+def test_the_summary_counts_every_token_sent_and_sampled(tmp_path, k):
+    """The token figures the cost and payback reports read, counted independently: the prompt
+    as evaluate renders it for the teacher, and all K answers of a query together."""
+    from helpers.evaluate import prompt_tokens_per_query
+
+    teacher = ScriptedTeacher(lambda q, n, p: ["Final Answer: en"] * n)
+    texts = TEXTS[:6]
+    config = GenerateConfig(temperature=1.0 if k > 1 else 0.0, num_samples=k)
+    summary = generate(teacher, texts, tmp_path / "d.jsonl", config=config, progress=False)
+    tok = teacher.get_tokenizer()
+    answer = len(tok.encode("Final Answer: en", add_special_tokens=False)) + 1  # and its end token
+    assert summary.completion_tokens_per_query == k * answer
+    assert summary.prompt_tokens_per_query == round(float(np.mean(prompt_tokens_per_query(tok, texts, True))), 1)
+
+
 def test_transient_faults_are_retried_until_every_query_is_labelled(standin, clean_run, tmp_path):
     queries, reference, _ = clean_run
     flaky = FlakyTeacher(standin, failure_rate=0.3, seed=1)

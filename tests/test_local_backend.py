@@ -209,6 +209,9 @@ def test_seed_stop_and_max_tokens(service):
     a = sampler.sample(prompt, 2, p).result()
     b = sampler.sample(prompt, 2, p).result()
     assert [s.tokens for s in a.sequences] == [s.tokens for s in b.sequences]
+    assert a.sequences[0].tokens != a.sequences[1].tokens  # at temperature 1 the two samples differ
+    assert sampler.sample(prompt, 2, types.SamplingParams(max_tokens=12, temperature=1.0, seed=8, stop=[])).result() \
+        .sequences[0].tokens != a.sequences[0].tokens  # and another seed draws otherwise
     assert all(len(s.tokens) == 12 and s.stop_reason == "length" for s in a.sequences)
     assert len(a.sequences[0].logprobs) == 12
     stop_tok = a.sequences[0].tokens[3]
@@ -351,6 +354,10 @@ def test_many_concurrent_samples_are_batched(service):
     results = asyncio.run(many())
     assert len(results) == 40 and all(len(r.sequences[0].tokens) <= 3 for r in results)
     assert sampler._engine.batches_run - before <= 4  # 40 requests, a handful of forward batches
+    # batching (left padding, one cache for all) changes no answer: each alone gives the same tokens
+    for i in (0, 7, 39):
+        alone = sampler.sample(model_input(tok, [{"role": "user", "content": f"query number {i}"}]), 1, params).result()
+        assert alone.sequences[0].tokens == results[i].sequences[0].tokens
 
 
 @pytest.mark.parametrize("case", ["lengths", "loss", "context", "max_tokens", "model", "rank", "logprobs_context",

@@ -238,12 +238,13 @@ def test_a_run_resumes_only_its_own_data_and_client(tmp_path):
     first = train(connect("local", store=tmp_path / "w"), ROWS, CONFIG, out_dir=tmp_path / "run")
     total = len(first.history)
     # the same data: finished, nothing to do
-    assert train(connect("local", store=tmp_path / "w"), ROWS, CONFIG, out_dir=tmp_path / "run").history == first.history
+    again = train(connect("local", store=tmp_path / "w"), ROWS, CONFIG, out_dir=tmp_path / "run")
+    assert again.history == first.history and again.first_step == total  # reused, not trained again
     # one label changed in the middle (same count, same first and last row): a new run, not the old one
     changed = [dict(r) for r in ROWS]
     changed[len(ROWS) // 2] = {"messages": conversation(ROWS[len(ROWS) // 2]["messages"][0]["content"], "ot")}
     redo = train(connect("local", store=tmp_path / "w"), changed, CONFIG, out_dir=tmp_path / "run")
-    assert len(redo.history) == total and redo.history[0]["step"] == 1
+    assert len(redo.history) == total and redo.first_step == 0  # trained from step 1, not resumed nor reused
     # a client passed in starts from its own weights: no steps are skipped for another run's record
     service = connect("local", store=tmp_path / "w2")
     client = service.create_lora_training_client(CONFIG.base_model, seed=1).result()

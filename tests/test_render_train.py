@@ -32,6 +32,24 @@ def test_generation_prompt_is_prefix_of_training_tokens_for_every_course_example
             assert tok.decode(ex.completion_tokens) == "ot<|im_end|>"
 
 
+def test_thinking_templates_are_rendered_with_thinking_off_and_others_as_they_are():
+    """Qwen3-style templates take ``enable_thinking``: rendered with it off, the model answers
+    at once instead of thinking past ``max_tokens``; a template without the option still renders."""
+    from helpers import render
+
+    class Thinking:  # thinks unless told not to, as Qwen3's template does by default
+        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False, enable_thinking=True):
+            return "turns" + ("<think>" if enable_thinking else "")
+
+    class Plain:  # a template without the option: passing it raises TypeError
+        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+            return "turns"
+
+    messages = [{"role": "user", "content": "hola"}]
+    assert render._template(Thinking(), messages, add_generation_prompt=True) == "turns"
+    assert render._template(Plain(), messages, add_generation_prompt=True) == "turns"
+
+
 def test_mismatched_template_is_caught():
     class Drifting:
         """A template whose generation prompt opens an empty think block that training text lacks
@@ -59,6 +77,11 @@ def test_weights_and_shift():
     w = datum.loss_fn_inputs["weights"].to_numpy()
     assert w.sum() == 2 and list(w[-2:]) == [1.0, 1.0]  # the label and the end-of-turn token
     assert datum.model_input.length == len(w)
+    # shifted by one: the input is every token but the last, each target the token after it
+    example = render_example(tok, conversation("hola amigos", "es"))
+    tokens = example.prompt_tokens + example.completion_tokens
+    assert datum.model_input.to_ints() == tokens[:-1]
+    assert list(datum.loss_fn_inputs["target_tokens"].to_numpy()) == tokens[1:]
 
 
 def test_schedules_split_and_batches():
@@ -67,6 +90,12 @@ def test_schedules_split_and_batches():
     cfg = TrainConfig(learning_rate=1.0, warmup_steps=0, lr_schedule="cosine")
     assert learning_rate_at(5, 10, cfg) == pytest.approx(0.5)
     assert learning_rate_at(10, 10, cfg) == pytest.approx(0.0)
+    # warm-up (the local default has 10 steps), by hand: lr (step + 1) / 4, then linear over the 6 left
+    warm = TrainConfig(learning_rate=1.0, warmup_steps=4, lr_schedule="linear")
+    assert [learning_rate_at(s, 10, warm) for s in range(10)] == pytest.approx(
+        [0.25, 0.5, 0.75, 1.0, 1.0, 5 / 6, 4 / 6, 0.5, 2 / 6, 1 / 6])
+    flat = TrainConfig(learning_rate=1.0, warmup_steps=0, lr_schedule="constant")
+    assert {learning_rate_at(s, 10, flat) for s in range(10)} == {1.0}
     a, b = split(list(range(100)), 0.2, seed=1)
     assert len(b) == 20 and sorted(a + b) == list(range(100)) and split(list(range(100)), 0.2, 1) == (a, b)
     # one query asked several times stays on one side: validation never scores what was trained on
@@ -123,6 +152,9 @@ def test_prompt_weight_trains_on_the_query_but_reports_the_answer_loss():
     b = train(connect("local"), ROWS[:8], TrainConfig(**cfg, prompt_weight=0.5))
     assert a.history[0]["loss"] == pytest.approx(b.history[0]["loss"], rel=1e-4)
     assert a.history[0]["loss"] > 1.0  # an untrained model: it is a real loss, not zero
+    # a row's "weight" (soft labels) scales its loss: every row at 0.5, half the first loss
+    half = train(connect("local"), [{**r, "weight": 0.5} for r in ROWS[:8]], TrainConfig(**cfg, prompt_weight=0.0))
+    assert half.history[0]["loss"] == pytest.approx(0.5 * a.history[0]["loss"], rel=1e-4)
 
 
 def test_settings_from_a_numpy_grid_train_and_are_saved_as_python_numbers(tmp_path):
@@ -294,12 +326,50 @@ def test_training_resumes_to_the_same_weights(tmp_path, capsys, monkeypatch):
 
 
 def test_training_learns_and_validates():
+    """The loss falls, and each validation samples the held-out rows' queries (without the
+    prompt), and scores the answers: the last one is recomputed here on the same weights."""
+    from concurrent.futures import Future
+
+    from helpers.render import model_input
+    from helpers.train import _check_rows, accuracy_by_sampling
+
+    asked = []
+
+    class Recording:  # the training client, whose validation samplers record the prompts they get
+        def __init__(self, client):
+            self._client = client
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def save_weights_and_get_sampling_client(self, *args, **kwargs):
+            sampler = self._client.save_weights_and_get_sampling_client(*args, **kwargs).result()
+
+            class Sampler:
+                def __getattr__(self, name):
+                    return getattr(sampler, name)
+
+                def sample(self, prompt, *rest, **options):
+                    asked.append(prompt.to_ints())
+                    return sampler.sample(prompt, *rest, **options)
+
+            done = Future()
+            done.set_result(Sampler())
+            return done
+
     cfg = TrainConfig(epochs=8, batch_size=8, val_fraction=0.25, warmup_steps=0, learning_rate=3e-3, prompt_weight=0.0)
-    seen = []
-    result = train(connect("local"), ROWS, cfg, callbacks=[seen.append])
+    service, seen = connect("local"), []
+    client = service.create_lora_training_client(cfg.base_model, rank=cfg.rank, seed=cfg.seed).result()
+    result = train(service, ROWS, cfg, callbacks=[seen.append], training_client=Recording(client))
     assert result.history[-1]["loss"] < result.history[0]["loss"] / 3
-    assert result.validation and 0 <= result.validation[-1]["val_accuracy"] <= 1
     assert {"step", "validation"} == {i["kind"] for i in seen}
+    _, held_out = split(_check_rows(ROWS), cfg.val_fraction, cfg.seed, key=lambda ex: ex[0])
+    tok = client.get_tokenizer()
+    wanted = [model_input(tok, [{"role": "user", "content": q}]).to_ints() for q, _, _ in held_out[: cfg.val_samples]]
+    assert asked[-len(wanted):] == wanted and len(asked) == len(wanted) * len(result.validation)
+    expected = accuracy_by_sampling(result.sampling_client, tok, held_out[: cfg.val_samples])
+    assert result.validation[-1]["step"] == len(result.history)
+    assert result.validation[-1]["val_accuracy"] == expected
 
 
 def test_backend_defaults_follow_the_recipe_on_tinker_and_the_measurements_locally():

@@ -65,3 +65,7 @@ def test_served_as_a_sampling_model_reading_the_prompt():
     a = teacher.sample(prompt, 8, hot).result()
     b = teacher.sample(prompt, 8, hot).result()
     assert [s.tokens for s in a.sequences] == [s.tokens for s in b.sequences]
+    # ... and they do draw: "ok merci" is unsure (short, French or nothing), so 8 hot votes differ
+    assert len({parse_answer(tok.decode(s.tokens, skip_special_tokens=True)) for s in a.sequences}) > 1
+    greedy = teacher.sample(prompt, 8, types.SamplingParams(max_tokens=64, temperature=0.0)).result()
+    assert len({tuple(s.tokens) for s in greedy.sequences}) == 1

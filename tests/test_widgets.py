@@ -14,7 +14,6 @@ import pytest
 from helpers import connect
 from helpers.course import DATA
 from helpers.dataio import read_gold
-from helpers.labels import LABELS
 from helpers.prompt import DEFAULT_PROMPT, RULE_NAMES
 from helpers.widgets import StudentTryout, TeacherPlayground
 
@@ -113,7 +112,6 @@ def test_student_tryout_answers_beside_the_teacher(service):
     tryout = StudentTryout(student, teacher)
     result = tryout.ask("Bonjour, comment allez-vous aujourd'hui ?")
     assert set(result) == {"text", "student", "teacher"}
-    assert result["student"] is None or result["student"] in LABELS  # untrained: often None
     assert result["teacher"] == "fr"
     assert set(StudentTryout(student).ask("Guten Morgen")) == {"text", "student"}  # no teacher, no column
 
