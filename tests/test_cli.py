@@ -148,7 +148,7 @@ def test_unwritable_output(tmp_path):
     gold = tmp_path / "g.jsonl"
     gold.write_text(json.dumps(GOOD) + "\n")
     result = cli("evaluate", "--data", str(gold), "--predictor", "teacher", "--out", str(blocked / "x"))
-    assert_one_line_error(result)
+    assert_one_line_error(result, f"{blocked / 'x'}/metrics.json: cannot ")  # names the file it could not write
 
 
 def test_unknown_backend_setting():
