@@ -222,6 +222,21 @@ def test_seed_stop_and_max_tokens(service):
     assert text[-1] in tok.decode(d.sequences[0].tokens) and len(d.sequences[0].tokens) <= 4
 
 
+def test_top_k_and_top_p_narrow_the_draw(service):
+    """top_k=1, or a top_p below the most likely token's probability, leaves one token to draw:
+    hot sampling then gives the greedy answer whatever the seed."""
+    sampler = service.create_sampling_client(base_model="local/tiny").result()
+    prompt = model_input(sampler.get_tokenizer(), [{"role": "user", "content": "hello"}])
+    greedy = sampler.sample(prompt, 1, types.SamplingParams(max_tokens=8, temperature=0.0, stop=[])).result()
+    for narrow in ({"top_k": 1}, {"top_p": 1e-6}):
+        for seed in (1, 2):
+            hot = types.SamplingParams(max_tokens=8, temperature=1.0, seed=seed, stop=[], **narrow)
+            assert sampler.sample(prompt, 1, hot).result().sequences[0].tokens == greedy.sequences[0].tokens, narrow
+    wide = [sampler.sample(prompt, 1, types.SamplingParams(max_tokens=8, temperature=1.0, seed=s, stop=[]))
+            .result().sequences[0].tokens for s in (1, 2)]
+    assert greedy.sequences[0].tokens not in wide or wide[0] != wide[1]  # without them the draw is free
+
+
 def test_save_then_load_gives_identical_logprobs(service):
     trainer = service.create_lora_training_client("local/tiny", seed=5).result()
     tok = trainer.get_tokenizer()
