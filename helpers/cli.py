@@ -119,8 +119,9 @@ def train_main(args) -> int:
     except DataError as e:  # a row the file let through but the model cannot take: name its line
         raise locate(e, args.data) from None
     last = result.validation[-1] if result.validation else {}
+    accuracy = last.get("val_accuracy")
     print(f"{result.describe()}; final loss {result.history[-1]['loss'] if result.history else float('nan'):.4f}; "
-          f"validation accuracy {last.get('val_accuracy', float('nan')):.4f}")
+          f"validation accuracy {'n/a' if accuracy is None else f'{accuracy:.4f}'}")
     print(f"checkpoint: {out / 'checkpoint.json'}")
     return 0
 

@@ -257,10 +257,12 @@ class LiveLossPlot:
         if self.validation:
             loss_ax.plot([v["step"] for v in self.validation], [v["val_loss"] for v in self.validation],
                          "o-", color="#c44e52", label="validation")
-            acc_ax.plot([v["step"] for v in self.validation], [v["val_accuracy"] for v in self.validation],
+            acc_ax.plot([v["step"] for v in self.validation],
+                        [np.nan if v["val_accuracy"] is None else v["val_accuracy"] for v in self.validation],
                         "o-", color="#55a868")
             last = self.validation[-1]
-            acc_ax.set_title(f"validation accuracy {last['val_accuracy']:.1%} at step {last['step']}", fontsize=10)
+            acc_ax.set_title(f"validation accuracy {last['val_accuracy']:.1%} at step {last['step']}"
+                             if last["val_accuracy"] is not None else "validation accuracy (not sampled)", fontsize=10)
         else:
             acc_ax.set_title("validation accuracy (none yet)", fontsize=10)
         loss_ax.set_xlabel("step")

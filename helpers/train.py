@@ -98,7 +98,7 @@ class TrainConfig:
     grad_clip_norm: float = 1.0
     val_fraction: float = 0.05
     eval_every: int = 0  # steps; 0 = only at the end
-    val_samples: int = 100  # validation examples sampled for accuracy
+    val_samples: int = 100  # validation examples sampled for accuracy (0: the loss only, val_accuracy None)
     save_every: int = 100
     seed: int = 0
 
@@ -499,8 +499,10 @@ def train(
             return
         # neither call changes the weights, so a transient failure is simply asked again
         fwd = ask_with_retries(lambda: training_client.forward(val_data, "cross_entropy"))
-        sampler = ask_with_retries(training_client.save_weights_and_get_sampling_client)
-        acc = accuracy_by_sampling(sampler, tokenizer, val_ex[: config.val_samples], limit)
+        acc = None  # val_samples=0: the loss only, no sampling (and no NaN in progress.json's JSON)
+        if config.val_samples:
+            sampler = ask_with_retries(training_client.save_weights_and_get_sampling_client)
+            acc = accuracy_by_sampling(sampler, tokenizer, val_ex[: config.val_samples], limit)
         point = {"step": step, "val_loss": answer_loss(fwd, val_weights, weighted=True), "val_accuracy": acc}
         validation.append(point)
         record({"kind": "validation", **point})

@@ -372,6 +372,24 @@ def test_training_learns_and_validates():
     assert result.validation[-1]["val_accuracy"] == expected
 
 
+def test_validation_without_samples_keeps_the_loss_and_writes_strict_json(tmp_path):
+    """val_samples=0 skips the sampling (the cost of it on Tinker) but keeps the validation loss;
+    the accuracy is None, not NaN, which a strict JSON reader refuses in progress.json."""
+    from helpers.plots import LiveLossPlot
+
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+
+    cfg = TrainConfig(epochs=1, batch_size=4, val_fraction=0.25, val_samples=0, warmup_steps=0)
+    plot = LiveLossPlot(live=False)
+    result = train(connect("local", store=tmp_path / "w"), ROWS, cfg, out_dir=tmp_path / "run", callbacks=[plot])
+    last = result.validation[-1]
+    assert last["val_accuracy"] is None and last["val_loss"] > 0
+    assert strict((tmp_path / "run" / "progress.json").read_text())["validation"][-1]["val_accuracy"] is None
+    assert strict((tmp_path / "run" / "checkpoint.json").read_text())["validation"]["val_accuracy"] is None
+    assert plot.figure().axes[1].get_title() == "validation accuracy (not sampled)"
+
+
 def test_backend_defaults_follow_the_recipe_on_tinker_and_the_measurements_locally():
     recipe = TrainConfig.for_backend("tinker")
     assert (recipe.base_model, recipe.rank, recipe.learning_rate, recipe.lr_schedule, recipe.epochs,
