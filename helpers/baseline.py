@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from .dataio import DataError, check_writable, temp_name, text_list, write_text
+from .dataio import DataError, check_writable, json_safe, temp_name, text_list, write_text
 from .labels import LABELS
 
 MODEL_FILE = "baseline.joblib"
@@ -105,8 +105,9 @@ def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
     """Write ``baseline.joblib`` and a small ``meta.json`` to ``directory``; returns the folder.
 
     ``extra`` keys (for example ``data="run/distill.jsonl"``) go into ``meta.json``: JSON
-    values (numpy numbers are written as Python's); another is refused, naming its key,
-    before anything is written. The joblib file is a pickle: load only baselines you made
+    values (numpy numbers are written as Python's, NaN as null, see
+    :func:`~helpers.dataio.json_safe`); another is refused, naming its key, before anything
+    is written. The joblib file is a pickle: load only baselines you made
     yourself.
     """
     import joblib
@@ -114,19 +115,19 @@ def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
 
     directory = Path(directory)
     logreg = model.named_steps["logreg"]
-    meta = {
+    meta = json_safe({
         "kind": KIND,
         "labels": [str(c) for c in logreg.classes_],
         "n_features": int(len(model.named_steps["tfidf"].vocabulary_)),
         "sklearn_version": sklearn.__version__,
         "seed": logreg.random_state,
         **extra,
-    }
-    for key, value in extra.items():
+    })
+    for key in extra:
         try:
-            json.dumps(value, default=_plain)
+            json.dumps(meta[key], allow_nan=False)
         except (TypeError, ValueError):
-            raise DataError(f"save_baseline: {key}={value!r} cannot go into {META_FILE} (not a JSON value)") from None
+            raise DataError(f"save_baseline: {key}={extra[key]!r} cannot go into {META_FILE} (not a JSON value)") from None
     check_writable(directory / MODEL_FILE)  # makes the folder, or a one-line DataError
     tmp = directory / f"{temp_name(directory / MODEL_FILE)}{uuid.uuid4().hex[:8]}.tmp"  # swept if its writer dies
     try:
@@ -134,15 +135,8 @@ def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
         os.replace(tmp, directory / MODEL_FILE)
     finally:
         tmp.unlink(missing_ok=True)
-    write_text(directory / META_FILE, json.dumps(meta, indent=1, default=_plain) + "\n")
+    write_text(directory / META_FILE, json.dumps(meta, indent=1) + "\n")
     return directory
-
-
-def _plain(value):
-    """A numpy number as Python's, for ``json.dumps``; anything else is not JSON."""
-    if hasattr(value, "item") and not hasattr(value, "__len__"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def load_baseline(directory: str | os.PathLike):

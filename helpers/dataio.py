@@ -271,6 +271,24 @@ def text_list(items: Iterable, what: str = "texts") -> list[str]:
     return texts
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` in plain JSON values: NaN and infinity become None (JSON has no such numbers),
+    numpy's arrays and numbers (anything with ``tolist``) Python's lists and numbers.
+
+    >>> json_safe({"kappa": float("nan"), "counts": (1, 2)})
+    {'kappa': None, 'counts': [1, 2]}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, str | bytes):
+        return json_safe(obj.tolist())
+    return obj
+
+
 def dumps(obj: dict[str, Any]) -> str:
     """One JSONL line (no newline): UTF-8 kept readable, key order kept."""
     return json.dumps(obj, ensure_ascii=False)

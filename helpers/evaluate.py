@@ -50,7 +50,15 @@ from typing import Any
 import numpy as np
 
 from .backend import context_length
-from .dataio import DataError, check_writable, read_gold, text_list, write_jsonl, write_text
+from .dataio import (
+    DataError,
+    check_writable,
+    json_safe,
+    read_gold,
+    text_list,
+    write_jsonl,
+    write_text,
+)
 from .generate import StallWatch, ask_with_retries, result_with_retries
 from .labels import LABELS, parse_answer
 from .metrics import (  # noqa: F401 (re-exported: the course imports the metrics from here)
@@ -549,23 +557,10 @@ def measure_latency(sampling_client, tokenizer, texts: Sequence[str], with_promp
 # ---------------------------------------------------------------- files
 
 
-def _json_safe(obj):
-    """NaN and infinity become ``null``: JSON has no such numbers."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | np.ndarray):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
-    return obj
-
-
 def write_metrics(out_dir: str | os.PathLike, name: str | None, metrics: Mapping) -> Path:
     """Write ``metrics_<name>.json`` (or ``metrics.json`` when ``name`` is None) to ``out_dir``."""
     path = Path(out_dir) / (f"metrics_{name}.json" if name else "metrics.json")
-    write_text(path, json.dumps(_json_safe(dict(metrics)), indent=1, ensure_ascii=False) + "\n")
+    write_text(path, json.dumps(json_safe(dict(metrics)), indent=1, ensure_ascii=False) + "\n")
     return path
 
 

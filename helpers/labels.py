@@ -39,10 +39,10 @@ LABEL_NAMES: dict[str, str] = {
 }
 
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
-# "Final Answer" (markdown emphasis around its words allowed), an optional separator or "is",
-# then the code as a whole word (letters, digits, hyphens: a copied label set need not be two
-# letters), and whether only punctuation follows it on its line
-_FINAL = re.compile(r"final[\s*_]*answer[\s*_`]*(?:is\b\s*[:：]?|[:：=\-–—])?[\s*_`\"'(\[]*([^\W_](?:[\w-]*[^\W_])?)"
+# "Final Answer" (markdown emphasis around its words allowed), an optional separator or "is"
+# (group 1), then the code as a whole word (group 2: letters, digits, hyphens: a copied label
+# set need not be two letters), and whether only punctuation follows it on its line (group 3)
+_FINAL = re.compile(r"final[\s*_]*answer[\s*_`]*(is\b\s*[:：]?|[:：=\-–—])?[\s*_`\"'(\[]*([^\W_](?:[\w-]*[^\W_])?)"
                     r"([ \t\"'`*_)\].!]*(?:\r?\n|$))?", re.IGNORECASE)
 _BARE = re.compile(r"^[\s\"'`*_(\[]*([^\W_](?:[\w-]*[^\W_])?)[\s\"'`*_)\].!]*$")
 
@@ -53,9 +53,11 @@ def parse_answer(text: str) -> str | None:
     Accepts ``Final Answer: xx`` anywhere after any ``<think>...</think>`` block
     (the last such line wins), or a bare label as the whole answer. Case,
     whitespace, quotes, markdown emphasis and surrounding prose are tolerated; a
-    code outside :data:`LABELS`, or an answer without one, gives ``None``. A later
-    "final answer" in prose ("this final answer is based on...") does not
-    overrule the line: only one that names a label, or ends its line, counts.
+    code outside :data:`LABELS`, or an answer without one, gives ``None``; a code
+    with a region (``zh-CN``) is read as its language when only that is a label. A
+    later "final answer" in prose ("I hope this final answer helps!") does not
+    overrule the line: only one that names a label, or that has a separator and
+    ends its line ("Final Answer: it"), counts.
 
     >>> parse_answer("The text is Turkish.\\nFinal Answer: tr")
     'tr'
@@ -69,12 +71,18 @@ def parse_answer(text: str) -> str | None:
     if not isinstance(text, str):
         return None
     labels = {label.lower(): label for label in LABELS}
+
+    def label_of(code: str) -> str | None:
+        code = code.lower()
+        return labels.get(code) or (labels.get(code.split("-")[0]) if "-" in code else None)
+
     visible = _THINK.sub(" ", text)
-    finals = [m.group(1) for m in _FINAL.finditer(visible) if m.group(2) is not None or m.group(1).lower() in labels]
+    finals = [m.group(2) for m in _FINAL.finditer(visible)
+              if label_of(m.group(2)) or (m.group(1) and m.group(3) is not None)]
     if finals:
-        return labels.get(finals[-1].lower())
+        return label_of(finals[-1])
     bare = _BARE.match(visible)
-    return labels.get(bare.group(1).lower()) if bare else None
+    return label_of(bare.group(1)) if bare else None
 
 
 def check_label(label: object, where: str = "") -> str:

@@ -191,8 +191,8 @@ def agreement_by(groups: Sequence[str], a: Sequence[str | None | Prediction],
                  b: Sequence[str | None | Prediction]) -> dict[str, dict]:
     """:func:`agreement`'s share of identical answers within each group of items.
 
-    ``groups`` names each item's group (for the gold sets, its ``kind``; an item without
-    one, ``None``, is in the group ``"none"``). Returns
+    ``groups`` names each item's group (for the gold sets, its ``kind``; items without
+    one, ``None``, form a group of their own, listed last). Returns
     ``{group: {"n": items, "agreement": share}}``, groups sorted by name. Overall
     agreement hides where two predictors part; this shows it.
 
@@ -205,8 +205,9 @@ def agreement_by(groups: Sequence[str], a: Sequence[str | None | Prediction],
         raise ValueError(f"{len(groups)} groups for {len(a)} and {len(b)} answers")
     members: dict[str, list[bool]] = {}
     for group, p, q in zip(groups, a, b, strict=True):
-        members.setdefault("none" if group is None else str(group), []).append(p == q)
-    return {group: {"n": len(same), "agreement": sum(same) / len(same)} for group, same in sorted(members.items())}
+        members.setdefault(group, []).append(p == q)
+    ordered = sorted(members.items(), key=lambda item: (item[0] is None, item[0] if item[0] is not None else ""))
+    return {group: {"n": len(same), "agreement": sum(same) / len(same)} for group, same in ordered}
 
 
 def error_table(texts: Sequence[str], gold: Sequence[str],

@@ -69,6 +69,10 @@ def _encode_with_cached_prefix(tokenizer, text: str) -> list[int]:
     checked = _prefix_ok(tokenizer)
     if len(text) < 2000 or cut < 0 or checked is False:
         return _encode(tokenizer, text)
+    try:
+        ref = weakref.ref(tokenizer)
+    except TypeError:  # a tokenizer that takes no weak reference: no shortcut, the full encode
+        return _encode(tokenizer, text)
     cut += len(marker)
     key = (id(tokenizer), f"{getattr(tokenizer, 'name_or_path', '')}:{len(tokenizer)}:{text[:cut]}")
     prefix = _PREFIX_CACHE.get(key)  # one read: another thread may clear the cache meanwhile
@@ -78,12 +82,8 @@ def _encode_with_cached_prefix(tokenizer, text: str) -> list[int]:
         prefix = _PREFIX_CACHE[key] = _encode(tokenizer, text[:cut])
     tokens = prefix + _encode(tokenizer, text[cut:])
     if checked is None:
-        try:
-            ref = weakref.ref(tokenizer)
-        except TypeError:  # a tokenizer that takes no weak reference: always the full encode
-            return _encode(tokenizer, text)
         ok = tokens == _encode(tokenizer, text)
-        for dead in [k for k, (r, _) in _PREFIX_OK.items() if r() is None]:
+        for dead in [k for k, (r, _) in list(_PREFIX_OK.items()) if r() is None]:
             _PREFIX_OK.pop(dead, None)
         _PREFIX_OK[id(tokenizer)] = (ref, ok)
         if not ok:

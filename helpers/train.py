@@ -168,10 +168,10 @@ def split(rows: Sequence[Any], val_fraction: float, seed: int,
     """A seeded train/validation split (the same rows each time for the same seed).
 
     With ``key``, rows of one key (the same query asked twice) land on the same side, so
-    validation never scores a query the student trained on: in a seeded random order, a
-    key's rows all go to validation, when it meets the key's first row, while validation
-    holds fewer rows than its share, else all to training. Rows with distinct keys split
-    exactly as without ``key``.
+    validation never scores a query the student trained on: in a seeded random order, at a
+    key's first row, all its rows go to validation if they fit in what is left of its share,
+    else all to training (so validation never holds more than its share). Rows with distinct
+    keys split exactly as without ``key``.
 
     >>> split(["a1", "b1", "a2", "c1"], 0.5, seed=0, key=lambda r: r[0])
     (['b1', 'c1'], ['a1', 'a2'])
@@ -185,7 +185,7 @@ def split(rows: Sequence[Any], val_fraction: float, seed: int,
     taken = 0
     for i in order:
         if keys[i] not in side:
-            side[keys[i]] = taken < n_val
+            side[keys[i]] = taken + sizes[keys[i]] <= n_val
             taken += sizes[keys[i]] if side[keys[i]] else 0
     chosen = [side[k] for k in keys]
     val = [row for row, v in zip(rows, chosen, strict=True) if v]
@@ -369,8 +369,9 @@ def train(
     progress : show a tqdm bar of the steps, with the last loss (the command line does; in a
         notebook, :class:`helpers.plots.LiveLossPlot` shows more).
     """
-    if config is None:
-        config = TrainConfig.for_backend("local" if getattr(service, "backend", None) == "local" else "tinker")
+    if config is None:  # no service (a training client given alone): the local default, as before
+        remote = service is not None and getattr(service, "backend", None) != "local"
+        config = TrainConfig.for_backend("tinker" if remote else "local")
     if not isinstance(config, TrainConfig):
         raise DataError(f"setting: config must be a TrainConfig, e.g. TrainConfig(epochs=1); got a {type(config).__name__}")
     config.validate()

@@ -76,8 +76,9 @@ def test_write_metrics_names_the_file_and_stores_nan_as_null(tmp_path):
     assert path.name == "metrics_student.json"
     assert json.loads(path.read_text()) == {"n": 1, "kappa": None}
     assert write_metrics(tmp_path, None, {"n": 1}).name == "metrics.json"
-    assert json.loads(write_metrics(tmp_path, "a", {"confusion": np.array([[1, 0], [0, 2]])}).read_text()) == {
-        "confusion": [[1, 0], [0, 2]]}  # a numpy array, as one's own metrics may hold
+    assert json.loads(write_metrics(tmp_path, "a", {"confusion": np.array([[1, 0], [0, 2]]), "mean": np.array(0.5),
+                                                    "kappa": np.float32("nan")}).read_text()) == {
+        "confusion": [[1, 0], [0, 2]], "mean": 0.5, "kappa": None}  # numpy values, as one's own metrics may hold
 
 
 def test_a_baseline_is_saved_whole_or_not_at_all(tmp_path):
@@ -87,7 +88,8 @@ def test_a_baseline_is_saved_whole_or_not_at_all(tmp_path):
     with pytest.raises(DataError, match=r"save_baseline: note=<object object at .*> cannot go into meta.json"):
         save_baseline(model, tmp_path / "refused", note=object())
     assert not (tmp_path / "refused").exists()  # it left baseline.joblib without meta.json
-    folder = save_baseline(model, tmp_path / "kept", runs=np.int64(3))
+    folder = save_baseline(model, tmp_path / "kept", runs=np.int64(3), score=float("nan"))
+    assert json.loads((folder / "meta.json").read_text(), parse_constant=lambda c: pytest.fail(c))["score"] is None
     assert read_meta(folder)["runs"] == 3 and sorted(p.name for p in folder.iterdir()) == ["baseline.joblib", "meta.json"]
     (folder / "meta.json").write_text("{broken")
     with pytest.raises(DataError, match=r"meta.json: not valid JSON \(JSONDecodeError\)"):

@@ -37,6 +37,9 @@ from helpers.prompt import (
     ("Final Answer: de\nFinal Answer: it", None),  # a later line outside the labels is not passed over
     ("Final Answer: English", None),
     ("_de_", "de"),
+    ("Final Answer: zh-CN", "zh"),  # a region after the language
+    ("Final Answer: de\n\nI hope this final answer helps!", "de"),  # no separator: prose, not an answer
+    ("No final answer here", None),
 ])
 def test_parse_answer(text, label):
     assert parse_answer(text) == label

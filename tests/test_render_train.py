@@ -102,6 +102,11 @@ def test_schedules_split_and_batches():
     asked = [(f"query {i % 10}", "en") for i in range(100)]
     fit, held = split(asked, 0.2, seed=1, key=lambda row: row[0])
     assert len(held) == 20 and not {q for q, _ in fit} & {q for q, _ in held}
+    # never more than its share: a query too big for what is left of it stays in training
+    assert split([("same", "de")] * 20, 0.05, seed=0, key=lambda row: row[0]) == ([("same", "de")] * 20, [])
+    uneven = [(f"query {i % 3}", "en") for i in range(30)] + [(f"alone {i}", "en") for i in range(10)]
+    fit, held = split(uneven, 0.1, seed=2, key=lambda row: row[0])
+    assert len(held) <= 4 and len(fit) + len(held) == 40 and not {q for q, _ in fit} & {q for q, _ in held}
     # distinct queries (the course's data: generate keeps each text once) split as before
     assert split([(i, "en") for i in range(100)], 0.2, 1, key=lambda row: row[0]) == (
         [(i, "en") for i in a], [(i, "en") for i in b])
@@ -183,6 +188,9 @@ def test_without_a_config_a_tinker_service_gets_the_tinker_recipe():
     with pytest.raises(KeyboardInterrupt):
         train(Tinkerish(), ROWS[:8])
     assert asked == [("Qwen/Qwen3-30B-A3B", 32)]
+    # a training client given without a service keeps the local default, as before
+    client = connect("local").create_lora_training_client("local/tiny", seed=0).result()
+    assert train(None, ROWS[:8], training_client=client).config["base_model"] == "local/tiny"
 
 
 class _SplitSensitive:
