@@ -382,8 +382,7 @@ def student_point(service, rows: Sequence[Mapping], config: TrainConfig, evalset
 
     key = {"backend": _backend(service), "config": asdict(config), "rows": _rows_digest(rows), "n": len(rows),
            "eval": evalset.digest}
-    queries = [next((m.get("content") for m in r.get("messages", []) if m.get("role") == "user"), None) for r in rows]
-    if len(set(queries)) < len(queries):  # a query in several rows (soft labels): split by query since 2026-12-03
+    if len({_text(r) for r in rows}) < len(rows):  # a query in several rows (soft labels): split by query since 2026-12-03
         key["split"] = "by query"
     return cached("student", key, compute)
 

@@ -125,7 +125,7 @@ def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
     })
     for key in extra:
         try:
-            json.dumps(meta[key], allow_nan=False)
+            json.dumps(meta[key])  # json_safe made NaN null: what is left to fail is a value JSON has not
         except (TypeError, ValueError):
             raise DataError(f"save_baseline: {key}={extra[key]!r} cannot go into {META_FILE} (not a JSON value)") from None
     check_writable(directory / MODEL_FILE)  # makes the folder, or a one-line DataError

@@ -1,5 +1,5 @@
-"""What several test files share: loading a script from ``scripts/`` as a module, and queries
-whose student prompt has an exact length."""
+"""What several test files share: loading a script from ``scripts/`` as a module, queries
+whose student prompt has an exact length, and sampling clients that record their prompts."""
 
 from __future__ import annotations
 
@@ -54,3 +54,28 @@ def query_of_prompt_length():
     by_length = {len(prompt_tokens(tokenizer, student_messages(text))): text
                  for text in (" ".join(["ab"] * n) + " a" for n in range(400, 520))}
     return by_length.__getitem__
+
+
+@pytest.fixture
+def recorded_prompts():
+    """``asked, recording = recorded_prompts``: ``recording(sampler)`` is a done future of a
+    stand-in for ``sampler`` whose ``sample`` first adds the prompt's tokens to ``asked`` (a
+    future, as ``create_sampling_client`` and ``save_weights_and_get_sampling_client`` give)."""
+    from concurrent.futures import Future
+
+    asked: list[list[int]] = []
+
+    def recording(sampler) -> Future:
+        class Sampler:
+            def __getattr__(self, name):
+                return getattr(sampler, name)
+
+            def sample(self, prompt, *rest, **options):
+                asked.append(prompt.to_ints())
+                return sampler.sample(prompt, *rest, **options)
+
+        done = Future()
+        done.set_result(Sampler())
+        return done
+
+    return asked, recording

@@ -332,12 +332,12 @@ def test_measure_latency_returns_seconds_per_query(service):
     assert 0.01 <= seconds < 0.25  # per query; counted, the warm-up alone would make it 0.25 or more
 
 
-def test_base_model_answers_without_the_prompt(service):
+def test_base_model_answers_without_the_prompt(service, recorded_prompts):
     """The base model is asked each query as the student is, without the teacher's prompt."""
     from helpers.prompt import student_messages
     from helpers.render import model_input
 
-    asked = []
+    asked, recording = recorded_prompts
 
     class Recording:  # the service, whose sampling clients record the prompts they are given
         backend = "local"
@@ -346,19 +346,7 @@ def test_base_model_answers_without_the_prompt(service):
             return getattr(service, name)
 
         def create_sampling_client(self, **kwargs):
-            sampler = service.create_sampling_client(**kwargs).result()
-
-            class Sampler:
-                def __getattr__(self, name):
-                    return getattr(sampler, name)
-
-                def sample(self, prompt, *rest, **options):
-                    asked.append(prompt.to_ints())
-                    return sampler.sample(prompt, *rest, **options)
-
-            done = Future()
-            done.set_result(Sampler())
-            return done
+            return recording(service.create_sampling_client(**kwargs).result())
 
     texts = ["Guten Morgen, wie geht es?", "Good morning!"]
     preds = predict("base", texts, Recording(), progress=False)

@@ -333,15 +333,13 @@ def test_training_resumes_to_the_same_weights(tmp_path, capsys, monkeypatch):
         assert torch.allclose(wa[k], wb[k], atol=1e-5), k
 
 
-def test_training_learns_and_validates():
+def test_training_learns_and_validates(recorded_prompts):
     """The loss falls, and each validation samples the held-out rows' queries (without the
     prompt), and scores the answers: the last one is recomputed here on the same weights."""
-    from concurrent.futures import Future
-
     from helpers.render import model_input
     from helpers.train import _check_rows, accuracy_by_sampling
 
-    asked = []
+    asked, recording = recorded_prompts
 
     class Recording:  # the training client, whose validation samplers record the prompts they get
         def __init__(self, client):
@@ -351,19 +349,7 @@ def test_training_learns_and_validates():
             return getattr(self._client, name)
 
         def save_weights_and_get_sampling_client(self, *args, **kwargs):
-            sampler = self._client.save_weights_and_get_sampling_client(*args, **kwargs).result()
-
-            class Sampler:
-                def __getattr__(self, name):
-                    return getattr(sampler, name)
-
-                def sample(self, prompt, *rest, **options):
-                    asked.append(prompt.to_ints())
-                    return sampler.sample(prompt, *rest, **options)
-
-            done = Future()
-            done.set_result(Sampler())
-            return done
+            return recording(self._client.save_weights_and_get_sampling_client(*args, **kwargs).result())
 
     cfg = TrainConfig(epochs=8, batch_size=8, val_fraction=0.25, warmup_steps=0, learning_rate=3e-3, prompt_weight=0.0)
     service, seen = connect("local"), []
