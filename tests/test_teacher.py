@@ -69,3 +69,21 @@ def test_served_as_a_sampling_model_reading_the_prompt():
     assert len({parse_answer(tok.decode(s.tokens, skip_special_tokens=True)) for s in a.sequences}) > 1
     greedy = teacher.sample(prompt, 8, types.SamplingParams(max_tokens=64, temperature=0.0)).result()
     assert len({tuple(s.tokens) for s in greedy.sequences}) == 1
+
+
+def test_the_stand_in_reads_the_prompt_as_the_tokenizer_decodes_it(monkeypatch):
+    """The engine decodes the prompt with the raw tokenizer (faster); it must read the same text."""
+    import helpers.teacher as teacher_module
+    from helpers.local.model import load_tokenizer
+
+    tok = load_tokenizer()
+    read = []
+    original = teacher_module.read_conversation
+    monkeypatch.setattr(teacher_module, "read_conversation", lambda rendered: read.append(rendered) or original(rendered))
+    engine = teacher_module.PolicyTeacherEngine(tok)
+    for text in ["Wir treffen uns um 14:30 am Bahnhof https://example.org/x 🚆", "我们明天见 ok?",
+                 "print('héllo')  # ça marche\n\tx = 1", "Xin chào, bạn khỏe không?", "ۓ ے ؟ \u200f \u200d ☕"]:
+        ids = model_input(tok, teacher_messages(text, build_prompt())).to_ints()
+        engine.respond(ids, types.SamplingParams(max_tokens=64, temperature=0.0), 1)
+        assert read[-1] == tok.decode(ids)
+        assert original(read[-1])[1] == text
