@@ -212,6 +212,9 @@ def test_seed_stop_and_max_tokens(service):
     assert a.sequences[0].tokens != a.sequences[1].tokens  # at temperature 1 the two samples differ
     assert sampler.sample(prompt, 2, types.SamplingParams(max_tokens=12, temperature=1.0, seed=8, stop=[])).result() \
         .sequences[0].tokens != a.sequences[0].tokens  # and another seed draws otherwise
+    # the samples of neighbouring seeds do not overlap: sample 1 of seed 7 is not sample 0 of seed 8
+    e = sampler.sample(prompt, 1, types.SamplingParams(max_tokens=12, temperature=1.0, seed=8, stop=[])).result()
+    assert e.sequences[0].tokens != a.sequences[1].tokens
     assert all(len(s.tokens) == 12 and s.stop_reason == "length" for s in a.sequences)
     assert len(a.sequences[0].logprobs) == 12
     stop_tok = a.sequences[0].tokens[3]
