@@ -951,7 +951,8 @@ def plot_hyperparameters(table: Sequence[Mapping]) -> Figure:
     """Two heat maps over learning rate (columns) x rank or model (rows): final validation loss, dev accuracy.
 
     The recipe's default cell is outlined in red and marked "default"; the settings the
-    other experiments use (:func:`student_config`) are outlined in orange, "used here".
+    other experiments use (:func:`student_config`), where they are not the default, in
+    orange, "used here".
     """
     from matplotlib.patches import Rectangle
 

@@ -127,7 +127,7 @@ def read_queries(path: str | os.PathLike, allow_empty_text: bool = False) -> lis
 
     Empty or whitespace-only texts are refused unless ``allow_empty_text`` (the
     generator counts and skips them instead). An empty file is an error. Other keys, a
-    ``"label"`` included, are kept and not checked (DESIGN.md: the teacher labels the
+    ``"label"`` included, are kept and not checked (the teacher labels the
     queries; a pool from elsewhere may carry labels of its own, such as ``"pt"``); files
     whose labels are scored are read with :func:`read_gold`, which checks them.
     """

@@ -113,7 +113,7 @@ def compute_metrics(gold: Sequence[str], pred: Sequence[str | None | Prediction]
     An unparsed prediction (``None``) counts as wrong: it lowers accuracy and the
     recall of its true label, and it is counted in the confusion matrix's extra column.
 
-    Returns a dict in the shape of ``metrics.json`` (see ``DESIGN.md``):
+    Returns a dict in the shape of ``metrics.json`` (README, The command line):
 
     - ``n``, ``accuracy``, ``accuracy_ci``: ``[low, high]``, a percentile bootstrap
       95% interval (``n_resamples`` resamples, ``seed``);

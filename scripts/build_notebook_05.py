@@ -163,9 +163,9 @@ more data buys is the prompt's *policy* on the hard cases."""
 A small grid around the recipe's defaults, every point trained on the same 1,000 examples with
 10% held out: the final validation loss on those held-out examples, and dev accuracy. On Tinker
 the rows are LoRA ranks. Offline the tiny models train all their weights (the rank is recorded
-but unused), so the rows are two model sizes instead. The recipe's default is outlined in red;
-the setting the other experiments here use is outlined in orange (as shipped, the
-same cell on both backends)."""
+but unused), so the rows are two model sizes instead. The recipe's default is outlined in red.
+The other experiments here train with the settings of one cell; where that cell is not the
+default, it is outlined in orange. As shipped it is the default cell itself, on both backends."""
     ),
     new_code_cell(
         """grid = adv.hyperparameter_grid(service, QUICK)

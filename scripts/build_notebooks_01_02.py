@@ -378,8 +378,8 @@ own folder (`runs/course/local-quick/` offline, `runs/course/tinker/` with a key
 made offline never stand in for an LLM teacher's. If the file is already there (you ran this
 notebook before), it is kept and only its summary is shown.
 
-First, what the run will send. `helpers.generate.estimate` takes the same arguments as
-`generate` and asks nothing: it counts the requests still to make (none if the file is
+First, what the run will send. `helpers.generate.estimate` takes `generate`'s arguments
+(all but `progress` and `max_context`) and asks nothing: it counts the requests still to make (none if the file is
 there; only the missing ones after an interruption) and their prompt tokens, exactly, with
 the teacher's own tokenizer. On Tinker these are what you pay for: multiply by your model's
 price per million tokens before you run the next cell. From a terminal,

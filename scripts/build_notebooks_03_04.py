@@ -141,7 +141,7 @@ query's tokens and the chat markup around them) gets weight 0.5 instead of 0
 our offline measurements on an earlier, smaller pool it lifted test accuracy from 0.89 to
 0.94 at the same cost. On Tinker the recipe's 0 stays. Offline, this notebook trains on a
 quick sample of the pool, in batches of 16 so that it still makes a few hundred steps
-(`PD_QUICK=0` trains on the whole pool, as `make run` does).
+(`PD_QUICK=0` trains on the whole pool, as `make run`'s last step, `python -m helpers run`, does).
 
 We also validate about twice per epoch (`eval_every`, in steps; 0 means only at the end) on
 the 5% of the data held out: the loss on the held-out answers, and the accuracy of the
@@ -500,7 +500,7 @@ kinds (exercise 1 of notebook 02).
 
 Offline, this notebook's quick student (the tiny model, a minute on 1,200 queries) trails
 the stand-in teacher in every kind, and the baseline beats it in most. The full offline
-student of `make run` (the whole pool, three to four minutes) copies natural sentences, noise
+student of `make run` (the whole pool, two and a half to four and a half minutes by the machine) copies natural sentences, noise
 and inputs without language almost always (fewer than 1 in 100 disagree, over five seeds);
 its disagreements are in mixed-language text (about 1 in 6), very short inputs (1 in 11),
 romanised text, other languages and code (1 in 12 to 1 in 17). Short inputs are hard to

@@ -42,7 +42,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_row(tmp_path):
 
 
 def test_a_query_file_keeps_other_keys_and_labels_it_does_not_score(tmp_path):
-    """Queries are only "text" for the teacher (DESIGN.md): a pool from elsewhere may carry its
+    """Queries are only "text" for the teacher: a pool from elsewhere may carry its
     own labels (Portuguese as "pt") and other keys; they are kept, not refused."""
     p = tmp_path / "q.jsonl"
     p.write_text('{"text": "ola mundo", "label": "pt", "source": "mine"}\n{"text": "hi", "label": null}\n')
