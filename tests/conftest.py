@@ -17,9 +17,25 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 # scope runs. A real key would make a plain `pytest` train and sample on Tinker, and pay: tests
 # of the Tinker path set their own fake key and server (tests/fake_tinker.py). A learner's
 # PD_QUICK, PD_BUILD or PD_WORKDIR (the notebooks mention them) would change what a test sees.
-for _name in ("TINKER_API_KEY", "TINKER_BASE_URL", "TINKER_CREDENTIAL_CMD", "PD_QUICK", "PD_BUILD", "PD_WORKDIR"):
+SETTINGS = ("TINKER_API_KEY", "TINKER_BASE_URL", "TINKER_CREDENTIAL_CMD", "PD_QUICK", "PD_BUILD", "PD_WORKDIR")
+for _name in SETTINGS:
     os.environ.pop(_name, None)
 os.environ["PD_BACKEND"] = "local"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After every test and its fixtures' teardown (``monkeypatch`` undone), none of the settings
+    is set and the backend is still local: a test that set one by hand would change what the
+    tests after it see. Reported as an error of the test that left it."""
+    result = yield
+    left = [name for name in SETTINGS if name in os.environ]  # names only, never a key's value
+    for name in left:
+        os.environ.pop(name)  # one error, not one for every test after it
+    backend, os.environ["PD_BACKEND"] = os.environ.get("PD_BACKEND"), "local"
+    assert not left, f"{item.nodeid} left {', '.join(left)} set for the tests after it"
+    assert backend == "local", f"{item.nodeid} changed PD_BACKEND for the tests after it"
+    return result
 
 
 @pytest.fixture(autouse=True)

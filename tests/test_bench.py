@@ -3,6 +3,7 @@
 import json
 from importlib.metadata import version
 
+import pytest
 import torch
 
 from helpers.bench import TARGETS, run, run_watched, table
@@ -51,3 +52,31 @@ def test_a_child_that_writes_a_lot_is_measured_to_its_end(tmp_path):
     assert not worker.is_alive(), "the child never ended: its output is not being drained"
     seconds, peak, code, stderr = box["result"]
     assert code == 0 and seconds > 0 and peak >= 0 and stderr.endswith("last line\n") and len(stderr) > 2_000_000
+
+
+@pytest.mark.parametrize("side", ["good", "bad"])
+def test_the_table_says_met_or_missed_on_the_right_side_of_each_target(side):
+    """A figure just inside its target reads "met", just outside "MISSED", for a ratio's median
+    (a dict) and a single number alike; a figure without a target has no verdict."""
+    results = {"machine": {"cpus": 2, "python": "3.11", "torch": "2"}, "unrelated_seconds": 5.0}
+    for key, (op, target) in TARGETS.items():
+        inside = target * (0.99 if op == "<=" else 1.01)
+        outside = target * (1.01 if op == "<=" else 0.99)
+        value = inside if side == "good" else outside
+        results[key] = {"median": value, "min": value, "max": value, "runs": 1} if key.endswith("ratio") else value
+    rows = {line.split()[0]: line for line in table(results).splitlines()[3:]}
+    for key, (op, target) in TARGETS.items():
+        assert rows[key].endswith(f"{op} {target:g} {'met' if side == 'good' else 'MISSED'}"), rows[key]
+    assert not rows["unrelated_seconds"].rstrip().endswith(("met", "MISSED"))
+
+
+def test_the_peak_memory_of_a_child_is_measured(tmp_path):
+    """run_watched reports the child's own resident memory: one that holds 300 MB for a second
+    peaks above 250 MB (a figure never sampled would stay at 0)."""
+    import os
+    import sys
+
+    script = "import time; block = b'x' * (300 * 2**20); time.sleep(1.5)"
+    seconds, peak, code, _ = run_watched([sys.executable, "-c", script], os.environ)
+    assert code == 0 and seconds >= 1.5
+    assert 250 < peak < 2000

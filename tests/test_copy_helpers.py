@@ -86,6 +86,18 @@ def relative_imports(name: str) -> set[str]:
     return found
 
 
+def test_no_module_imports_helpers_by_its_name():
+    """Only relative imports are followed above; a ``from helpers.x import y`` would be renamed
+    with the copy and fail only when reached, so none may exist (docstring examples aside)."""
+    found = []
+    for path in sorted(HELPERS.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and not node.level and node.module else []
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names if n.split(".")[0] == "helpers"]
+    assert not found, f"import helpers relatively instead: {', '.join(found)}"
+
+
 def brought_along(module: str) -> set[str]:
     """Everything ``module`` imports relatively, followed to the end."""
     seen, todo = set(), [module]

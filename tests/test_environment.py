@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -195,6 +196,35 @@ def test_make_test_runs_unit_tests_and_notebooks(makefile):
     assert "|| true" not in body and "set +e" not in body, "make test must not hide a failure"
 
 
+@pytest.mark.parametrize("unit,notebooks", [(1, 0), (0, 1), (0, 0)])
+def test_make_test_fails_when_either_run_fails_and_runs_both(tmp_path, unit, notebooks):
+    """``make test`` with a stand-in for the course's Python that fails the unit tests, the
+    notebooks or neither: it runs both (one failure does not hide the other's output), runs the
+    doctests of helpers/ with the unit tests and the notebooks offline, and fails when either does."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    calls = tmp_path / "calls"
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'echo "PD_BACKEND=$PD_BACKEND $*" >> "{calls}"\n'
+        f'case "$*" in *--nbmake*) exit {notebooks} ;; *) exit {unit} ;; esac\n'
+    )
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("PD_BACKEND", "MAKEFLAGS", "MFLAGS")}
+    result = subprocess.run(["make", "-s", "-o", ".venv/.installed", "test", f"PY={python}"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 2, lines
+    assert re.search(r"-m pytest\b.*\btests helpers\b", lines[0]), lines[0]
+    assert "--nbmake" in lines[1] and "notebooks" in lines[1], lines[1]
+    assert all(line.startswith("PD_BACKEND=local ") for line in lines), lines
+    assert (result.returncode != 0) == bool(unit or notebooks), result.stderr[-2000:]
+
+
 def test_every_target_sets_up_first(makefile):
     for target in ("test", "run", "lab", "bench", "lint"):
         rule = next(
@@ -227,11 +257,19 @@ DEV_ONLY_FILES = {"helpers/bench.py"}
 
 
 def imported_packages(path: Path) -> set[str]:
-    """Top-level names of the absolute imports in a Python file, at any depth (lazy ones too)."""
+    """Top-level names of the absolute imports in a Python file, at any depth (lazy ones too);
+    for a notebook, in its code cells (IPython's ``%`` and ``!`` lines left out)."""
     import ast
+    import json
 
+    if path.suffix == ".ipynb":
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    else:
+        source = path.read_text(encoding="utf-8")
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -242,8 +280,8 @@ def imported_packages(path: Path) -> set[str]:
 def test_every_package_the_code_imports_is_declared():
     """A package used only because another one pulls it in (regex through transformers, joblib
     through scikit-learn) breaks the day that one stops: the helpers import only what
-    pyproject.toml lists as a dependency, the tests, scripts and benchmark what it lists as
-    a dependency or in the dev extra."""
+    pyproject.toml lists as a dependency (the notebooks too: a learner runs them), the tests,
+    scripts and benchmark what it lists as a dependency or in the dev extra."""
     import sys
     from importlib.metadata import packages_distributions
 
@@ -252,9 +290,11 @@ def test_every_package_the_code_imports_is_declared():
     dev = runtime | {parse_requirement(line)[0] for line in project["optional-dependencies"]["dev"]}
     distributions = packages_distributions()
     missing = []
-    for path in sorted([*ROOT.glob("helpers/**/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("tests/*.py")]):
+    for path in sorted([*ROOT.glob("helpers/**/*.py"), *ROOT.glob("scripts/*.py"), *ROOT.glob("tests/*.py"),
+                        *ROOT.glob("notebooks/*.ipynb")]):
         relative = path.relative_to(ROOT).as_posix()
-        allowed = runtime if relative.startswith("helpers/") and relative not in DEV_ONLY_FILES else dev
+        learners = relative.startswith(("helpers/", "notebooks/")) and relative not in DEV_ONLY_FILES
+        allowed = runtime if learners else dev
         for name in sorted(imported_packages(path) - sys.stdlib_module_names - LOCAL_MODULES - {"__future__"}):
             declared = {normalise(d) for d in distributions.get(name, [])} & allowed
             if not declared:

@@ -26,8 +26,11 @@ REPORT = {
 
 
 def test_summary_shows_accuracies_agreement_and_tokens_saved(run_course):
-    text = "\n".join(run_course.summary(REPORT))
-    assert "0.930" in text and "0.871" in text and "0.900" in text
+    lines = run_course.summary(REPORT)
+    text = "\n".join(lines)
+    shown = {line.strip().rsplit(" ", 1)[0].strip(): line.rsplit(" ", 1)[1] for line in lines[1:5]}
+    assert shown == {"teacher accuracy (with the prompt)": "0.930", "student accuracy (without it)": "0.871",
+                     "classic baseline accuracy": "0.800", "student-teacher agreement": "0.900"}
     assert "teacher 3,120.6, student 50.6, saved 3,070.0 (98% of the teacher's)" in text  # one decimal each
     assert "stand-in teacher" in text and "not from LLMs" in text
     assert "the student pays the run back after  15,432 queries (one-off $9.77; EXAMPLE prices)" in text
@@ -75,14 +78,47 @@ def test_a_failing_cell_is_named_and_the_executed_copy_kept(run_course, tmp_path
     assert executed.cells[2].outputs[0]["ename"] == "ValueError"
 
 
-def test_each_backend_and_size_has_its_own_pipeline_folder(run_course, monkeypatch):
-    monkeypatch.delenv("TINKER_API_KEY", raising=False)
-    monkeypatch.delenv("PD_QUICK", raising=False)
+@pytest.mark.parametrize("backend", ["local", "tinker"])
+@pytest.mark.parametrize("quick", [None, "0", "1"])
+def test_each_backend_and_size_has_its_own_pipeline_folder(run_course, monkeypatch, backend, quick):
+    monkeypatch.setenv("PD_BACKEND", backend)
+    if quick is not None:
+        monkeypatch.setenv("PD_QUICK", quick)
+    # the pipeline's default is the whole pool on either backend; PD_QUICK=1 the sample
+    expected = (f"{backend}-quick", True) if quick == "1" else (backend, False)
+    assert run_course.pipeline_setting() == expected
+
+
+def test_make_run_stops_at_the_first_failing_notebook_with_one_line(run_course, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PD_BUILD", str(tmp_path))  # main() sets it for its notebooks: gone again after the test
+    ran = []
+    monkeypatch.setattr(run_course, "run_pipeline", lambda *a, **k: ran.append("pipeline"))
+
+    def fail(path, *rest):
+        ran.append(path.name)
+        raise run_course.CourseError(f"{path.name}, cell 3 failed: ValueError: no such label")
+
+    monkeypatch.setattr(run_course, "execute_notebook", fail)
+    assert run_course.main(["--build", str(tmp_path)]) == 1
+    assert ran == ["pipeline", run_course.course_notebooks()[0].name]  # nothing after the failure
+    assert capsys.readouterr().err.splitlines() == [f"make run: {ran[1]}, cell 3 failed: ValueError: no such label"]
+
+
+def test_make_run_ends_with_the_pipelines_summary(run_course, monkeypatch, tmp_path, capsys):
+    import json
+
+    monkeypatch.setenv("PD_BUILD", str(tmp_path))
     monkeypatch.setenv("PD_BACKEND", "local")
-    assert run_course.pipeline_setting() == ("local", False)
-    monkeypatch.setenv("PD_BACKEND", "tinker")
-    monkeypatch.setenv("PD_QUICK", "1")
-    assert run_course.pipeline_setting() == ("tinker-quick", True)
+    ran = []
+    monkeypatch.setattr(run_course, "run_pipeline", lambda out, quick=False: ran.append((out, quick)))
+    monkeypatch.setattr(run_course, "execute_notebook", lambda path, *rest: ran.append(path.name) or 1.0)
+    run_dir = tmp_path / "run" / "local"
+    run_dir.mkdir(parents=True)
+    (run_dir / "report.json").write_text(json.dumps(REPORT))
+    assert run_course.main(["--build", str(tmp_path)]) == 0
+    assert ran == [(run_dir, False), *(p.name for p in run_course.course_notebooks())]
+    out = capsys.readouterr().out
+    assert "\n".join(run_course.summary(REPORT)) in out
 
 
 @pytest.mark.parametrize("name, value", [("PD_QUICK", "maybe"), ("PD_BACKEND", "gpu")])

@@ -54,3 +54,42 @@ def test_bad_arguments_stop_with_one_line(study, tmp_path, capsys):
     assert "--seeds: each seed once" in capsys.readouterr().err
     with pytest.raises(SystemExit, match=r"--data: .*missing\.jsonl does not exist"):
         study.main(["--out", str(tmp_path), "--data", str(tmp_path / "missing.jsonl")])
+
+
+def _jsonl(path, rows):
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_runs_that_do_not_score_the_same_items_stop_the_study(study, tmp_path, monkeypatch, capsys):
+    """Every run, and the gold file, must hold the items the teacher's evaluation scored, in
+    its order; else each would be scored against another item's label. Whatever is already on
+    disk is reused: the course's commands are not run again (here they must not run at all)."""
+    asked = []
+    monkeypatch.setattr(study, "_course", lambda *args: asked.append(args))
+    out = tmp_path / "study"
+    _jsonl(out / "distill.jsonl", [{"messages": []}])
+    items = [("Guten Morgen", "de"), ("Bonjour", "fr")]
+    _jsonl(out / "eval_teacher" / "predictions.jsonl", [{"text": t, "label": g, "gold": g} for t, g in items])
+    (out / "seed_0").mkdir()
+    (out / "seed_0" / "checkpoint.json").write_text("{}")
+    gold = tmp_path / "gold.jsonl"
+    _jsonl(gold, [{"text": t, "label": g} for t, g in items])
+    args = ["--out", str(out), "--seeds", "0", "--gold", str(gold)]
+
+    _jsonl(out / "eval_0" / "predictions.jsonl", [{"text": t, "label": g, "gold": g} for t, g in items[::-1]])
+    with pytest.raises(SystemExit, match=r"eval_0/predictions\.jsonl does not score the same items as .*eval_teacher"):
+        study.main(args)
+
+    _jsonl(out / "eval_0" / "predictions.jsonl", [{"text": t, "label": "de", "gold": g} for t, g in items])
+    _jsonl(gold, [{"text": t, "label": g} for t, g in items[:1]])
+    with pytest.raises(SystemExit, match=r"gold\.jsonl does not hold the items that .*eval_teacher scored"):
+        study.main(args)
+
+    _jsonl(gold, [{"text": t, "label": g} for t, g in items])
+    assert study.main(args) == 0
+    printed = capsys.readouterr().out
+    assert any(line.split() == ["seed", "0", "0.5000", "0.5000"] for line in printed.splitlines()), printed
+    assert asked == []
