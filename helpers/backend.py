@@ -89,7 +89,7 @@ def choose_backend(backend: str | None = None) -> tuple[str, str]:
         if backend not in BACKENDS:
             raise DataError(f"setting: backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         return backend, "asked for"
-    env = os.environ.get("PD_BACKEND")
+    env = os.environ.get("PD_BACKEND", "").strip().lower()  # as PD_QUICK: "Local " is local, "" unset
     if env:
         if env not in BACKENDS:
             raise DataError(f"setting: PD_BACKEND must be one of {', '.join(BACKENDS)}, got {env!r}")

@@ -30,9 +30,20 @@ DATA = ROOT / "data"
 QUICK_QUERIES = 1200  # offline, a quick sample of the pool: about a minute of training
 
 
+def _folder_setting(name: str) -> Path | None:
+    """A folder named by the setting ``name``: None when unset or empty; ``~`` expanded; a
+    relative path taken from the repository root, since the notebooks run in ``notebooks/``
+    and the commands from the root, and one setting must name one folder for both."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else ROOT / path
+
+
 def workdir() -> Path:
     """The folder the notebooks share (``PD_WORKDIR``, default ``runs/course``)."""
-    path = Path(os.environ.get("PD_WORKDIR", ROOT / "runs" / "course"))
+    path = _folder_setting("PD_WORKDIR") or ROOT / "runs" / "course"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -78,10 +89,10 @@ def run_name(backend: str, quick: bool) -> str:
 
 def figure_path(name: str) -> Path | None:
     """Where to save a figure for ``make run`` (``$PD_BUILD/figures/name``), or None."""
-    build = os.environ.get("PD_BUILD")
-    if not build:
+    build = _folder_setting("PD_BUILD")
+    if build is None:
         return None
-    path = Path(build) / "figures" / name
+    path = build / "figures" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -141,12 +152,22 @@ def _teacher(service, run: dict):
     return service.create_sampling_client(base_model=run["teacher_name"]).result()
 
 
+def _journal(out: Path) -> Path:
+    """The journal ``generate`` keeps beside ``out`` while requests are unanswered or failed."""
+    return out.with_name(out.name + ".partial")
+
+
 def ensure_distillation_data(service, quick: bool | None = None, progress: bool = True) -> Path:
-    """The teacher's labels of the pool at ``run_dir(service, quick)/distill.jsonl``, made if missing (resumes)."""
+    """The teacher's labels of the pool at ``run_dir(service, quick)/distill.jsonl``, made if missing.
+
+    Resumes: an interrupted run goes on, and a finished one whose journal is still there (some
+    requests failed) asks those queries again. A finished file without a journal is kept as it
+    is, whatever settings made it (a learner's earlier run is not paid for twice).
+    """
     from .generate import generate
 
     run = _distillation_run(service, quick)
-    if not run["out_path"].exists():
+    if not run["out_path"].exists() or _journal(run["out_path"]).exists():
         generate(_teacher(service, run), progress=progress, max_context=context_length(service, run["teacher_name"]), **run)
     return run["out_path"]
 
@@ -156,7 +177,7 @@ def distillation_estimate(service, quick: bool | None = None):
     from .generate import GenerateEstimate, estimate
 
     run = _distillation_run(service, quick)
-    if run["out_path"].exists():  # ensure_distillation_data keeps the file it finds: nothing to ask
+    if run["out_path"].exists() and not _journal(run["out_path"]).exists():  # kept as it is: nothing to ask
         distinct = len({query["text"] for query in run["queries"] if query["text"].strip()})
         return GenerateEstimate(run["teacher_name"], distinct, answered=distinct, requests=0, prompt_tokens=0,
                                 max_sampled_tokens=0)

@@ -68,7 +68,8 @@ class TeacherPlayground:
         text = w.Text(value="Wir sehen uns um 10:30 https://example.org", description="Text", layout=w.Layout(width="90%"),
                       continuous_update=False)  # asked on Enter, not per keystroke: on Tinker each ask is paid
         answer = w.HTML()
-        boxes = [w.Checkbox(value=True, description=name, indent=False, layout=w.Layout(width="120px")) for name in RULE_NAMES]
+        # the rules as they are now: a second widget (or the cell run again) shows what is switched off
+        boxes = [w.Checkbox(value=name not in self.disabled, description=name, indent=False, layout=w.Layout(width="120px")) for name in RULE_NAMES]
         score = w.HTML()
         button = w.Button(description="Re-measure on dev set")
 
@@ -86,9 +87,22 @@ class TeacherPlayground:
             self.set_disabled([b.description for b in boxes if not b.value])
             show()
 
+        scores: dict[frozenset, float] = {}  # greedy answers: a prompt's score does not change
+
         def remeasure(_=None):
-            if dev_rows:
-                score.value = f"dev accuracy without {sorted(self.disabled) or 'no rule'}: <b>{self.measure(dev_rows):.3f}</b>"
+            if not dev_rows:
+                return
+            rules = frozenset(self.disabled)
+            button.disabled = True  # one pass at a time: on Tinker each pass is paid
+            score.value = f"measuring on {len(dev_rows)} dev queries..."
+            try:
+                if rules not in scores:
+                    scores[rules] = self.measure(dev_rows)
+                score.value = f"dev accuracy without {sorted(rules) or 'no rule'}: <b>{scores[rules]:.3f}</b>"
+            except Exception as e:  # noqa: BLE001 (a callback's error would go to the log console, unseen)
+                score.value = _could_not_ask(e)
+            finally:
+                button.disabled = False
 
         text.observe(show, names="value")
         for b in boxes:
@@ -130,7 +144,8 @@ class StudentTryout:
             except Exception as e:  # noqa: BLE001 (a callback's error would go to the browser's console, unseen)
                 out.value = _could_not_ask(e)
                 return
-            out.value = f"student (no prompt): <b>{r['student']}</b>" + (f" &nbsp; teacher (full prompt): <b>{r['teacher']}</b>" if "teacher" in r else "")
+            out.value = f"student (no prompt): <b>{r['student'] or 'unparsed'}</b>" + (
+                f" &nbsp; teacher (full prompt): <b>{r['teacher'] or 'unparsed'}</b>" if "teacher" in r else "")
 
         text.observe(show, names="value")
         show()

@@ -145,3 +145,49 @@ def test_the_payback_of_the_course_run_counts_what_notebooks_02_and_03_spent(tmp
     (folder / "progress.json").unlink()
     with pytest.raises(DataError, match="no finished student with its training record; run notebook 03"):
         course.distillation_payback(local, cost, prices)
+
+
+def test_a_finished_generation_with_failed_requests_asks_them_again(tmp_path, monkeypatch):
+    """generate keeps its journal when requests failed, so that running it again asks those only;
+    the course's notebooks must then run it again rather than keep the file as it is, and the
+    estimate must count those requests."""
+    from helpers.generate import FlakyTeacher
+
+    monkeypatch.setenv("PD_WORKDIR", str(tmp_path))
+    monkeypatch.setattr(course, "QUICK_QUERIES", 20)
+    local = connect("local")
+    real = course._teacher
+    monkeypatch.setattr(course, "_teacher", lambda service, run: FlakyTeacher(real(service, run), 0.3, permanent=True))
+    path = course.ensure_distillation_data(local, progress=False)
+    failed = json.loads(path.with_name(path.name + ".summary.json").read_text())["rejects"]["error"]
+    assert failed > 0 and len(read_conversations(path)) == 20 - failed
+    assert course.distillation_estimate(local).requests == failed  # what a second run would ask
+
+    monkeypatch.setattr(course, "_teacher", real)  # the teacher answers now
+    assert course.ensure_distillation_data(local, progress=False) == path
+    assert len(read_conversations(path)) == 20
+    assert not path.with_name(path.name + ".partial").exists()
+    assert course.distillation_estimate(local).requests == 0
+
+
+def test_a_folder_setting_names_one_folder_from_anywhere(monkeypatch, tmp_path):
+    """PD_WORKDIR and PD_BUILD: empty is unset; ``~`` is the home folder; a relative path is from
+    the repository root, whether the notebooks (run in notebooks/) or a command (run from the
+    root) read it."""
+    import os
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    relative = os.path.relpath(tmp_path / "rel", course.ROOT)
+    for name in ("PD_WORKDIR", "PD_BUILD"):
+        monkeypatch.setenv(name, "  ")
+        assert course._folder_setting(name) is None
+        monkeypatch.setenv(name, "~/mine")
+        assert course._folder_setting(name) == tmp_path / "mine"
+        for where in (course.ROOT, course.ROOT / "notebooks"):
+            monkeypatch.chdir(where)
+            monkeypatch.setenv(name, relative)
+            assert course._folder_setting(name).resolve() == (tmp_path / "rel").resolve()
+    assert course.workdir().resolve() == (tmp_path / "rel").resolve()
+    assert course.figure_path("f.png").resolve() == (tmp_path / "rel" / "figures" / "f.png").resolve()
+    monkeypatch.setenv("PD_BUILD", "")
+    assert course.figure_path("f.png") is None

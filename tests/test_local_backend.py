@@ -456,6 +456,11 @@ def test_connect_chooses_and_refuses(monkeypatch):
     assert choose_backend()[0] == "tinker"
     monkeypatch.setenv("PD_BACKEND", "local")
     assert connect().backend == "local"
+    monkeypatch.setenv("PD_BACKEND", " Local\n")  # read as PD_QUICK is: case and spaces do not matter
+    assert choose_backend() == ("local", "PD_BACKEND is set")
+    monkeypatch.setenv("PD_BACKEND", "")  # empty is unset: the key decides
+    assert choose_backend()[0] == "tinker"
+    monkeypatch.setenv("PD_BACKEND", "local")
     monkeypatch.delenv("TINKER_API_KEY")
     with pytest.raises(BackendError, match="TINKER_API_KEY"):
         connect("tinker")

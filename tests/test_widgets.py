@@ -106,6 +106,35 @@ def test_widget_checkbox_toggles_rules_and_text_box_updates_answer(playground):
     assert "dev accuracy" in score.value
 
 
+def test_a_second_widget_shows_the_rules_as_they_are(playground):
+    """Run the cell again after switching a rule off: the new boxes show it off, as the prompt is."""
+    playground.widget()
+    next(b for b in _checkboxes(playground.widget()) if b.description == "code").value = False
+    boxes = {b.description: b.value for b in _checkboxes(playground.widget())}
+    assert playground.disabled == {"code"} and boxes == {name: name != "code" for name in RULE_NAMES}
+
+
+def test_re_measure_shows_its_error_and_measures_each_prompt_once(playground, monkeypatch):
+    """A failed pass shows its reason in the widget, and the button works again; a prompt already
+    measured is not measured again (greedy answers: on Tinker a second pass would be paid twice)."""
+    box = playground.widget(dev_rows=read_gold(DATA / "dev_gold.jsonl")[:5])
+    button, score = box.children[3].children
+    passes = []
+
+    def failing(rows):
+        passes.append(len(rows))
+        raise ConnectionError("the server went away")
+
+    monkeypatch.setattr(playground, "measure", failing)
+    button.click()
+    assert score.value.startswith("<i>could not ask: ") and "the server went away" in score.value
+    assert not button.disabled
+    monkeypatch.setattr(playground, "measure", lambda rows: passes.append(len(rows)) or 0.8)
+    button.click()
+    button.click()
+    assert passes == [5, 5] and "<b>0.800</b>" in score.value and not button.disabled
+
+
 def test_student_tryout_answers_beside_the_teacher(service):
     student = service.create_sampling_client(base_model="local/tiny").result()
     teacher = service.create_sampling_client(base_model="local/policy-teacher").result()
