@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import socket
 import sys
 import threading
@@ -45,7 +46,21 @@ def redact(text: str) -> str:
     space turned into ``***``) and hide no secret.
     """
     key = (os.environ.get("TINKER_API_KEY") or "").strip()
-    return text.replace(key, "***") if len(key) >= 8 else text
+    text = text.replace(key, "***") if len(key) >= 8 else text
+    return shown_url(text)
+
+
+_USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")
+
+
+def shown_url(text: str) -> str:
+    """``text`` with the user and password of any URL in it (``https://user:token@host``, a
+    ``TINKER_BASE_URL`` behind a gateway) replaced by ``***``: a URL is shown, never its secret.
+
+    >>> shown_url("cannot reach https://me:s3cret@gw.example/v1 (timeout)")
+    'cannot reach https://***@gw.example/v1 (timeout)'
+    """
+    return _USERINFO.sub("***@", text)
 
 
 _LOG_REDACTION: list = []  # holds True once log records are redacted (see redact_logs)
@@ -130,7 +145,7 @@ def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     host = parsed.hostname
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     if not host:
-        raise BackendError(f"TINKER_BASE_URL {base_url!r} is not a URL like https://host/path")
+        raise BackendError(f"TINKER_BASE_URL {shown_url(repr(base_url))} is not a URL like https://host/path")
     proxies = getproxies()
     if (proxies.get(parsed.scheme) or proxies.get("all")) and not proxy_bypass(host):
         return
@@ -156,7 +171,7 @@ def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
         _within(timeout, attempt, "no connection within {timeout:g} s, name lookup included")
     except Exception as e:  # noqa: BLE001 (each reported the same way)
         raise BackendError(
-            f"cannot reach the Tinker server at {base_url} ({e.__class__.__name__}: {e}); "
+            f"cannot reach the Tinker server at {shown_url(base_url)} ({e.__class__.__name__}: {shown_url(str(e))}); "
             "check your network, TINKER_BASE_URL, or run offline with PD_BACKEND=local"
         ) from None
 
@@ -303,23 +318,24 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     # the SDK (0.38) can fail while handling a 402 at client creation (an AttributeError of its
     # own): the billing error it was handling is the reason
     error = _in_chain(error, tinker.BillingError) or error
+    server = shown_url(base_url)
     if isinstance(error, tinker.AuthenticationError):
-        raise BackendError(f"Tinker at {base_url} refused the API key in {setting} ({error.status_code}): check that "
+        raise BackendError(f"Tinker at {server} refused the API key in {setting} ({error.status_code}): check that "
                            "it is complete and current, or run offline with PD_BACKEND=local")
     if isinstance(error, tinker.BillingError):  # else the SDK pauses on every 402, for up to an hour, silently
-        raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but reports a billing problem "
+        raise BackendError(f"Tinker at {server} accepted the API key in {setting} but reports a billing problem "
                            f"({error.status_code}): check billing in the Tinker console, or run offline with "
                            "PD_BACKEND=local")
     if isinstance(error, tinker.PermissionDeniedError):
-        raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but gives it no access "
+        raise BackendError(f"Tinker at {server} accepted the API key in {setting} but gives it no access "
                            f"({error.status_code}): check the key's project and billing")
     if isinstance(error, tinker.APIStatusError):
         return  # any other answer (a compatible server without this route, ...) proves nothing against the key
     if isinstance(error, TimeoutError):
-        raise BackendError(f"Tinker at {base_url} did not answer within {timeout:g} s; try again later, "
+        raise BackendError(f"Tinker at {server} did not answer within {timeout:g} s; try again later, "
                            "or run offline with PD_BACKEND=local")
     if isinstance(error, tinker.APIConnectionError):  # the SDK's check is not retried: a dropped connection
-        raise BackendError(f"Tinker at {base_url} could not be asked to check the API key ({type(error).__name__}: "
+        raise BackendError(f"Tinker at {server} could not be asked to check the API key ({type(error).__name__}: "
                            f"{redact(' '.join(str(error).split()))}); try again later, or run offline with "
                            "PD_BACKEND=local")
     message = " ".join(str(error).split())
@@ -387,7 +403,7 @@ def _listed(service) -> list:
     try:
         return _capabilities(url).supported_models
     except TimeoutError:
-        raise BackendError(f"Tinker at {url} did not answer within {CONNECT_TIMEOUT:g} s when asked for its "
+        raise BackendError(f"Tinker at {shown_url(str(url))} did not answer within {CONNECT_TIMEOUT:g} s when asked for its "
                            "models; try again later, or run offline with PD_BACKEND=local") from None
 
 

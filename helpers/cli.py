@@ -21,7 +21,7 @@ from pathlib import Path
 from tinker import TinkerError
 
 from .backend import redact as _redact  # never an API key on the terminal, whatever an error quotes
-from .dataio import DataError, locate, read_conversations
+from .dataio import DataError, is_temp_file, locate, read_conversations
 
 STARTING_INTERRUPTED = "interrupted while starting: nothing was done"
 # errors of writing that come without a file name (a full disk, a quota, a read-only or failing one)
@@ -132,7 +132,7 @@ def check_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> 
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
     if out.exists() and not overwrite:
-        foreign = [p.name for p in out.iterdir() if p.name not in own_files]
+        foreign = [p.name for p in out.iterdir() if p.name not in own_files and not is_temp_file(p.name)]
         if foreign:
             raise DataError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}); use --overwrite or another --out")
 

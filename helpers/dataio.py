@@ -321,7 +321,15 @@ def temp_name(path: Path) -> str:
 _TEMP_NAME = re.compile(r"\..+\.(\d+)-[A-Za-z0-9_]+\.tmp")  # temp_name(path), a random part, ".tmp"
 
 
-def _temp_beside(path: Path) -> tuple[int, str]:
+def is_temp_file(name: str) -> bool:
+    """Whether ``name`` is one of this package's temporary files (``temp_name``): a folder check
+    must not count one, left by a writer killed mid-write, as someone else's file."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
+def temp_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path`` (descriptor, name), named by :func:`temp_name`, after
+    sweeping the folder's orphans."""
     sweep_orphans(path.parent)
     return tempfile.mkstemp(dir=path.parent, prefix=temp_name(path), suffix=".tmp")
 
@@ -361,7 +369,7 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None
     if isinstance(rows, str | bytes | Mapping):  # a dict's keys, or a string's letters, are not rows
         raise DataError(f"{path}: rows must be a list of JSON objects, got a single {type(rows).__name__}")
     check_writable(path)
-    fd, tmp = _temp_beside(path)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for i, row in enumerate(rows, start=1):
@@ -382,7 +390,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     :func:`write_jsonl` does."""
     path = Path(path)
     check_writable(path)
-    fd, tmp = _temp_beside(path)
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -700,13 +700,16 @@ async def generate_async(
 
     saved = _reusable(out, paths, fingerprint, overwrite)
     if saved is not None:
-        paths["journal"].unlink(missing_ok=True)  # left over if a run died after its last write
+        if paths["journal"].exists() and not set(_read_journal(paths["journal"])[0]) - set(keys):
+            paths["journal"].unlink(missing_ok=True)  # left over if a run died after its last write
         return GenerateSummary.from_dict(saved)
 
     journal = _Journal(paths["journal"])
     finished = False
+    others = False  # the journal holds answers of another run (other queries or settings): kept for it
     try:
         entries = _answered(journal.load())
+        others = bool(set(entries) - set(keys))
         done = {k: entries[k] for k in keys if k in entries}
         resumed = len(done)
         todo = [(k, t) for k, t in zip(keys, distinct, strict=True) if k not in done]
@@ -751,7 +754,7 @@ async def generate_async(
         finished = True
         return summary
     finally:
-        journal.close(remove=finished and _failures(reasons) == 0)
+        journal.close(remove=finished and _failures(reasons) == 0 and not others)
 
 
 def _reusable(out: Path, paths: dict[str, Path], fingerprint: str, overwrite: bool) -> dict | None:

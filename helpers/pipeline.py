@@ -39,9 +39,17 @@ from pathlib import Path
 
 from . import baseline as baseline_mod
 from . import evaluate as ev
-from .backend import choose_backend, connect, context_length
+from .backend import check_model, choose_backend, connect, context_length
 from .course import QUICK_QUERIES, even_sample
-from .dataio import DataError, read_conversations, read_gold, read_queries, write_text
+from .dataio import (
+    DataError,
+    is_temp_file,
+    locate,
+    read_conversations,
+    read_gold,
+    read_queries,
+    write_text,
+)
 from .generate import GenerateConfig, GenerateEstimate, generate
 from .train import TrainConfig, train
 
@@ -63,7 +71,8 @@ def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder; choose another --out")
     if out.exists() and any(out.iterdir()):
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_FILES and not p.name.startswith("metrics"))
+        foreign = sorted(p.name for p in out.iterdir()
+                         if p.name not in OWN_FILES and not p.name.startswith("metrics") and not is_temp_file(p.name))
         if foreign and not overwrite:
             raise DataError(f"{out}: folder holds other files ({', '.join(foreign[:3])}); use --overwrite or another --out")
 
@@ -88,11 +97,18 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     started = time.time()
     timings: dict[str, float] = {}
     query_rows, gold_rows = _inputs(queries, gold, quick)
+    config = TrainConfig.for_backend(backend, quick=quick, **(train_overrides or {}))
+    config.validate()
     service = connect(backend, store=out / "student" / "weights")
+    models = ev.default_models(backend)
+    teacher_model = models["teacher"]
+    # Before the labelling is paid for: every model the run will use must be one the server can use.
+    check_model(service, teacher_model, use="sample")
+    check_model(service, models["base"], use="sample")
+    check_model(service, config.base_model, use="train")
 
     # 1. The teacher labels the pool, with the long prompt.
     t = time.time()
-    teacher_model = ev.default_models(backend)["teacher"]
     teacher = service.create_sampling_client(base_model=teacher_model).result()
     summary = generate(teacher, query_rows, out / "distill.jsonl", config=GenerateConfig(teacher_model=teacher_model),
                        overwrite=overwrite, progress=progress, teacher_name=teacher_model,
@@ -102,8 +118,10 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
 
     # 2. The student learns the teacher's answers, without the prompt.
     t = time.time()
-    config = TrainConfig.for_backend(backend, quick=quick, **(train_overrides or {}))
-    result = train(service, rows, config, out_dir=out / "student", progress=progress)
+    try:
+        result = train(service, rows, config, out_dir=out / "student", progress=progress)
+    except DataError as e:  # a labelled row the student cannot take (too long for its context): name its line
+        raise locate(e, out / "distill.jsonl") from None
     timings["train"] = time.time() - t
 
     # 3. The classic baseline on the same labels.

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from .dataio import check_writable
+from .dataio import check_writable, temp_beside
 from .labels import LABELS
 
 OFFLINE_NOTE = "offline: stand-in teacher, tiny local student (not LLM results)"
@@ -176,7 +175,7 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save ``fig`` to ``path`` (format from the suffix, PNG usually), atomically; returns the path."""
     path = check_writable(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(path)  # named with this process's pid: swept if it is killed mid-write
     os.close(fd)
     try:
         fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")

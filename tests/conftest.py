@@ -25,16 +25,20 @@ os.environ["PD_BACKEND"] = "local"
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item, nextitem):
-    """After every test and its fixtures' teardown (``monkeypatch`` undone), none of the settings
-    is set and the backend is still local: a test that set one by hand would change what the
-    tests after it see. Reported as an error of the test that left it."""
+    """After each test file (its last test's teardown, module fixtures and ``monkeypatch`` undone
+    too), none of the settings is set and the backend is still local: a test that set one by
+    hand would change what the files after it see. Reported as an error of that file's last
+    test, naming the file. (Within a file a module fixture may hold a setting for its tests.)"""
     result = yield
+    if nextitem is not None and nextitem.module is item.module:
+        return result
     left = [name for name in SETTINGS if name in os.environ]  # names only, never a key's value
     for name in left:
-        os.environ.pop(name)  # one error, not one for every test after it
+        os.environ.pop(name)  # one error, not one for every file after it
     backend, os.environ["PD_BACKEND"] = os.environ.get("PD_BACKEND"), "local"
-    assert not left, f"{item.nodeid} left {', '.join(left)} set for the tests after it"
-    assert backend == "local", f"{item.nodeid} changed PD_BACKEND for the tests after it"
+    where = item.nodeid.split("::")[0]
+    assert not left, f"a test of {where} left {', '.join(left)} set for the files after it"
+    assert backend == "local", f"a test of {where} changed PD_BACKEND for the files after it"
     return result
 
 

@@ -241,6 +241,49 @@ def test_run_refuses_a_file_for_its_folder(tmp_path):
     assert target.read_text() == "mine"
 
 
+def test_run_checks_its_models_before_labelling_and_names_a_row_the_student_cannot_take(tmp_path):
+    """A student the server cannot train is refused before the teacher is asked (on Tinker the
+    labelling is paid); a labelled query too long for the student's context is named by its
+    line in distill.jsonl, the file that holds it."""
+    from helpers.backend import BackendError
+    from helpers.dataio import DataError
+    from helpers.pipeline import run_pipeline
+
+    queries = tmp_path / "q.jsonl"
+    texts = ["Guten Morgen, wie geht es dir?", "Bonjour tout le monde", "Das Wetter ist heute schön. " * 120]
+    queries.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    gold = ROOT / "data" / "test_gold.jsonl"
+    with pytest.raises(BackendError, match="'local/policy-teacher' cannot be trained on this server"):
+        run_pipeline(tmp_path / "a", backend="local", queries=queries, gold=gold, progress=False,
+                     train_overrides={"base_model": "local/policy-teacher"})
+    assert not (tmp_path / "a" / "distill.jsonl").exists()
+    with pytest.raises(DataError, match=r"^\S*b/distill\.jsonl:3: .*context"):
+        run_pipeline(tmp_path / "b", backend="local", queries=queries, gold=gold, progress=False)
+    assert len((tmp_path / "b" / "distill.jsonl").read_text().splitlines()) == 3  # the labels are kept
+
+
+def test_a_file_left_by_a_killed_writer_is_not_someone_elses(tmp_path):
+    """A writer killed mid-write leaves a temporary file (its name carries the pid): the next run
+    must not refuse the folder for it, or ask for --overwrite, which would replace the run."""
+    from helpers.cli import check_output_dir
+    from helpers.dataio import DataError
+    from helpers.pipeline import _check_out
+
+    out = tmp_path / "student"
+    out.mkdir()
+    (out / "progress.json").write_text("{}")
+    (out / ".progress.json.999999-abc123.tmp").write_text("{")
+    check_output_dir(out, False, ("progress.json", "checkpoint.json", "weights"))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".report.json.999999-x1y2.tmp").write_text("{")
+    (run_dir / ".confusion.png.999999-abc.tmp").write_bytes(b"")
+    _check_out(run_dir, False)
+    (run_dir / ".notes.tmp").write_text("mine")  # another program's: not ours, so the folder is refused
+    with pytest.raises(DataError, match=r"\.notes\.tmp"):
+        _check_out(run_dir, False)
+
+
 def test_evaluate_keeps_every_file_it_did_not_write(tmp_path):
     gold, model = _gold_and_baseline(tmp_path)
     for name in ("predictions.jsonl", "confusion_baseline.png", "confusion_baseline_normalized.png"):

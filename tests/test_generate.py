@@ -218,6 +218,23 @@ def test_cancelled_run_keeps_its_journal_and_asks_failures_again(tmp_path):
     assert sorted(c[1] for c in good.calls) == sorted(q for q in queries if q not in {e["query"] for e in entries if e["status"] == "ok"})
 
 
+def test_a_run_over_fewer_queries_keeps_the_answers_of_the_others_in_the_journal(tmp_path):
+    """A journal shared by two runs into one output (say the full pool, then its quick sample):
+    the second run, finished, must not delete the answers the first one paid for."""
+    queries, out = TEXTS[:30], tmp_path / "d.jsonl"
+    first = FlakyTeacher(ScriptedTeacher(lambda q, k, p: ["de"] * k), failure_rate=0.3, permanent=True, seed=3)
+    assert generate(first, queries, out, progress=False).rejects["error"] == first.failures > 0
+    failed = {e["query"] for e in jsonl(sidecars(out)[".partial"]) if e["status"] == "error"}
+
+    generate(ScriptedTeacher(lambda q, k, p: ["de"] * k), queries[:10], out, overwrite=True, progress=False)
+    assert sidecars(out)[".partial"].exists()  # it holds the other 20 queries' answers
+
+    again = ScriptedTeacher(lambda q, k, p: ["de"] * k)
+    summary = generate(again, queries, out, overwrite=True, progress=False)
+    assert summary.rows == 30 and sorted(c[1] for c in again.calls) == sorted(failed - set(queries[:10]))
+    assert not sidecars(out)[".partial"].exists()  # nothing of another run left in it: removed
+
+
 @pytest.mark.parametrize("inside_a_loop", [False, True], ids=["script", "notebook cell"])
 def test_an_interrupted_generate_says_what_it_keeps(tmp_path, inside_a_loop):
     """Ctrl-C, or a notebook's stop button, during generate(): the KeyboardInterrupt's traceback

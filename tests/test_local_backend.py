@@ -485,6 +485,18 @@ def test_unreachable_tinker_server_fails_fast(monkeypatch, no_proxy):
     assert "tml-fake-key-for-test" not in str(err.value)
 
 
+def test_a_server_url_with_credentials_is_never_shown_with_them(monkeypatch, no_proxy):
+    """A gateway's TINKER_BASE_URL may carry a user and token (https://user:token@host): the
+    one line that names the server shows the host, not the secret; so does every redacted text."""
+    from helpers.backend import BackendError, redact
+
+    monkeypatch.setenv("TINKER_API_KEY", "tml-fake-key-for-test")
+    with pytest.raises(BackendError, match=r"http://\*\*\*@127\.0\.0\.1:9/api") as err:
+        connect("tinker", base_url="http://me:gateway-token@127.0.0.1:9/api")
+    assert "gateway-token" not in str(err.value) and "me:" not in str(err.value)
+    assert redact("POST https://me:gateway-token@gw.example/v1 failed") == "POST https://***@gw.example/v1 failed"
+
+
 def test_context_length_is_what_the_server_states_per_model():
     service = connect("local")
     assert context_length(service, "local/tiny") == 512 == service.get_server_capabilities().supported_models[0].max_context_length
