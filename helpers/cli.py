@@ -21,7 +21,7 @@ from pathlib import Path
 from tinker import TinkerError
 
 from .backend import redact as _redact  # never an API key on the terminal, whatever an error quotes
-from .dataio import DataError, is_temp_file, locate, read_conversations
+from .dataio import DataError, is_temp_file, locate, read_conversations, temp_name
 
 STARTING_INTERRUPTED = "interrupted while starting: nothing was done"
 # errors of writing that come without a file name (a full disk, a quota, a read-only or failing one)
@@ -83,7 +83,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-weight", type=float, default=None,
                    help="loss weight on the prompt side: the query's tokens and the chat markup (0 on Tinker; 0.5 for the local from-scratch student)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the run in --out (another run's progress, checkpoint and weights); other files are kept")
+                   help="replace the run in --out (another run's progress, checkpoint and weights), which is put back "
+                        "if the new one stops before its first checkpoint; other files are kept")
 
 
 def train_main(args) -> int:
@@ -113,11 +114,22 @@ def train_main(args) -> int:
                         "pass --overwrite to replace it, or choose another --out")
     service = connect(backend, store=out / "weights")
     check_model(service, config.base_model, use="train")  # the default too: another server may not offer it
-    prepare_output_dir(out, args.overwrite, own_files)  # only now: a refused model or backend leaves no folder
+    replaced = prepare_output_dir(out, args.overwrite, own_files)  # only now: a refused model or backend leaves no folder
     try:
         result = train(service, rows, config, out_dir=out, progress=True)
-    except DataError as e:  # a row the file let through but the model cannot take: name its line
-        raise locate(e, args.data) from None
+    except BaseException as e:
+        # --overwrite: until the new run saves a checkpoint, the run it replaces is put back
+        kept = replaced is not None and not (out / "progress.json").exists()
+        if kept:
+            put_back(out, own_files, replaced)
+            replaced = None
+        if isinstance(e, DataError):  # a row the file let through but the model cannot take: name its line
+            located = locate(e, args.data)
+            raise DataError(f"{located}; the run it was to replace is kept in {out}" if kept else str(located)) from None
+        raise
+    finally:
+        if replaced is not None:
+            shutil.rmtree(replaced, ignore_errors=True)
     last = result.validation[-1] if result.validation else {}
     accuracy = last.get("val_accuracy")
     print(f"{result.describe()}; final loss {result.history[-1]['loss'] if result.history else float('nan'):.4f}; "
@@ -137,26 +149,47 @@ def check_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> 
             raise DataError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}); use --overwrite or another --out")
 
 
-def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> None:
+def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> Path | None:
     """Refuse an existing folder that holds something else than this command's own files
     (:func:`check_output_dir`), then create it.
 
-    With ``overwrite``, this command's own files are removed and any others are left alone.
+    With ``overwrite``, this command's own files are set aside, not removed: moved into a hidden
+    folder in ``out``, which is returned (None when there were none), for the caller to remove
+    once the new run has saved something, or to :func:`put_back` if it fails before. Any other
+    files are left alone.
     """
+    import uuid
+
     check_output_dir(out, overwrite, own_files)
-    if overwrite and out.exists():
-        for name in own_files:
-            path = out / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
+    replaced = None
+    present = [out / name for name in own_files if (out / name).exists() or (out / name).is_symlink()]
+    if overwrite and present:
+        # a temporary name with this process's pid: if the process is killed, the next write sweeps it
+        replaced = out / f"{temp_name(out / 'replaced')}{uuid.uuid4().hex[:8]}.tmp"
+        replaced.mkdir()
+        for path in present:
+            os.replace(path, replaced / path.name)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"{out}: cannot create folder ({e.strerror})") from None
     if not os.access(out, os.W_OK):
         raise DataError(f"{out}: folder is not writable")
+    return replaced
+
+
+def put_back(out: Path, own_files: tuple[str, ...], replaced: Path) -> None:
+    """Undo :func:`prepare_output_dir`'s setting aside: what the new run wrote of this command's
+    own files is removed, and the earlier run's files move back into ``out``."""
+    for name in own_files:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    for path in replaced.iterdir():
+        os.replace(path, out / path.name)
+    replaced.rmdir()
 
 
 # ------------------------------------------------------------------ run

@@ -119,6 +119,27 @@ def test_train_overwrite_replaces_its_own_files_only(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (folder / "distill.jsonl").read_text() == "the user's data\n"
     assert json.loads((folder / "checkpoint.json").read_text())["steps"] == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json", "distill.jsonl", "progress.json", "weights"]
+
+
+def test_train_overwrite_keeps_the_run_it_was_to_replace_when_the_new_one_fails_before_saving(tmp_path):
+    """--overwrite sets the earlier run aside, not away: a new run that stops before its first
+    checkpoint (here on a row too long for the model, found once the model is open) puts it back."""
+    folder = tmp_path / "student"
+    folder.mkdir()
+    (folder / "progress.json").write_text('{"earlier": true}')
+    (folder / "checkpoint.json").write_text('{"earlier": true}')
+    (folder / "weights").mkdir()
+    (folder / "weights" / "w.pt").write_text("earlier weights")
+    chat = tmp_path / "chat.jsonl"
+    rows = [("hola", "es"), ("Das Wetter ist heute schön. " * 150, "de")]
+    chat.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+                            + "\n" for q, a in rows))
+    result = cli("train", "--data", str(chat), "--out", str(folder), "--overwrite", "--epochs", "1", "--val-fraction", "0")
+    assert_one_line_error(result, f"{chat}:2:", "context", f"the run it was to replace is kept in {folder}")
+    assert (folder / "progress.json").read_text() == (folder / "checkpoint.json").read_text() == '{"earlier": true}'
+    assert (folder / "weights" / "w.pt").read_text() == "earlier weights"
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.json", "progress.json", "weights"]
 
 
 def test_evaluate_redoes_a_retrained_predictor(tmp_path):
