@@ -50,7 +50,7 @@ def redact(text: str) -> str:
     return shown_url(text)
 
 
-_USERINFO = re.compile(r"(?<=://)[^/\s@'\"]+@")
+_USERINFO = re.compile(r"(?<=://)[^/?#\s'\"]+@")  # up to the authority's last @: a password may hold one
 
 
 def shown_url(text: str) -> str:
@@ -59,6 +59,8 @@ def shown_url(text: str) -> str:
 
     >>> shown_url("cannot reach https://me:s3cret@gw.example/v1 (timeout)")
     'cannot reach https://***@gw.example/v1 (timeout)'
+    >>> shown_url("https://me:p@ss@gw.example/v1?to=a@b")
+    'https://***@gw.example/v1?to=a@b'
     """
     return _USERINFO.sub("***@", text)
 
@@ -145,7 +147,8 @@ def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     host = parsed.hostname
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     if not host:
-        raise BackendError(f"TINKER_BASE_URL {shown_url(repr(base_url))} is not a URL like https://host/path")
+        shown = f"***@{base_url.rsplit('@', 1)[1]}" if "@" in base_url and "://" not in base_url else shown_url(base_url)
+        raise BackendError(f"TINKER_BASE_URL {shown!r} is not a URL like https://host/path")
     proxies = getproxies()
     if (proxies.get(parsed.scheme) or proxies.get("all")) and not proxy_bypass(host):
         return

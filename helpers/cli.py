@@ -84,7 +84,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="loss weight on the prompt side: the query's tokens and the chat markup (0 on Tinker; 0.5 for the local from-scratch student)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in --out (another run's progress, checkpoint and weights), which is put back "
-                        "if the new one stops before its first checkpoint; other files are kept")
+                        "if the new one fails or is interrupted before its first checkpoint; other files are kept")
 
 
 def train_main(args) -> int:
@@ -121,11 +121,13 @@ def train_main(args) -> int:
         # --overwrite: until the new run saves a checkpoint, the run it replaces is put back
         kept = replaced is not None and not (out / "progress.json").exists()
         if kept:
-            put_back(out, own_files, replaced)
-            replaced = None
+            replaced, aside = None, replaced  # never removed below, even if putting it back fails midway
+            put_back(out, own_files, aside)
         if isinstance(e, DataError):  # a row the file let through but the model cannot take: name its line
             located = locate(e, args.data)
             raise DataError(f"{located}; the run it was to replace is kept in {out}" if kept else str(located)) from None
+        if kept and not isinstance(e, KeyboardInterrupt):  # Ctrl-C has its own line (INTERRUPTED)
+            e.add_note(f"the run it was to replace is kept in {out}")
         raise
     finally:
         if replaced is not None:
@@ -167,8 +169,14 @@ def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -
         # a temporary name with this process's pid: if the process is killed, the next write sweeps it
         replaced = out / f"{temp_name(out / 'replaced')}{uuid.uuid4().hex[:8]}.tmp"
         replaced.mkdir()
-        for path in present:
-            os.replace(path, replaced / path.name)
+        try:
+            for path in present:
+                os.replace(path, replaced / path.name)
+        except BaseException:  # a move that failed midway is undone: the run stays where it was
+            for moved in replaced.iterdir():
+                os.replace(moved, out / moved.name)
+            replaced.rmdir()
+            raise
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -295,6 +303,8 @@ def main(argv=None) -> int:
             message = f"writing in {_output_folder(args)}: {message}"  # "[Errno 28] No space left on device" alone names no file
         if isinstance(e, TinkerError):  # from the server (a key revoked mid-run, a refused request): say so
             message = f"Tinker: {e.__class__.__name__}: {message}"
+        for note in getattr(e, "__notes__", ()):  # what was kept (train --overwrite's earlier run), on the same line
+            message += f"; {' '.join(str(note).split())}"
         print(f"error: {_redact(message)}", file=sys.stderr)
         return 2
     finally:

@@ -152,32 +152,40 @@ def _teacher(service, run: dict):
     return service.create_sampling_client(base_model=run["teacher_name"]).result()
 
 
-def _journal(out: Path) -> Path:
-    """The journal ``generate`` keeps beside ``out`` while requests are unanswered or failed."""
-    return out.with_name(out.name + ".partial")
+def _retries(service, run: dict, retry_failed: bool) -> int:
+    """The failed requests of the course's finished labelling that a rerun would ask again (0
+    unless ``retry_failed``; asks the teacher nothing)."""
+    from .generate import failed_requests
+
+    if not (retry_failed and run["out_path"].with_name(run["out_path"].name + ".partial").exists()):
+        return 0
+    return failed_requests(_teacher(service, run), **run)
 
 
-def ensure_distillation_data(service, quick: bool | None = None, progress: bool = True) -> Path:
+def ensure_distillation_data(service, quick: bool | None = None, progress: bool = True,
+                             retry_failed: bool = False) -> Path:
     """The teacher's labels of the pool at ``run_dir(service, quick)/distill.jsonl``, made if missing.
 
-    Resumes: an interrupted run goes on, and a finished one whose journal is still there (some
-    requests failed) asks those queries again. A finished file without a journal is kept as it
-    is, whatever settings made it (a learner's earlier run is not paid for twice).
+    Resumes an interrupted run. A finished file is kept as it is, whatever settings made it (a
+    learner's earlier run is not paid for twice); with ``retry_failed`` (notebook 02), the
+    queries whose requests failed are asked again. Notebooks 03 to 05 use the file as it is,
+    so the data never changes under a student trained on it.
     """
     from .generate import generate
 
     run = _distillation_run(service, quick)
-    if not run["out_path"].exists() or _journal(run["out_path"]).exists():
+    if not run["out_path"].exists() or _retries(service, run, retry_failed):
         generate(_teacher(service, run), progress=progress, max_context=context_length(service, run["teacher_name"]), **run)
     return run["out_path"]
 
 
-def distillation_estimate(service, quick: bool | None = None):
-    """What :func:`ensure_distillation_data` still has to ask the teacher (a ``GenerateEstimate``), asking nothing."""
+def distillation_estimate(service, quick: bool | None = None, retry_failed: bool = False):
+    """What :func:`ensure_distillation_data` (with the same ``retry_failed``) still has to ask the
+    teacher (a ``GenerateEstimate``), asking nothing."""
     from .generate import GenerateEstimate, estimate
 
     run = _distillation_run(service, quick)
-    if run["out_path"].exists() and not _journal(run["out_path"]).exists():  # kept as it is: nothing to ask
+    if run["out_path"].exists() and not _retries(service, run, retry_failed):  # kept as it is: nothing to ask
         distinct = len({query["text"] for query in run["queries"] if query["text"].strip()})
         return GenerateEstimate(run["teacher_name"], distinct, answered=distinct, requests=0, prompt_tokens=0,
                                 max_sampled_tokens=0)

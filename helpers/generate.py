@@ -668,7 +668,8 @@ async def generate_async(
     teacher : a sampling client (``tinker.SamplingClient``, the local one, or a wrapper)
         whose ``sample(prompt, num_samples, sampling_params)`` returns a future.
     queries : strings, or objects with a ``"text"`` (as :func:`helpers.dataio.read_queries` gives).
-    out_path : the JSONL file to write; ``<out>.partial`` (while running),
+    out_path : the JSONL file to write; ``<out>.partial`` (the journal: while running, and kept
+        after a run whose requests failed or when it holds another run's answers),
         ``<out>.rejects.jsonl`` and ``<out>.summary.json`` go beside it.
     prompt : the teacher's system prompt.
     config : :class:`GenerateConfig`; defaults to ``GenerateConfig()``.
@@ -700,7 +701,7 @@ async def generate_async(
 
     saved = _reusable(out, paths, fingerprint, overwrite)
     if saved is not None:
-        if paths["journal"].exists() and not set(_read_journal(paths["journal"])[0]) - set(keys):
+        if paths["journal"].exists() and not set(_answered(_read_journal(paths["journal"])[0])) - set(keys):
             paths["journal"].unlink(missing_ok=True)  # left over if a run died after its last write
         return GenerateSummary.from_dict(saved)
 
@@ -755,6 +756,21 @@ async def generate_async(
         return summary
     finally:
         journal.close(remove=finished and _failures(reasons) == 0 and not others)
+
+
+def failed_requests(teacher, queries: Sequence[str | dict], out_path: str | os.PathLike, prompt: str = DEFAULT_PROMPT,
+                    config: GenerateConfig | None = None, teacher_name: str | None = None) -> int:
+    """How many queries of the finished output ``out_path`` of :func:`generate` with these
+    arguments failed (rejects ``error`` and ``retries_exhausted``) and would be asked again by
+    running it once more, asking nothing; 0 when ``out_path`` is missing, is another run's
+    output, or has no journal left to resume from."""
+    out = Path(out_path)
+    paths = _paths(out)
+    if not (out.exists() and paths["journal"].exists()):
+        return 0
+    plan = _plan(teacher, queries, prompt, config, teacher_name)
+    saved, _ = _finished(out, paths["summary"], plan.fingerprint)
+    return _failures(saved.get("rejects", {})) if saved is not None else 0
 
 
 def _reusable(out: Path, paths: dict[str, Path], fingerprint: str, overwrite: bool) -> dict | None:

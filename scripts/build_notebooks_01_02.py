@@ -376,11 +376,13 @@ time left.
 `distill.jsonl`, the file notebooks 03 and 04 train and evaluate on. Each backend has its
 own folder (`runs/course/local-quick/` offline, `runs/course/tinker/` with a key), so labels
 made offline never stand in for an LLM teacher's. If the file is already there (you ran this
-notebook before), it is kept and only its summary is shown.
+notebook before), it is kept and only its summary is shown; if some requests failed then (the
+summary's `error` and `retries_exhausted` rejects), this notebook asks those queries again
+(`retry_failed=True`). Notebooks 03 to 05 use the file as it is.
 
 First, what the run will send. `helpers.generate.estimate` takes `generate`'s arguments
 (all but `progress` and `max_context`) and asks nothing: it counts the requests still to make (none if the file is
-there; only the missing ones after an interruption) and their prompt tokens, exactly, with
+there and complete; only the missing or failed ones after an interruption or failures) and their prompt tokens, exactly, with
 the teacher's own tokenizer. On Tinker these are what you pay for: multiply by your model's
 price per million tokens before you run the next cell. From a terminal,
 `python -m helpers generate ... --estimate` prints the same line. The count is this run's
@@ -389,10 +391,10 @@ times (the third with 5 answers each), with the same prompt. (Offline the count 
 model's tokenizer's, which splits text into more pieces than an LLM's.)"""
     ),
     new_code_cell(
-        """print(helpers.course.distillation_estimate(service))"""
+        """print(helpers.course.distillation_estimate(service, retry_failed=True))"""
     ),
     new_code_cell(
-        """path = helpers.course.ensure_distillation_data(service)
+        """path = helpers.course.ensure_distillation_data(service, retry_failed=True)
 summary = GenerateSummary.from_dict(json.loads(path.with_name(path.name + ".summary.json").read_text()))
 print(summary)"""
     ),

@@ -141,7 +141,7 @@ query's tokens and the chat markup around them) gets weight 0.5 instead of 0
 our offline measurements on an earlier, smaller pool it lifted test accuracy from 0.89 to
 0.94 at the same cost. On Tinker the recipe's 0 stays. Offline, this notebook trains on a
 quick sample of the pool, in batches of 16 so that it still makes a few hundred steps
-(`PD_QUICK=0` trains on the whole pool, as `make run`'s last step, `python -m helpers run`, does).
+(`PD_QUICK=0` trains on the whole pool, as `make run`'s pipeline, `python -m helpers run`, does).
 
 We also validate about twice per epoch (`eval_every`, in steps; 0 means only at the end) on
 the 5% of the data held out: the loss on the held-out answers, and the accuracy of the

@@ -88,13 +88,14 @@ with a key in your environment. The cell below asks the same function `connect()
     new_code_cell(
         """import os
 
-from helpers.backend import choose_backend
+from helpers.backend import choose_backend, shown_url
 
 backend, why = choose_backend()
 print(f"backend: {backend} (because {why})")
 # Only whether a key is there: the key itself is never printed.
 print("Tinker API key present:", bool(os.environ.get("TINKER_API_KEY")))
-print("TINKER_BASE_URL:", os.environ.get("TINKER_BASE_URL") or "not set (Tinker's own server)")"""
+# A gateway's URL may carry a user and token: shown_url shows the server, not them.
+print("TINKER_BASE_URL:", shown_url(os.environ.get("TINKER_BASE_URL") or "not set (Tinker's own server)"))"""
     ),
     new_markdown_cell(
         """**Offline, be clear about what you are looking at.** No model that fits on a laptop

@@ -30,7 +30,8 @@ def pytest_runtest_teardown(item, nextitem):
     hand would change what the files after it see. Reported as an error of that file's last
     test, naming the file. (Within a file a module fixture may hold a setting for its tests.)"""
     result = yield
-    if nextitem is not None and nextitem.module is item.module:
+    # doctest items have no .module; their DoctestModule is a Module, as a test file's is
+    if nextitem is not None and nextitem.getparent(pytest.Module) is item.getparent(pytest.Module):
         return result
     left = [name for name in SETTINGS if name in os.environ]  # names only, never a key's value
     for name in left:

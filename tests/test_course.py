@@ -148,9 +148,9 @@ def test_the_payback_of_the_course_run_counts_what_notebooks_02_and_03_spent(tmp
 
 
 def test_a_finished_generation_with_failed_requests_asks_them_again(tmp_path, monkeypatch):
-    """generate keeps its journal when requests failed, so that running it again asks those only;
-    the course's notebooks must then run it again rather than keep the file as it is, and the
-    estimate must count those requests."""
+    """generate keeps its journal when requests failed, so that running it again asks those only.
+    Notebook 02 (``retry_failed``) runs it again, and its estimate counts them; notebooks 03 to 05
+    use the file as it is, so the data does not change under a student trained on it."""
     from helpers.generate import FlakyTeacher
 
     monkeypatch.setenv("PD_WORKDIR", str(tmp_path))
@@ -161,13 +161,16 @@ def test_a_finished_generation_with_failed_requests_asks_them_again(tmp_path, mo
     path = course.ensure_distillation_data(local, progress=False)
     failed = json.loads(path.with_name(path.name + ".summary.json").read_text())["rejects"]["error"]
     assert failed > 0 and len(read_conversations(path)) == 20 - failed
-    assert course.distillation_estimate(local).requests == failed  # what a second run would ask
 
     monkeypatch.setattr(course, "_teacher", real)  # the teacher answers now
-    assert course.ensure_distillation_data(local, progress=False) == path
+    made = path.stat().st_mtime_ns
+    assert course.distillation_estimate(local).requests == 0  # as notebooks 03 to 05 see it: kept
+    assert course.ensure_distillation_data(local, progress=False) == path and path.stat().st_mtime_ns == made
+    assert course.distillation_estimate(local, retry_failed=True).requests == failed  # notebook 02
+    assert course.ensure_distillation_data(local, progress=False, retry_failed=True) == path
     assert len(read_conversations(path)) == 20
     assert not path.with_name(path.name + ".partial").exists()
-    assert course.distillation_estimate(local).requests == 0
+    assert course.distillation_estimate(local, retry_failed=True).requests == 0
 
 
 def test_a_folder_setting_names_one_folder_from_anywhere(monkeypatch, tmp_path):

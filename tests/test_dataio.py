@@ -128,23 +128,3 @@ def test_written_files_get_the_usual_mode_without_touching_the_umask(tmp_path, m
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
 
-
-def test_a_figure_is_written_through_a_temporary_file_that_is_swept_when_orphaned(tmp_path):
-    """save_figure's temporary file carries its writer's pid like every other writer's, so a
-    figure killed mid-write leaves an orphan the next write removes, not a stray file forever."""
-    from pathlib import Path
-
-    from matplotlib.figure import Figure
-
-    from helpers.dataio import is_temp_file
-    from helpers.plots import save_figure
-
-    orphan = tmp_path / ".confusion.png.999999-deadbeef.tmp"  # a writer long gone
-    orphan.write_bytes(b"half a picture")
-    seen = []
-    fig = Figure()
-    original = fig.savefig
-    fig.savefig = lambda name, **kw: seen.append(Path(name).name) or original(name, **kw)
-    save_figure(fig, tmp_path / "confusion.png")
-    assert len(seen) == 1 and is_temp_file(seen[0]) and seen[0].startswith(".confusion.png.")
-    assert not orphan.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["confusion.png"]

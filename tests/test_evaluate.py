@@ -565,3 +565,28 @@ def test_prompt_is_long_and_counted_with_the_model_tokenizer():
     n = count_tokens(tok)
     assert n > 1500  # the whole point: a long prompt paid for on every query
     assert count_tokens(tok, SHORT_PROMPT) < n / 20
+
+
+def test_a_figure_is_written_through_a_temporary_file_that_is_swept_when_orphaned(tmp_path):
+    """save_figure's temporary file carries its writer's pid like every other writer's, so a
+    figure killed mid-write leaves an orphan the next write removes, not a stray file forever."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from helpers.dataio import is_temp_file
+    from helpers.plots import save_figure
+
+    writer = subprocess.Popen([sys.executable, "-c", "pass"])
+    writer.wait()  # a writer long gone: its pid is free
+    orphan = tmp_path / f".confusion.png.{writer.pid}-deadbeef.tmp"
+    orphan.write_bytes(b"half a picture")
+    seen = []
+    fig = Figure()
+    original = fig.savefig
+    fig.savefig = lambda name, **kw: seen.append(Path(name).name) or original(name, **kw)
+    save_figure(fig, tmp_path / "confusion.png")
+    assert len(seen) == 1 and is_temp_file(seen[0]) and seen[0].startswith(".confusion.png.")
+    assert not orphan.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["confusion.png"]

@@ -43,3 +43,26 @@ def test_a_key_and_course_settings_in_the_shell_do_not_reach_the_tests(tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "1 passed" in result.stdout
     assert not learner.exists() and not (tmp_path / "build").exists()
+
+
+def test_a_test_file_that_leaves_a_setting_set_is_named(tmp_path):
+    """tests/conftest.py checks after each file (doctest modules too) that no setting is left
+    set; a module fixture may hold one for its own tests. Run on three files of its own."""
+    (tmp_path / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text(encoding="utf-8"))
+    (tmp_path / "test_a_leaky.py").write_text(
+        "import os, pytest\n"
+        "@pytest.fixture(scope='module')\n"
+        "def held():\n"
+        "    with pytest.MonkeyPatch.context() as mp:\n"
+        "        mp.setenv('PD_BUILD', '/held/for/this/file')\n"
+        "        yield\n"
+        "def test_one(held):\n    assert os.environ['PD_BUILD']\n"
+        "def test_two(held):\n    os.environ['PD_QUICK'] = '1'\n"
+        "def test_three(held, monkeypatch):\n    monkeypatch.setenv('TINKER_API_KEY', 'tml-x')\n")
+    (tmp_path / "test_b_clean.py").write_text("import os\ndef test_after():\n    assert 'PD_QUICK' not in os.environ\n")
+    (tmp_path / "c_doc.py").write_text("def f():\n    '''\n    >>> 1 + 1\n    2\n    '''\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--doctest-modules", "."],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "a test of test_a_leaky.py left PD_QUICK set for the files after it" in result.stdout, result.stdout[-3000:]
+    assert "PD_BUILD" not in result.stdout.split("short test summary")[-1]  # the module fixture's, undone in time
+    assert result.stdout.strip().splitlines()[-1].startswith("5 passed, 1 error"), result.stdout[-2000:]

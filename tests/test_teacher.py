@@ -80,7 +80,17 @@ def test_the_stand_in_reads_the_prompt_as_the_tokenizer_decodes_it(monkeypatch):
     read = []
     original = teacher_module.read_conversation
     monkeypatch.setattr(teacher_module, "read_conversation", lambda rendered: read.append(rendered) or original(rendered))
-    engine = teacher_module.PolicyTeacherEngine(tok)
+    class Tokenizer:  # the tokenizer the engine gets: its Python-side decode is not to be used
+        backend_tokenizer = tok.backend_tokenizer
+        clean_up_tokenization_spaces = tok.clean_up_tokenization_spaces
+
+        def __getattr__(self, name):
+            return getattr(tok, name)
+
+        def decode(self, *args, **kwargs):
+            raise AssertionError("the slow decode was used")
+
+    engine = teacher_module.PolicyTeacherEngine(Tokenizer())
     for text in ["Wir treffen uns um 14:30 am Bahnhof https://example.org/x 🚆", "我们明天见 ok?",
                  "print('héllo')  # ça marche\n\tx = 1", "Xin chào, bạn khỏe không?", "ۓ ے ؟ \u200f \u200d ☕"]:
         ids = model_input(tok, teacher_messages(text, build_prompt())).to_ints()
