@@ -21,7 +21,7 @@ from pathlib import Path
 from tinker import TinkerError
 
 from .backend import redact as _redact  # never an API key on the terminal, whatever an error quotes
-from .dataio import DataError, is_temp_file, locate, read_conversations, temp_name
+from .dataio import DataError, is_temp_file, locate, read_conversations
 
 STARTING_INTERRUPTED = "interrupted while starting: nothing was done"
 # errors of writing that come without a file name (a full disk, a quota, a read-only or failing one)
@@ -108,6 +108,8 @@ def train_main(args) -> int:
     rows = read_conversations(args.data)
     out = Path(args.out)
     own_files = ("progress.json", "checkpoint.json", "weights")
+    if recovered := recover_set_aside(out, own_files):
+        print(recovered, file=sys.stderr)
     check_output_dir(out, args.overwrite, own_files)
     if not args.overwrite and same_run(out, rows, config) is False:
         raise DataError(f"{out}: holds a training run with other data or settings; "
@@ -146,9 +148,29 @@ def check_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> 
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a folder")
     if out.exists() and not overwrite:
-        foreign = [p.name for p in out.iterdir() if p.name not in own_files and not is_temp_file(p.name)]
+        foreign = [p.name for p in out.iterdir() if p.name not in (*own_files, SET_ASIDE) and not is_temp_file(p.name)]
         if foreign:
             raise DataError(f"{out}: folder holds other files ({', '.join(sorted(foreign)[:3])}); use --overwrite or another --out")
+
+
+# Where train --overwrite keeps the run it replaces until the new one saves a checkpoint. A fixed
+# name, not a temporary one: a process killed outright (a closed terminal, out of memory) cannot
+# put it back, so the next train in that folder does (recover_set_aside).
+SET_ASIDE = ".replaced-run"
+
+
+def recover_set_aside(out: Path, own_files: tuple[str, ...]) -> str | None:
+    """After a ``train --overwrite`` that was killed outright: put back the run it had set aside
+    if the new run saved no checkpoint, else let the new run stand (its checkpoint resumes).
+    Returns a line saying what was put back, or None."""
+    aside = out / SET_ASIDE
+    if not aside.is_dir():
+        return None
+    if (out / "progress.json").exists():  # the new run got as far as a checkpoint: it replaced the old
+        shutil.rmtree(aside)
+        return None
+    put_back(out, own_files, aside)
+    return f"{out}: put back the run that an interrupted 'train --overwrite' had set aside"
 
 
 def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> Path | None:
@@ -156,18 +178,15 @@ def prepare_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -
     (:func:`check_output_dir`), then create it.
 
     With ``overwrite``, this command's own files are set aside, not removed: moved into a hidden
-    folder in ``out``, which is returned (None when there were none), for the caller to remove
+    folder in ``out`` (``SET_ASIDE``), which is returned (None when there were none), for the caller to remove
     once the new run has saved something, or to :func:`put_back` if it fails before. Any other
     files are left alone.
     """
-    import uuid
-
     check_output_dir(out, overwrite, own_files)
     replaced = None
     present = [out / name for name in own_files if (out / name).exists() or (out / name).is_symlink()]
     if overwrite and present:
-        # a temporary name with this process's pid: if the process is killed, the next write sweeps it
-        replaced = out / f"{temp_name(out / 'replaced')}{uuid.uuid4().hex[:8]}.tmp"
+        replaced = out / SET_ASIDE
         replaced.mkdir()
         try:
             for path in present:

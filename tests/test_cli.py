@@ -262,6 +262,39 @@ def test_run_refuses_a_file_for_its_folder(tmp_path):
     assert target.read_text() == "mine"
 
 
+def test_a_run_set_aside_by_a_killed_overwrite_is_put_back_by_the_next_train(tmp_path):
+    """A train --overwrite killed outright (a closed terminal) before its first checkpoint cannot
+    put the earlier run back itself: the next train in the folder does, and says so. Once the new
+    run had a checkpoint, it stands, and the set-aside run is dropped."""
+    import shutil
+
+    from helpers.cli import SET_ASIDE
+
+    def chat(label):
+        path = tmp_path / f"chat_{label}.jsonl"
+        path.write_text(json.dumps({"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": label}]}) + "\n")
+        return str(path)
+
+    folder = tmp_path / "student"
+    args = ("--out", str(folder), "--epochs", "1", "--val-fraction", "0")
+    assert cli("train", "--data", chat("fr"), *args).returncode == 0  # the earlier run
+    earlier = (folder / "checkpoint.json").read_text()
+    (folder / SET_ASIDE).mkdir()  # as a train --overwrite killed before its first checkpoint leaves it
+    for name in ("progress.json", "checkpoint.json", "weights"):
+        shutil.move(folder / name, folder / SET_ASIDE / name)
+    (folder / "weights").mkdir()
+    result = cli("train", "--data", chat("es"), *args)
+    assert f"{folder}: put back the run that an interrupted 'train --overwrite' had set aside" in result.stderr
+    assert_one_line_error(result, "holds a training run with other data or settings")  # the earlier run, back
+    assert (folder / "checkpoint.json").read_text() == earlier and not (folder / SET_ASIDE).exists()
+
+    (folder / SET_ASIDE).mkdir()
+    (folder / SET_ASIDE / "checkpoint.json").write_text('{"older": true}')
+    again = cli("train", "--data", chat("es"), *args, "--overwrite")
+    assert again.returncode == 0, again.stderr  # progress.json was there: the set-aside run was dropped
+    assert not (folder / SET_ASIDE).exists() and json.loads((folder / "checkpoint.json").read_text())["steps"] == 1
+
+
 def test_run_checks_its_models_before_labelling_and_names_a_row_the_student_cannot_take(tmp_path):
     """A student the server cannot train is refused before the teacher is asked (on Tinker the
     labelling is paid); a labelled query too long for the student's context is named by its
