@@ -35,7 +35,11 @@ _AT_EXIT: list = []  # holds True once finish_sessions is registered to run at e
 
 
 class BackendError(RuntimeError):
-    """The backend cannot be used; the message says what to check."""
+    """The backend cannot be used; the message says what to check (a server's URL in it is
+    shown without its user and token: :func:`shown_url`)."""
+
+    def __init__(self, message: str = "", *args):
+        super().__init__(shown_url(str(message)), *args)
 
 
 def redact(text: str) -> str:
@@ -147,7 +151,7 @@ def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     host = parsed.hostname
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     if not host:
-        shown = f"***@{base_url.rsplit('@', 1)[1]}" if "@" in base_url and "://" not in base_url else shown_url(base_url)
+        shown = f"***@{base_url.rsplit('@', 1)[1]}" if "@" in base_url and "://" not in base_url else base_url
         raise BackendError(f"TINKER_BASE_URL {shown!r} is not a URL like https://host/path")
     proxies = getproxies()
     if (proxies.get(parsed.scheme) or proxies.get("all")) and not proxy_bypass(host):
@@ -174,7 +178,7 @@ def check_reachable(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
         _within(timeout, attempt, "no connection within {timeout:g} s, name lookup included")
     except Exception as e:  # noqa: BLE001 (each reported the same way)
         raise BackendError(
-            f"cannot reach the Tinker server at {shown_url(base_url)} ({e.__class__.__name__}: {shown_url(str(e))}); "
+            f"cannot reach the Tinker server at {base_url} ({e.__class__.__name__}: {e}); "
             "check your network, TINKER_BASE_URL, or run offline with PD_BACKEND=local"
         ) from None
 
@@ -321,24 +325,23 @@ def check_key(base_url: str, timeout: float = CONNECT_TIMEOUT) -> None:
     # the SDK (0.38) can fail while handling a 402 at client creation (an AttributeError of its
     # own): the billing error it was handling is the reason
     error = _in_chain(error, tinker.BillingError) or error
-    server = shown_url(base_url)
     if isinstance(error, tinker.AuthenticationError):
-        raise BackendError(f"Tinker at {server} refused the API key in {setting} ({error.status_code}): check that "
+        raise BackendError(f"Tinker at {base_url} refused the API key in {setting} ({error.status_code}): check that "
                            "it is complete and current, or run offline with PD_BACKEND=local")
     if isinstance(error, tinker.BillingError):  # else the SDK pauses on every 402, for up to an hour, silently
-        raise BackendError(f"Tinker at {server} accepted the API key in {setting} but reports a billing problem "
+        raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but reports a billing problem "
                            f"({error.status_code}): check billing in the Tinker console, or run offline with "
                            "PD_BACKEND=local")
     if isinstance(error, tinker.PermissionDeniedError):
-        raise BackendError(f"Tinker at {server} accepted the API key in {setting} but gives it no access "
+        raise BackendError(f"Tinker at {base_url} accepted the API key in {setting} but gives it no access "
                            f"({error.status_code}): check the key's project and billing")
     if isinstance(error, tinker.APIStatusError):
         return  # any other answer (a compatible server without this route, ...) proves nothing against the key
     if isinstance(error, TimeoutError):
-        raise BackendError(f"Tinker at {server} did not answer within {timeout:g} s; try again later, "
+        raise BackendError(f"Tinker at {base_url} did not answer within {timeout:g} s; try again later, "
                            "or run offline with PD_BACKEND=local")
     if isinstance(error, tinker.APIConnectionError):  # the SDK's check is not retried: a dropped connection
-        raise BackendError(f"Tinker at {server} could not be asked to check the API key ({type(error).__name__}: "
+        raise BackendError(f"Tinker at {base_url} could not be asked to check the API key ({type(error).__name__}: "
                            f"{redact(' '.join(str(error).split()))}); try again later, or run offline with "
                            "PD_BACKEND=local")
     message = " ".join(str(error).split())
@@ -406,7 +409,7 @@ def _listed(service) -> list:
     try:
         return _capabilities(url).supported_models
     except TimeoutError:
-        raise BackendError(f"Tinker at {shown_url(str(url))} did not answer within {CONNECT_TIMEOUT:g} s when asked for its "
+        raise BackendError(f"Tinker at {url} did not answer within {CONNECT_TIMEOUT:g} s when asked for its "
                            "models; try again later, or run offline with PD_BACKEND=local") from None
 
 

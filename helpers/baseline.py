@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from .dataio import DataError, check_writable, json_safe, temp_name, text_list, write_text
+from .dataio import DataError, check_writable, json_safe, temp_beside, text_list, write_text
 from .labels import LABELS
 
 MODEL_FILE = "baseline.joblib"
@@ -129,7 +128,9 @@ def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
         except (TypeError, ValueError):
             raise DataError(f"save_baseline: {key}={extra[key]!r} cannot go into {META_FILE} (not a JSON value)") from None
     check_writable(directory / MODEL_FILE)  # makes the folder, or a one-line DataError
-    tmp = directory / f"{temp_name(directory / MODEL_FILE)}{uuid.uuid4().hex[:8]}.tmp"  # swept if its writer dies
+    fd, name = temp_beside(directory / MODEL_FILE)  # named with this process's pid: swept if it dies
+    os.close(fd)
+    tmp = Path(name)
     try:
         joblib.dump(model, tmp)
         os.replace(tmp, directory / MODEL_FILE)

@@ -155,9 +155,9 @@ def _teacher(service, run: dict):
 def _retries(service, run: dict, retry_failed: bool) -> int:
     """The failed requests of the course's finished labelling that a rerun would ask again (0
     unless ``retry_failed``; asks the teacher nothing)."""
-    from .generate import failed_requests
+    from .generate import failed_requests, journal_path
 
-    if not (retry_failed and run["out_path"].with_name(run["out_path"].name + ".partial").exists()):
+    if not (retry_failed and journal_path(run["out_path"]).exists()):  # else no teacher client is opened
         return 0
     return failed_requests(_teacher(service, run), **run)
 

@@ -486,8 +486,15 @@ class FlakyTeacher(_Wrapper):
 # --------------------------------------------------------------------------- the run
 
 
+def journal_path(out_path: str | os.PathLike) -> Path:
+    """The journal :func:`generate` keeps beside ``out_path``: while it runs, after a run whose
+    requests failed, or while it holds another run's answers."""
+    out = Path(out_path)
+    return out.with_name(out.name + ".partial")
+
+
 def _paths(out: Path) -> dict[str, Path]:
-    return {"journal": out.with_name(out.name + ".partial"),
+    return {"journal": journal_path(out),
             "rejects": out.with_name(out.name + ".rejects.jsonl"),
             "summary": out.with_name(out.name + ".summary.json")}
 

@@ -131,10 +131,7 @@ def test_train_overwrite_keeps_the_run_it_was_to_replace_when_the_new_one_fails_
     (folder / "checkpoint.json").write_text('{"earlier": true}')
     (folder / "weights").mkdir()
     (folder / "weights" / "w.pt").write_text("earlier weights")
-    chat = tmp_path / "chat.jsonl"
-    rows = [("hola", "es"), ("Das Wetter ist heute schön. " * 150, "de")]
-    chat.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
-                            + "\n" for q, a in rows))
+    chat = _chat_file(tmp_path / "chat.jsonl", [("hola", "es"), ("Das Wetter ist heute schön. " * 150, "de")])
     result = cli("train", "--data", str(chat), "--out", str(folder), "--overwrite", "--epochs", "1", "--val-fraction", "0")
     assert_one_line_error(result, f"{chat}:2:", "context", f"the run it was to replace is kept in {folder}")
     assert (folder / "progress.json").read_text() == (folder / "checkpoint.json").read_text() == '{"earlier": true}'
@@ -271,9 +268,7 @@ def test_a_run_set_aside_by_a_killed_overwrite_is_put_back_by_the_next_train(tmp
     from helpers.cli import SET_ASIDE
 
     def chat(label):
-        path = tmp_path / f"chat_{label}.jsonl"
-        path.write_text(json.dumps({"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": label}]}) + "\n")
-        return str(path)
+        return str(_chat_file(tmp_path / f"chat_{label}.jsonl", [("hola", label)]))
 
     folder = tmp_path / "student"
     args = ("--out", str(folder), "--epochs", "1", "--val-fraction", "0")
