@@ -512,6 +512,23 @@ def _sharpen(conf: dict[str, float], temperature: float) -> np.ndarray:
     return p / p.sum()
 
 
+def policy_answers(user: str, rules: frozenset[str], temperature: float, seed: int | None,
+                   num_samples: int) -> list[tuple[str, float]]:
+    """The stand-in's answers to ``user`` under ``rules``: (text, log-probability of its label)
+    for each sample; greedy at temperature 0, else drawn from the sharpened confidences."""
+    d = decide(user, rules)
+    rng = random.Random(seed) if seed is not None else random.Random(int.from_bytes(os.urandom(4), "little"))
+    out = []
+    for _ in range(num_samples):
+        if temperature <= 0:
+            label = d.label
+        else:
+            p = _sharpen(d.confidences, temperature)
+            label = LABELS[int(np.searchsorted(np.cumsum(p), rng.random() * p.sum()))]
+        out.append((answer_text(d, label, rules), math.log(max(d.confidences[label], 1e-9))))
+    return out
+
+
 @dataclass
 class PolicyTeacherEngine:
     """Serves :func:`decide` through the local sampling client, as ``local/policy-teacher``."""
@@ -520,49 +537,66 @@ class PolicyTeacherEngine:
     max_context: int | None = None
     calls: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _head: tuple[list[int], str] | None = None  # the last prompt's first turn: its tokens and text
 
-    def respond(self, prompt_ids: list[int], params, num_samples: int) -> list[tuple[str, float]]:
+    def _decode(self, ids: list[int]) -> str:
         # The raw tokenizer's decode: transformers' wrapper checks every id of the 3,000-token
         # prompt in Python first, which took a fifth of the stand-in's time (make bench:
         # standin_queries_per_second). The text is the same where the wrapper cleans up no spaces.
         raw = getattr(self.tokenizer, "backend_tokenizer", None)
-        if raw is not None and not getattr(self.tokenizer, "clean_up_tokenization_spaces", True):
-            rendered = raw.decode(prompt_ids, skip_special_tokens=False)
-        else:
-            rendered = self.tokenizer.decode(prompt_ids)
-        system, user = read_conversation(rendered)
+        if raw is None or getattr(self.tokenizer, "clean_up_tokenization_spaces", True):
+            return self.tokenizer.decode(ids)
+        # A run's requests share their first turn, the long prompt, up to the first special
+        # token after the start: a hard boundary for the decoder, so that turn is decoded once.
+        head = self._head
+        if head is not None and len(ids) > len(head[0]) and ids[: len(head[0])] == head[0]:
+            return head[1] + raw.decode(ids[len(head[0]):], skip_special_tokens=False)
+        text = raw.decode(ids, skip_special_tokens=False)
+        cut = 1 + min((ids.index(t, 1) for t in self.tokenizer.all_special_ids if t in ids[1:]), default=len(ids))
+        first = raw.decode(ids[:cut], skip_special_tokens=False)
+        if cut < len(ids) and text.startswith(first):  # as it should; if not, each request is decoded whole
+            self._head = (ids[:cut], first)
+        return text
+
+    def read(self, prompt_ids: list[int]) -> tuple[str, frozenset[str]]:
+        """The user's text and the rules in force, from the rendered conversation's tokens."""
+        system, user = read_conversation(self._decode(prompt_ids))
         rules = frozenset(active_rules(system))
         if "Final Answer:" in system:  # a prompt without rule tags (a short one) may still ask for the format
             rules |= {"format"}
-        d = decide(user, rules)
-        rng = random.Random(params.seed) if params.seed is not None else random.Random(int.from_bytes(os.urandom(4), "little"))
-        out = []
-        for _ in range(num_samples):
-            if params.temperature <= 0:
-                label = d.label
-            else:
-                p = _sharpen(d.confidences, params.temperature)
-                label = LABELS[int(np.searchsorted(np.cumsum(p), rng.random() * p.sum()))]
-            out.append((answer_text(d, label, rules), math.log(max(d.confidences[label], 1e-9))))
-        return out
+        return user, rules
 
-    def submit(self, job) -> Future:
+    def respond(self, prompt_ids: list[int], params, num_samples: int) -> list[tuple[str, float]]:
+        """The answers to one request, worked out in this process."""
+        user, rules = self.read(prompt_ids)
+        return policy_answers(user, rules, params.temperature, params.seed, num_samples)
+
+    def _encode(self, text: str) -> list[int]:
+        raw = getattr(self.tokenizer, "backend_tokenizer", None)  # as in _decode: the wrapper costs more than the encoding
+        if raw is None:
+            return self.tokenizer.encode(text, add_special_tokens=False)
+        return raw.encode(text, add_special_tokens=False).ids
+
+    def _response(self, job, answers: list[tuple[str, float]]):
         from tinker import types
 
+        seqs = []
+        for text, logprob in answers:
+            ids = self._encode(text) + [self.tokenizer.eos_token_id]
+            limit = job.params.max_tokens or len(ids)
+            reason = "stop" if len(ids) <= limit else "length"
+            ids = ids[:limit]
+            lps = np.zeros(len(ids), dtype=np.float32)
+            lps[-1] = logprob  # the choice of label carries the uncertainty
+            seqs.append(types.SampledSequence(stop_reason=reason, sequence_id=uuid.uuid4().hex, tokens_np=np.asarray(ids, np.int32), logprobs_np=lps))
+        return types.SampleResponse(sequences=seqs)
+
+    def submit(self, job) -> Future:
         fut: Future = Future()
         try:
             with self._lock:
                 self.calls += 1
-            seqs = []
-            for text, logprob in self.respond(job.prompt, job.params, job.num_samples):
-                ids = self.tokenizer.encode(text, add_special_tokens=False) + [self.tokenizer.eos_token_id]
-                limit = job.params.max_tokens or len(ids)
-                reason = "stop" if len(ids) <= limit else "length"
-                ids = ids[:limit]
-                lps = np.zeros(len(ids), dtype=np.float32)
-                lps[-1] = logprob  # the choice of label carries the uncertainty
-                seqs.append(types.SampledSequence(stop_reason=reason, sequence_id=uuid.uuid4().hex, tokens_np=np.asarray(ids, np.int32), logprobs_np=lps))
-            fut.set_result(types.SampleResponse(sequences=seqs))
+            fut.set_result(self._response(job, self.respond(job.prompt, job.params, job.num_samples)))
         except Exception as e:
             fut.set_exception(e)
         return fut

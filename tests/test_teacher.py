@@ -90,10 +90,32 @@ def test_the_stand_in_reads_the_prompt_as_the_tokenizer_decodes_it(monkeypatch):
         def decode(self, *args, **kwargs):
             raise AssertionError("the slow decode was used")
 
+    class Raw:  # counts the tokens decoded: a run's long prompt is decoded once, not per request
+        decoded = 0
+
+        def decode(self, ids, **kwargs):
+            Raw.decoded += len(ids)
+            return tok.backend_tokenizer.decode(ids, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(tok.backend_tokenizer, name)
+
+    Tokenizer.backend_tokenizer = Raw()
     engine = teacher_module.PolicyTeacherEngine(Tokenizer())
-    for text in ["Wir treffen uns um 14:30 am Bahnhof https://example.org/x 🚆", "我们明天见 ok?",
-                 "print('héllo')  # ça marche\n\tx = 1", "Xin chào, bạn khỏe không?", "ۓ ے ؟ \u200f \u200d ☕"]:
-        ids = model_input(tok, teacher_messages(text, build_prompt())).to_ints()
-        engine.respond(ids, types.SamplingParams(max_tokens=64, temperature=0.0), 1)
+    short = build_prompt(without=["format", "latin"])
+    texts = ["Wir treffen uns um 14:30 am Bahnhof https://example.org/x 🚆", "我们明天见 ok?",
+             "print('héllo')  # ça marche\n\tx = 1", "Xin chào, bạn khỏe không?", "ۓ ے ؟ \u200f \u200d ☕"]
+    conversations = [teacher_messages(text, build_prompt()) for text in texts]
+    # then another prompt (its first turn starts as the last one's did), no system turn, and the first prompt again
+    conversations += [teacher_messages("Eu gosto de café", short), [{"role": "user", "content": "ok"}],
+                      teacher_messages("Bonjour à tous", build_prompt())]
+    prompt_tokens = len(model_input(tok, teacher_messages("", build_prompt())).to_ints())
+    for i, messages in enumerate(conversations):
+        if i == len(texts):  # five requests with one prompt: decoded whole once (and its first turn once)
+            assert Raw.decoded < 2.5 * prompt_tokens
+        ids = model_input(tok, messages).to_ints()
+        user, rules = engine.read(ids)
         assert read[-1] == tok.decode(ids)
-        assert original(read[-1])[1] == text
+        assert user == messages[-1]["content"]
+        system = messages[0]["content"] if len(messages) > 1 else ""
+        assert rules == teacher_module.active_rules(system) | ({"format"} if "Final Answer:" in system else set())
