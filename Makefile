@@ -34,7 +34,8 @@ PYTHON_CANDIDATES := python3.11 python3.12 python3.13 python3.14 python3 python
 test run bench: export HF_HUB_OFFLINE ?= 1
 test run bench lab: export TOKENIZERS_PARALLELISM ?= false
 # Tests are offline unless asked: a learner's key should not turn `make test` into paid calls.
-test: export PD_BACKEND ?= local
+# Set but empty (a CI variable left unset) counts as unset, as the course reads it.
+test: export PD_BACKEND := $(or $(strip $(PD_BACKEND)),local)
 
 # A .venv whose interpreter has gone (Python uninstalled, folder copied) is rebuilt.
 ifneq ($(shell test -e $(PY) || echo missing),)

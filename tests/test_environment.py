@@ -196,11 +196,13 @@ def test_make_test_runs_unit_tests_and_notebooks(makefile):
     assert "|| true" not in body and "set +e" not in body, "make test must not hide a failure"
 
 
-@pytest.mark.parametrize("unit,notebooks", [(1, 0), (0, 1), (0, 0)])
-def test_make_test_fails_when_either_run_fails_and_runs_both(tmp_path, unit, notebooks):
+@pytest.mark.parametrize("unit,notebooks,backend", [(1, 0, None), (0, 1, None), (0, 0, None), (0, 0, ""), (0, 0, " ")])
+def test_make_test_fails_when_either_run_fails_and_runs_both(tmp_path, unit, notebooks, backend):
     """``make test`` with a stand-in for the course's Python that fails the unit tests, the
     notebooks or neither: it runs both (one failure does not hide the other's output), runs the
-    doctests of helpers/ with the unit tests and the notebooks offline, and fails when either does."""
+    doctests of helpers/ with the unit tests and the notebooks offline, and fails when either does.
+    Offline too with PD_BACKEND set but empty (a CI variable left unset), which the course reads
+    as unset: with a key in the environment it would otherwise pick Tinker."""
     import shutil
     import subprocess
 
@@ -215,6 +217,8 @@ def test_make_test_fails_when_either_run_fails_and_runs_both(tmp_path, unit, not
     )
     python.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in ("PD_BACKEND", "MAKEFLAGS", "MFLAGS")}
+    if backend is not None:
+        env["PD_BACKEND"] = backend
     result = subprocess.run(["make", "-s", "-o", ".venv/.installed", "test", f"PY={python}"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     lines = calls.read_text().splitlines()
