@@ -45,6 +45,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,14 @@ student run on the same base model, so by default they cost the same per token a
 the saving per query comes from the prompt tokens a student no longer sends and the
 reasoning it no longer writes.
 """
+_SHIPPED_PRICES = MappingProxyType(dict(PRICES))  # what PRICES holds until someone edits it
+
+
+def prices_note(prices: Mapping[str, float] | None = None) -> str:
+    """"EXAMPLE prices" while ``prices`` (default :data:`PRICES`) are the ones the course ships with."""
+    if dict(PRICES if prices is None else prices) == _SHIPPED_PRICES:
+        return "EXAMPLE prices: edit helpers.evaluate.PRICES"
+    return "prices given by the caller" if prices is not None else "prices from helpers.evaluate.PRICES"
 
 # ---------------------------------------------------------------- predictors
 
@@ -421,8 +430,7 @@ def cost_table(teacher_tokens: float | Sequence[int], student_tokens: float | Se
     >>> c["ratio"], c["savings_usd_per_million_queries"]
     (20.0, 190.0)
     """
-    example = prices is None or dict(prices) == PRICES
-    note = "EXAMPLE prices: edit helpers.evaluate.PRICES" if example else "prices given by the caller"
+    note = prices_note(prices)
     prices = dict(PRICES if prices is None else prices)
     for key in ("teacher", "student"):
         if key not in prices:
@@ -479,7 +487,7 @@ def payback(cost: Mapping, labelled_queries: int, train_tokens: int, teacher_ans
     >>> round(p["one_off_usd"], 2), round(1e6 * p["saving_usd_per_query"], 1), p["break_even_queries"]
     (3.38, 206.8, 16345)
     """
-    example = prices is None or dict(prices) == PRICES
+    note = prices_note(prices)
     prices = dict(PRICES if prices is None else prices)
     missing = [key for key in ("teacher", "student", "sampled", "train") if key not in prices]
     if missing:
@@ -500,7 +508,7 @@ def payback(cost: Mapping, labelled_queries: int, train_tokens: int, teacher_ans
         "student_usd_per_query": student,
         "saving_usd_per_query": saving,
         "break_even_queries": math.ceil((labelling + training) / saving) if saving > 0 else None,
-        "prices_note": "EXAMPLE prices: edit helpers.evaluate.PRICES" if example else "prices given by the caller",
+        "prices_note": note,
     }
 
 
@@ -511,17 +519,16 @@ def run_payback(cost: Mapping, generation: Mapping, history: Sequence[Mapping], 
     ``generation`` is the summary of :func:`helpers.generate.generate` (as a dict: its
     ``distinct`` requests and ``completion_tokens_per_query``); ``history`` the training's steps,
     whose ``tokens`` add up to what was trained. Steps recorded before steps counted their
-    tokens are estimated instead (steps x ``batch_size`` x the student's prompt tokens per
+    tokens (a run resumed across versions) are estimated instead (steps x ``batch_size`` x the student's prompt tokens per
     query and its answer), and ``train_tokens_estimated`` says so. The student writes a bare
     label and its end-of-turn token: 2 tokens. The result adds ``labelled_queries``,
     ``teacher_answer_tokens``, ``train_tokens`` and ``train_tokens_estimated`` to :func:`payback`'s.
     """
     student_answer_tokens = 2
-    estimated = any("tokens" not in step for step in history)
-    if estimated:
-        tokens = round(len(history) * batch_size * (cost["student_tokens_per_query"] + student_answer_tokens))
-    else:
-        tokens = sum(int(step["tokens"]) for step in history)
+    uncounted = sum("tokens" not in step for step in history)
+    estimated = uncounted > 0
+    tokens = sum(int(step["tokens"]) for step in history if "tokens" in step)
+    tokens += round(uncounted * batch_size * (cost["student_tokens_per_query"] + student_answer_tokens))
     requests, answer_tokens = int(generation["distinct"]), float(generation["completion_tokens_per_query"])
     result = payback(cost, requests, tokens, answer_tokens, student_answer_tokens, prices)
     return {**result, "labelled_queries": requests, "teacher_answer_tokens": answer_tokens, "train_tokens": tokens,
@@ -573,6 +580,8 @@ def read_metrics(path: str | os.PathLike) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
 
 
 def _gold_pairs(rows: Sequence[Mapping]) -> tuple[list[str], list[str]]:

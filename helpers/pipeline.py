@@ -282,7 +282,7 @@ def estimate_run(out, backend: str | None = None, quick: bool = False, queries=N
     return RunEstimate(backend=backend, teacher=models["teacher"], student=config.base_model, generation=generation,
                        train_tokens=row_tokens * config.epochs, epochs=config.epochs, eval_requests=eval_requests,
                        eval_prompt_tokens=eval_tokens, eval_max_sampled_tokens=eval_sampled, usd=usd,
-                       prices_note="EXAMPLE prices: edit helpers.evaluate.PRICES")
+                       prices_note=ev.prices_note())
 
 
 def summary_text(r: dict) -> str:

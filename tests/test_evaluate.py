@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -38,6 +39,8 @@ from helpers.evaluate import (
     payback,
     predict,
     prompt_tokens_per_query,
+    read_metrics,
+    run_payback,
     write_metrics,
 )
 from helpers.labels import LABELS
@@ -121,6 +124,15 @@ def test_prompt_tokens_teacher_exceeds_student_by_the_prompt():
     assert "EXAMPLE" not in cost["prices_note"]
 
 
+def test_edited_prices_are_no_longer_called_examples(monkeypatch):
+    """The docs say: edit helpers.evaluate.PRICES. Once edited, the default prices are the user's."""
+    assert "EXAMPLE" in cost_table(3000, 60)["prices_note"] and "EXAMPLE" in payback(cost_table(3000, 60), 1, 1, 1, 1)["prices_note"]
+    monkeypatch.setitem(PRICES, "teacher", 0.35)
+    assert "EXAMPLE" not in cost_table(3000, 60)["prices_note"]
+    assert "EXAMPLE" not in payback(cost_table(3000, 60), 1, 1, 1, 1)["prices_note"]
+    assert cost_table(3000, 60)["teacher_usd_per_million_queries"] == pytest.approx(3000 * 0.35)
+
+
 def test_payback_counts_labelling_training_and_answers_by_hand():
     """By hand: the teacher reads 3,000 prompt tokens and writes 40 per query; the student reads
     60 and writes 2. Prices per million: prompt 0.1 (teacher) and 0.3 (student), written 1.0,
@@ -138,6 +150,12 @@ def test_payback_counts_labelling_training_and_answers_by_hand():
     assert "EXAMPLE" not in p["prices_note"] and "EXAMPLE" in payback(cost_table(3000, 60), 1, 1, 1, 1)["prices_note"]
     # a student that costs as much per query as the teacher never pays back
     assert payback(cost_table(100, 100, prices), 10, 10, 2, 2, prices)["break_even_queries"] is None
+    # a run resumed across versions: only the steps that counted no tokens are estimated
+    history = [{"step": 1}, {"step": 2}, {"step": 3, "tokens": 500}, {"step": 4, "tokens": 700}]
+    run = run_payback(cost_table(3000, 60, prices), {"distinct": 5000, "completion_tokens_per_query": 40}, history, 8, prices)
+    assert run["train_tokens"] == 500 + 700 + 2 * 8 * (60 + 2) and run["train_tokens_estimated"]
+    counted = run_payback(cost_table(3000, 60, prices), {"distinct": 5000, "completion_tokens_per_query": 40}, history[2:], 8, prices)
+    assert counted["train_tokens"] == 1200 and not counted["train_tokens_estimated"]
     with pytest.raises(ValueError, match="prices needs 'sampled', 'train'"):
         payback(cost_table(3000, 60), 5000, 1, 40, 2, {"teacher": 0.1, "student": 0.1})
     with pytest.raises(ValueError, match="train_tokens must be >= 0, got -1"):
@@ -544,6 +562,13 @@ def test_cli_writes_metrics_and_prints_accuracy_last(tmp_path, capsys, dev_rows,
     # another evaluation into the same folder needs --overwrite
     assert main(_args(*argv[:-1], "--limit", "5")) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_a_metrics_file_that_is_not_text_is_named(tmp_path):
+    bad = tmp_path / "metrics.json"
+    bad.write_bytes(b"\xff\xfe{")  # saved as UTF-16, say
+    with pytest.raises(DataError, match=f"^{re.escape(str(bad))}: not UTF-8 text"):
+        read_metrics(bad)
 
 
 def test_cli_bad_data_is_one_line_on_stderr(tmp_path, capsys):
