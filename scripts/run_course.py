@@ -103,7 +103,10 @@ def execute_notebook(path: Path, out_dir: Path, timeout: int = CELL_TIMEOUT) -> 
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    nb = nbformat.read(path, as_version=4)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as e:  # noqa: BLE001 (not JSON, not a notebook, unreadable: one line naming it)
+        raise CourseError(f"{path.name} could not be read as a notebook: {one_line(e)}") from None
     current = {"index": None}
 
     def on_cell_start(cell, cell_index, **_):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import json
 import statistics
 import subprocess
@@ -42,7 +43,9 @@ def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str 
 
     ``runs`` maps a run's name to its predicted labels (None: unparsed), in the order of
     ``teacher`` (the teacher's labels) and ``gold``. The vote takes each item's most common
-    prediction; a tie goes to the label that the earliest run (in ``runs``' order) gave.
+    answer, as an ensemble would: unparsed ones count only where no run answered, and a tie
+    goes to the label that the earliest run (in ``runs``' order; :func:`main` orders them by
+    seed) gave.
     With ``kinds`` (each item's kind of query), ``disagreement_by_kind`` gives the share of
     (item, run) pairs of each kind in which the run disagrees with the teacher.
     """
@@ -56,7 +59,8 @@ def seed_spread(runs: Mapping[str, Sequence[str | None]], teacher: Sequence[str 
     per_run = {name: score(pred) for name, pred in runs.items()}
     wrong = [sum(pred[i] != teacher[i] for pred in runs.values()) for i in range(n)]
     # most_common lists equal counts in the order first met, so a tie goes to the earliest run.
-    vote = [collections.Counter(pred[i] for pred in runs.values()).most_common(1)[0][0] for i in range(n)]
+    answers = [[pred[i] for pred in runs.values() if pred[i] is not None] for i in range(n)]
+    vote = [collections.Counter(a).most_common(1)[0][0] if a else None for a in answers]
     by_kind = {}
     if kinds is not None:  # every run scores the same items, so the mean over runs is the pooled share
         split = [agreement_by(kinds, pred, teacher) for pred in runs.values()]
@@ -86,6 +90,28 @@ def _predictions(path: Path) -> tuple[list[str], list[str | None], list[str]]:
     return [r["text"] for r in rows], [r["label"] for r in rows], [r["gold"] for r in rows]
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _same_study(out: Path, data: Path, gold: Path, backend: str, queries: str | None) -> None:
+    """Record what the study in ``out`` was made from, or stop if it was made from something else:
+    its students and evaluations are reused as they are, so another teacher data, gold file or
+    backend would mix two studies into one table."""
+    settings = {"data_sha256": _sha256(data), "gold_sha256": _sha256(gold), "backend": backend, "queries": queries}
+    path = out / "study-settings.json"
+    if path.exists():
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            sys.exit(f"seed_study: {path} is damaged: use a new --out, or delete it if the study's settings did not change")
+        changed = [key for key in settings if before.get(key) != settings[key]]
+        if changed:
+            sys.exit(f"seed_study: {out} holds a study made with other settings ({', '.join(changed)}): use a new --out")
+    else:
+        path.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="folder for the teacher data, students and evaluations")
@@ -109,8 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (teacher_dir / "predictions.jsonl").exists():
         _course("evaluate", "--data", args.gold, "--predictor", "teacher", "--out", str(teacher_dir), "--no-progress", *backend)
     texts, teacher, gold = _predictions(teacher_dir / "predictions.jsonl")
+    _same_study(out, data, ROOT / args.gold, args.backend, None if args.data else args.queries)
     runs = {}
-    for seed in args.seeds:
+    for seed in sorted(args.seeds):
         student, evaluation = out / f"seed_{seed}", out / f"eval_{seed}"
         if not (student / "checkpoint.json").exists():
             _course("train", "--data", str(data), "--out", str(student), "--seed", str(seed), *backend)
@@ -122,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     gold_rows = [row for _, row in iter_jsonl(ROOT / args.gold)]
     if [row["text"] for row in gold_rows] != texts:
         sys.exit(f"seed_study: {args.gold} does not hold the items that {teacher_dir} scored")
+    if [row.get("label") for row in gold_rows] != gold:
+        sys.exit(f"seed_study: {args.gold}'s labels are not those {teacher_dir} scored against: use a new --out")
     result = seed_spread(runs, teacher, gold, [row.get("kind", "(none)") for row in gold_rows])
     print(f"\n{'run':<10} {'accuracy':>9} {'agreement':>10}")
     for name, s in result["runs"].items():

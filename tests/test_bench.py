@@ -80,3 +80,20 @@ def test_the_peak_memory_of_a_child_is_measured(tmp_path):
     seconds, peak, code, _ = run_watched([sys.executable, "-c", script], os.environ)
     assert code == 0 and seconds >= 1.5
     assert 250 < peak < 2000
+
+
+def test_a_failed_training_step_is_not_timed_as_a_fast_one():
+    """The local client's futures hold a step's error until asked; the timing asks, so a step
+    that failed raises instead of counting as a quick one (the ratio would read as met)."""
+    from helpers.bench import _time_local_steps
+    from helpers.local.clients import LocalFuture
+
+    class Client:
+        def forward_backward(self, batch, loss_fn):
+            return LocalFuture.failed(ValueError("a datum longer than the context"))
+
+        def optim_step(self, adam):
+            return LocalFuture.completed(None)
+
+    with pytest.raises(ValueError, match="longer than the context"):
+        _time_local_steps(Client(), [[1], [2]], None)

@@ -78,6 +78,15 @@ def test_a_failing_cell_is_named_and_the_executed_copy_kept(run_course, tmp_path
     assert executed.cells[2].outputs[0]["ename"] == "ValueError"
 
 
+def test_a_notebook_that_cannot_be_read_is_one_line(tmp_path, run_course):
+    """A notebook cut short by an interrupted save: one line naming it, no traceback."""
+    path = tmp_path / "03_cut.ipynb"
+    path.write_text('{"cells": [', encoding="utf-8")
+    with pytest.raises(run_course.CourseError, match=r"^03_cut\.ipynb could not be read as a notebook: ") as caught:
+        run_course.execute_notebook(path, tmp_path / "out", timeout=120)
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.parametrize("backend", ["local", "tinker"])
 @pytest.mark.parametrize("quick", [None, "0", "1"])
 def test_each_backend_and_size_has_its_own_pipeline_folder(run_course, monkeypatch, backend, quick):

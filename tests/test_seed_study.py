@@ -30,6 +30,10 @@ def test_seed_spread_by_hand(study):
     # Vote: de; fr (2 of 3); en (2 of 3); ot, tr and None once each, so the first run's ot.
     assert result["vote"] == {"accuracy": 0.5, "agreement": 0.75}
     assert result["disagreement_by_kind"] == {}
+    # an unparsed answer is no vote where another run answered; only where none did
+    spread = study.seed_spread({"a": [None, None], "b": [None, "en"], "c": ["fr", None]}, ["fr", "en"], ["fr", "fr"])
+    assert spread["vote"] == {"accuracy": 0.5, "agreement": 1.0}
+    assert study.seed_spread({"a": [None], "b": [None]}, ["de"], ["de"])["vote"] == {"accuracy": 0.0, "agreement": 0.0}
     # By kind: items 0 and 2 are "natural" (0 + 2 of 6 item-runs), items 1 and 3 "short" (1 + 2 of 6).
     kinds = ["natural", "short", "natural", "short"]
     assert study.seed_spread(runs, teacher, gold, kinds)["disagreement_by_kind"] == {
@@ -85,11 +89,28 @@ def test_runs_that_do_not_score_the_same_items_stop_the_study(study, tmp_path, m
 
     _jsonl(out / "eval_0" / "predictions.jsonl", [{"text": t, "label": "de", "gold": g} for t, g in items])
     _jsonl(gold, [{"text": t, "label": g} for t, g in items[:1]])
+    (out / "study-settings.json").unlink()  # else the changed gold file is caught there (below)
     with pytest.raises(SystemExit, match=r"gold\.jsonl does not hold the items that .*eval_teacher scored"):
         study.main(args)
 
     _jsonl(gold, [{"text": t, "label": g} for t, g in items])
+    (out / "study-settings.json").unlink()
     assert study.main(args) == 0
     printed = capsys.readouterr().out
     assert any(line.split() == ["seed", "0", "0.5000", "0.5000"] for line in printed.splitlines()), printed
+    assert asked == []
+
+    # what is on disk was made from this data, gold set and backend: another of any stops the study
+    _jsonl(out / "distill.jsonl", [{"messages": [{"role": "user", "content": "x"}]}])
+    with pytest.raises(SystemExit, match=r"holds a study made with other settings \(data_sha256\): use a new --out"):
+        study.main(args)
+    _jsonl(out / "distill.jsonl", [{"messages": []}])
+    with pytest.raises(SystemExit, match=r"other settings \(backend\)"):
+        study.main([*args, "--backend", "tinker"])
+    _jsonl(gold, [{"text": t, "label": "ot"} for t, _ in items])  # a label corrected in the gold file
+    with pytest.raises(SystemExit, match=r"other settings \(gold_sha256\)"):
+        study.main(args)
+    (out / "study-settings.json").unlink()  # a study from before the settings were recorded
+    with pytest.raises(SystemExit, match=r"gold\.jsonl's labels are not those .*eval_teacher scored against"):
+        study.main(args)
     assert asked == []
