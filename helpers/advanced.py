@@ -87,12 +87,12 @@ from .evaluate import (
     labels_of,
     predict_with_client,
 )
-from .generate import GenerateConfig, generate
+from .generate import GenerateConfig, finished_summary, generate
 from .labels import LABELS
 from .plots import OFFLINE_NOTE
 from .prompt import DEFAULT_PROMPT, RULE_NAMES, SHORT_PROMPT, build_prompt, count_tokens
 from .render import conversation
-from .train import TrainConfig, train
+from .train import TrainConfig, split, train
 
 CACHE_VERSION = 1  # part of every key: bump it when a point's meaning changes
 
@@ -393,7 +393,9 @@ def teacher_data(service, texts: Sequence[str], temperature: float, num_samples:
 
     Written by :func:`helpers.generate.generate` to ``cache_dir()/teacher-data/``,
     under a name from a hash of the settings and the texts: a second call reads the
-    file back (``generate`` resumes and never asks twice). Returns ``(rows, summary)``.
+    finished file back and asks nothing, not even the requests that failed (asked again,
+    they would change the data under the students trained on it; delete the file to ask
+    again). An unfinished run resumes. Returns ``(rows, summary)``.
     """
     model = _teacher_model(service, teacher)
     config = GenerateConfig(teacher_model=model, temperature=float(temperature), num_samples=int(num_samples))
@@ -404,7 +406,9 @@ def teacher_data(service, texts: Sequence[str], temperature: float, num_samples:
     if not out.exists() and report:
         report.say(f"teacher labels {len(texts)} queries at T={temperature:g} with K={num_samples}")
     client = service.create_sampling_client(base_model=model).result()
-    summary = generate(client, list(texts), out, config=config, progress=False, teacher_name=model)
+    summary = finished_summary(client, list(texts), out, config=config, teacher_name=model)
+    if summary is None:
+        summary = generate(client, list(texts), out, config=config, progress=False, teacher_name=model)
     return read_conversations(out), asdict(summary)
 
 
@@ -555,7 +559,7 @@ def sampling_strategies(service=None, quick: bool | None = None, *, strategies: 
     service, quick = _setup(service, quick)
     report = _Report("sampling_strategies", progress)
     strategies = list(strategies or (QUICK_STRATEGIES if quick else FULL_STRATEGIES))
-    n_queries = n_queries or (QUICK_SUBSET if quick else FULL_SUBSET)
+    n_queries = _count("n_queries", n_queries) or (QUICK_SUBSET if quick else FULL_SUBSET)
     pool = distillation_rows(service, quick, rows)[:n_queries]
     texts = [_text(r) for r in pool]
     evalset = eval_set(quick, gold)
@@ -586,8 +590,10 @@ def data_volume(service=None, quick: bool | None = None, *, sizes: Sequence[int 
                 train_overrides: Mapping | None = None, progress: bool = True) -> list[dict]:
     """Student and classic baseline against the number of teacher examples they learn from.
 
-    Both learn from the first ``n`` rows of the same teacher-labelled data
-    (nested subsets, see :func:`distillation_rows`) and are scored on the dev set.
+    Both learn from the same rows: the first ``n`` of the teacher-labelled data (nested
+    subsets, see :func:`distillation_rows`), less the share the student holds out for its
+    validation loss (``val_fraction``, 10%), which the baseline leaves out too. Both are
+    scored on the dev set; ``examples`` is ``n``.
 
     Parameters
     ----------
@@ -608,7 +614,7 @@ def data_volume(service=None, quick: bool | None = None, *, sizes: Sequence[int 
     service, quick = _setup(service, quick)
     report = _Report("data_volume", progress)
     data = distillation_rows(service, quick, rows)
-    sizes = list(sizes or (QUICK_SIZES if quick else FULL_SIZES))
+    sizes = [_count("sizes", s) for s in sizes] if sizes else (QUICK_SIZES if quick else FULL_SIZES)
     counts = sorted({min(len(data), s) if s else len(data) for s in sizes})
     evalset = eval_set(quick, gold)
     reference = teacher_point(service, evalset)["predictions"]
@@ -623,18 +629,27 @@ def data_volume(service=None, quick: bool | None = None, *, sizes: Sequence[int 
         table.append({"predictor": "student", "examples": n, **_score(point["predictions"], evalset, reference),
                       "seconds": point["train_seconds"], **common})
 
-        def fit_baseline(subset=subset):
+        learnt = split(subset, config.val_fraction, config.seed, key=_text)[0]  # the rows the student trains on
+
+        def fit_baseline(learnt=learnt):
             started = time.time()
-            model = train_baseline([_text(r) for r in subset], [_label(r) for r in subset])
+            model = train_baseline([_text(r) for r in learnt], [_label(r) for r in learnt])
             return {"predictions": baseline_predict(model, evalset.texts), "seconds": round(time.time() - started, 2)}
 
-        base = cached("baseline", {"rows": _rows_digest(subset), "eval": evalset.digest}, fit_baseline)
+        base = cached("baseline", {"rows": _rows_digest(learnt), "eval": evalset.digest}, fit_baseline)
         table.append({"predictor": "baseline", "examples": n, **_score(base["predictions"], evalset, reference),
                       "seconds": base["seconds"], **common})
     return report.done(table)
 
 
 # --------------------------------------------------------------------------- 4. hyperparameters
+
+
+def _count(name: str, value):
+    """``value`` if it is a whole number of rows (>= 1) or None (the default); else a one-line error."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise DataError(f"setting: {name} takes whole numbers of rows >= 1 (None for the default), got {value!r}")
 
 
 def recipe_defaults(service) -> dict:
@@ -679,7 +694,7 @@ def hyperparameter_grid(service=None, quick: bool | None = None, *, learning_rat
     learning_rates = list(learning_rates or grid["learning_rates"])
     models = list(models or grid["models"])
     ranks = list(ranks or grid["ranks"])
-    n_examples = n_examples or (QUICK_SUBSET if quick else FULL_SUBSET)
+    n_examples = _count("n_examples", n_examples) or (QUICK_SUBSET if quick else FULL_SUBSET)
     data = [{"messages": r["messages"]} for r in distillation_rows(service, quick, rows)[:n_examples]]
     evalset = eval_set(quick, gold)
     reference = teacher_point(service, evalset)["predictions"]
@@ -692,8 +707,8 @@ def hyperparameter_grid(service=None, quick: bool | None = None, *, learning_rat
                 config = TrainConfig(**{**asdict(base), "base_model": model or base.base_model, "rank": rank,
                                         "learning_rate": lr})
                 point = student_point(service, data, config, evalset, report)
-                is_default = math.isclose(lr, defaults["learning_rate"]) and (
-                    config.base_model == defaults["model"] if is_offline(service) else rank == defaults["rank"])
+                is_default = math.isclose(lr, defaults["learning_rate"]) and config.base_model == defaults["model"] \
+                    and (is_offline(service) or rank == defaults["rank"])  # locally the rank is not used
                 is_student = math.isclose(lr, base.learning_rate) and config.base_model == base.base_model \
                     and rank == base.rank
                 table.append({"learning_rate": lr, "model": config.base_model, "rank": rank,
@@ -733,7 +748,7 @@ def soft_labels(service=None, quick: bool | None = None, *, num_samples: int | N
     service, quick = _setup(service, quick)
     report = _Report("soft_labels", progress)
     k = int(num_samples or (QUICK_STRATEGIES[-1][1] if quick else FULL_STRATEGIES[-1][1]))
-    n_queries = n_queries or (QUICK_SUBSET if quick else FULL_SUBSET)
+    n_queries = _count("n_queries", n_queries) or (QUICK_SUBSET if quick else FULL_SUBSET)
     pool = distillation_rows(service, quick, rows)[:n_queries]
     texts = [_text(r) for r in pool]
     evalset = eval_set(quick, gold)
@@ -777,7 +792,7 @@ def label_distributions(service=None, quick: bool | None = None, *, n: int = 5, 
     """
     service, quick = _setup(service, quick)
     k = int(num_samples or (QUICK_STRATEGIES[-1][1] if quick else FULL_STRATEGIES[-1][1]))
-    n_queries = n_queries or (QUICK_SUBSET if quick else FULL_SUBSET)
+    n_queries = _count("n_queries", n_queries) or (QUICK_SUBSET if quick else FULL_SUBSET)
     pool = distillation_rows(service, quick, rows)[:n_queries]
     hard = {_text(r): _label(r) for r in strategy_rows(service, quick, rows, pool, 0.0, 1, teacher)}
     sampled = strategy_rows(service, quick, rows, pool, 1.0, k, teacher)
@@ -957,9 +972,13 @@ def plot_hyperparameters(table: Sequence[Mapping]) -> Figure:
     from matplotlib.patches import Rectangle
 
     table = _need(table, ["learning_rate", "model", "rank", "val_loss", "accuracy", "default"])
-    by_model = len({r["model"] for r in table}) > 1
-    axis = "model" if by_model else "rank"
-    rows_keys = list(dict.fromkeys(r[axis] for r in table))
+    by_model, by_rank = len({r["model"] for r in table}) > 1, len({r["rank"] for r in table}) > 1
+
+    def row_of(r) -> str:  # one row per model, per rank, or per (model, rank) when both vary
+        return ", ".join(([str(r["model"])] if by_model else []) + ([f"rank {r['rank']}"] if by_rank else [])) \
+            or str(r["rank"])
+
+    rows_keys = list(dict.fromkeys(row_of(r) for r in table))
     lrs = sorted({r["learning_rate"] for r in table})
     fig = Figure(figsize=(10, 1.0 * len(rows_keys) + 2.4), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -969,7 +988,7 @@ def plot_hyperparameters(table: Sequence[Mapping]) -> Figure:
         grid = np.full((len(rows_keys), len(lrs)), np.nan)
         for r in table:
             if r[metric] is not None:
-                grid[rows_keys.index(r[axis]), lrs.index(r["learning_rate"])] = r[metric]
+                grid[rows_keys.index(row_of(r)), lrs.index(r["learning_rate"])] = r[metric]
         image = ax.imshow(grid, cmap=cmap, aspect="auto")
         bar = fig.colorbar(image, ax=ax, shrink=0.85)
         if metric == "accuracy":  # the cells say percent: so does the scale beside them
@@ -983,7 +1002,7 @@ def plot_hyperparameters(table: Sequence[Mapping]) -> Figure:
                     dark = (grid[i, j] < middle) == (cmap == "viridis")
                     ax.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "black")
         for r in table:
-            i, j = rows_keys.index(r[axis]), lrs.index(r["learning_rate"])
+            i, j = rows_keys.index(row_of(r)), lrs.index(r["learning_rate"])
             if r.get("student") and not r["default"]:
                 ax.add_patch(Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, edgecolor="#ff7f0e", linewidth=2,
                                        linestyle="--"))
@@ -992,9 +1011,9 @@ def plot_hyperparameters(table: Sequence[Mapping]) -> Figure:
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#c44e52", linewidth=2.5))
                 ax.text(j, i + 0.3, "default", ha="center", va="center", fontsize=7, color="#c44e52")
         ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
-        ax.set_yticks(range(len(rows_keys)), [str(k) for k in rows_keys])
+        ax.set_yticks(range(len(rows_keys)), rows_keys)
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("student model" if by_model else "LoRA rank")
+        ax.set_ylabel(", ".join(["student model"] * by_model + ["LoRA rank"] * by_rank) or "LoRA rank")
         ax.set_title(_title(table, title), fontsize=10)
     return fig
 

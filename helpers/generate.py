@@ -771,13 +771,23 @@ def failed_requests(teacher, queries: Sequence[str | dict], out_path: str | os.P
     arguments failed (rejects ``error`` and ``retries_exhausted``) and would be asked again by
     running it once more, asking nothing; 0 when ``out_path`` is missing, is another run's
     output, or has no journal left to resume from."""
-    out = Path(out_path)
-    paths = _paths(out)
-    if not (out.exists() and paths["journal"].exists()):
+    if not _paths(Path(out_path))["journal"].exists():
         return 0
+    summary = finished_summary(teacher, queries, out_path, prompt, config, teacher_name)
+    return _failures(summary.rejects) if summary is not None else 0
+
+
+def finished_summary(teacher, queries: Sequence[str | dict], out_path: str | os.PathLike, prompt: str = DEFAULT_PROMPT,
+                     config: GenerateConfig | None = None, teacher_name: str | None = None) -> GenerateSummary | None:
+    """The summary of ``out_path`` when it is the finished output of :func:`generate` with these
+    arguments (failed requests and all, which :func:`generate` would ask again), else None.
+    Asks nothing: for data that must not change once something was trained on it."""
+    out = Path(out_path)
+    if not out.exists():
+        return None
     plan = _plan(teacher, queries, prompt, config, teacher_name)
-    saved, _ = _finished(out, paths["summary"], plan.fingerprint)
-    return _failures(saved.get("rejects", {})) if saved is not None else 0
+    saved, _ = _finished(out, _paths(out)["summary"], plan.fingerprint)
+    return GenerateSummary.from_dict(saved) if saved is not None else None
 
 
 def _reusable(out: Path, paths: dict[str, Path], fingerprint: str, overwrite: bool) -> dict | None:

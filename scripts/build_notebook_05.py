@@ -135,7 +135,8 @@ not from an LLM's sampling."""
 
 How many teacher examples does the student need? Both the student and the classic baseline
 (character n-grams and logistic regression, trained on the same teacher labels) learn from the
-first *n* rows of the distillation data, nested subsets of one shuffled pool."""
+first *n* rows of the distillation data, nested subsets of one shuffled pool, less the 10% the
+student holds out for its validation loss, which the baseline leaves out too."""
     ),
     new_code_cell(
         """volume = adv.data_volume(service, QUICK)

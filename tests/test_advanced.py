@@ -16,7 +16,7 @@ import pytest
 
 from helpers import advanced as adv
 from helpers import connect
-from helpers.dataio import read_gold, read_queries
+from helpers.dataio import DataError, read_gold, read_queries
 from helpers.labels import LABELS
 from helpers.prompt import DEFAULT_PROMPT, SHORT_PROMPT, build_prompt
 from helpers.render import conversation
@@ -73,6 +73,11 @@ def world(tmp_path_factory):
             return real_train(*args, **kwargs)
 
         mp.setattr(adv, "train", counting_train)
+        import helpers.baseline
+
+        real_fit, fitted = helpers.baseline.train_baseline, []
+        mp.setattr(helpers.baseline, "train_baseline", lambda texts, labels, *a, **k: fitted.append(list(texts))
+                   or real_fit(texts, labels, *a, **k))
         service = connect("local")
         pool = read_queries(DATA / "queries.jsonl")[::150][:24]
         rows = [{"messages": conversation(q["text"], q["label"])} for q in pool]
@@ -81,7 +86,8 @@ def world(tmp_path_factory):
         first_calls = calls["n"]
         second = run_all(service, rows, gold)
         yield {"first": first, "second": second, "first_calls": first_calls,
-               "second_calls": calls["n"] - first_calls, "service": service, "rows": rows, "workdir": workdir}
+               "second_calls": calls["n"] - first_calls, "service": service, "rows": rows, "workdir": workdir,
+               "baseline_fits": fitted}
 
 
 @pytest.mark.parametrize("name", list(COLUMNS))
@@ -108,6 +114,12 @@ def test_tables_have_the_expected_rows(world):
     assert 0.0 <= t["sampling_strategies"][1]["same_as_first"] <= 1.0
     assert [(r["predictor"], r["examples"]) for r in t["data_volume"]] == [
         ("student", 8), ("baseline", 8), ("student", 16), ("baseline", 16)]
+    # the baseline learns from the rows the student trains on: the first n, less its 10% for validation
+    from helpers.train import split
+
+    texts = [r["messages"][0]["content"] for r in adv.distillation_rows(world["service"], True, world["rows"])]
+    assert world["baseline_fits"] == [split(texts[:n], 0.1, 0)[0] for n in (8, 16)]
+    assert [len(fit) for fit in world["baseline_fits"]] == [7, 14]
     grid = t["hyperparameter_grid"]
     assert [r["default"] for r in grid] == [False, True]  # local/tiny at 3e-3 is the recipe's default
     assert all(r["val_loss"] is not None and r["val_loss"] > 0 for r in grid)
@@ -200,6 +212,41 @@ def test_plots_return_figures_with_the_expected_axes(world):
 
     fig = adv.plot_soft_labels(t["soft_labels"])
     assert len(fig.axes) == 1 and len(fig.axes[0].patches) == 6
+
+
+def test_the_grid_plot_has_a_row_per_model_and_rank_when_both_vary():
+    """Two models at two ranks: four rows, each cell its own setting's (none drawn over another's)."""
+    table = [{"learning_rate": lr, "model": m, "rank": rank, "val_loss": 1.0 + i, "accuracy": i / 10,
+              "default": (m, rank, lr) == ("big", 32, 1e-4), "student": False, "eval_set": "dev", "backend": "tinker"}
+             for i, (m, rank, lr) in enumerate((m, rank, lr) for m in ("big", "small") for rank in (8, 32)
+                                               for lr in (1e-4, 3e-4))]
+    fig = adv.plot_hyperparameters(table)
+    loss = [ax for ax in fig.axes if ax.get_xlabel() == "learning rate"][0]
+    fig.canvas.draw()
+    assert [t.get_text() for t in loss.get_yticklabels()] == ["big, rank 8", "big, rank 32", "small, rank 8", "small, rank 32"]
+    assert loss.get_ylabel() == "student model, LoRA rank"
+    assert sorted(float(t.get_text()) for t in loss.texts if t.get_text() not in ("default", "used here")) == \
+        [1.0 + i for i in range(8)]
+    assert [t.get_text() for t in loss.texts].count("default") == 1
+
+
+def test_counts_of_rows_must_be_whole_and_positive(world):
+    for bad in (0, -100, 1e3, True):
+        with pytest.raises(DataError, match=r"setting: sizes takes whole numbers of rows >= 1 .*got"):
+            adv.data_volume(world["service"], sizes=[bad], rows=world["rows"], progress=False)
+    with pytest.raises(DataError, match=r"setting: n_queries takes whole numbers"):
+        adv.sampling_strategies(world["service"], n_queries=-1, rows=world["rows"], progress=False)
+    with pytest.raises(DataError, match=r"setting: n_examples takes whole numbers"):
+        adv.hyperparameter_grid(world["service"], n_examples=0.5, rows=world["rows"], progress=False)
+
+
+def test_finished_teacher_data_is_read_back_asking_nothing(world, monkeypatch):
+    """Asked again, failed requests would change the data under students trained on it: a
+    finished file is read back as it is, without calling generate."""
+    texts = [r["messages"][0]["content"] for r in world["rows"][:16]]
+    first = adv.teacher_data(world["service"], texts, 1.0, 3)
+    monkeypatch.setattr(adv, "generate", lambda *a, **k: pytest.fail("generate was called for finished data"))
+    assert adv.teacher_data(world["service"], texts, 1.0, 3) == first
 
 
 def test_plots_refuse_the_wrong_table(world):
