@@ -115,7 +115,8 @@ _SHIPPED_PRICES = MappingProxyType(dict(PRICES))  # what PRICES holds until some
 
 
 def prices_note(prices: Mapping[str, float] | None = None) -> str:
-    """"EXAMPLE prices" while ``prices`` (default :data:`PRICES`) are the ones the course ships with."""
+    """What to call ``prices`` (default :data:`PRICES`): EXAMPLE prices while they are the ones
+    the course ships with, the user's once edited or given."""
     if dict(PRICES if prices is None else prices) == _SHIPPED_PRICES:
         return "EXAMPLE prices: edit helpers.evaluate.PRICES"
     return "prices given by the caller" if prices is not None else "prices from helpers.evaluate.PRICES"
@@ -519,8 +520,9 @@ def run_payback(cost: Mapping, generation: Mapping, history: Sequence[Mapping], 
     ``generation`` is the summary of :func:`helpers.generate.generate` (as a dict: its
     ``distinct`` requests and ``completion_tokens_per_query``); ``history`` the training's steps,
     whose ``tokens`` add up to what was trained. Steps recorded before steps counted their
-    tokens (a run resumed across versions) are estimated instead (steps x ``batch_size`` x the student's prompt tokens per
-    query and its answer), and ``train_tokens_estimated`` says so. The student writes a bare
+    tokens (a run resumed across versions) are estimated instead (those steps x
+    ``batch_size`` x the student's prompt tokens per query and its answer), and
+    ``train_tokens_estimated`` says so. The student writes a bare
     label and its end-of-turn token: 2 tokens. The result adds ``labelled_queries``,
     ``teacher_answer_tokens``, ``train_tokens`` and ``train_tokens_estimated`` to :func:`payback`'s.
     """

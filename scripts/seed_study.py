@@ -98,6 +98,8 @@ def _same_study(out: Path, data: Path, gold: Path, backend: str, queries: str | 
     """Record what the study in ``out`` was made from, or stop if it was made from something else:
     its students and evaluations are reused as they are, so another teacher data, gold file or
     backend would mix two studies into one table."""
+    if not gold.is_file():
+        sys.exit(f"seed_study: --gold: {gold} does not exist")
     settings = {"data_sha256": _sha256(data), "gold_sha256": _sha256(gold), "backend": backend, "queries": queries}
     path = out / "study-settings.json"
     if path.exists():
@@ -131,11 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.data:
             sys.exit(f"seed_study: --data: {data} does not exist")
         _course("generate", "--queries", args.queries, "--out", str(data), "--no-progress", *backend)
+    # before anything else is reused or made: the folder's study must be this one
+    _same_study(out, data, ROOT / args.gold, args.backend, None if args.data else args.queries)
     teacher_dir = out / "eval_teacher"
     if not (teacher_dir / "predictions.jsonl").exists():
         _course("evaluate", "--data", args.gold, "--predictor", "teacher", "--out", str(teacher_dir), "--no-progress", *backend)
     texts, teacher, gold = _predictions(teacher_dir / "predictions.jsonl")
-    _same_study(out, data, ROOT / args.gold, args.backend, None if args.data else args.queries)
     runs = {}
     for seed in sorted(args.seeds):
         student, evaluation = out / f"seed_{seed}", out / f"eval_{seed}"

@@ -58,6 +58,9 @@ def test_bad_arguments_stop_with_one_line(study, tmp_path, capsys):
     assert "--seeds: each seed once" in capsys.readouterr().err
     with pytest.raises(SystemExit, match=r"--data: .*missing\.jsonl does not exist"):
         study.main(["--out", str(tmp_path), "--data", str(tmp_path / "missing.jsonl")])
+    (tmp_path / "distill.jsonl").write_text("")
+    with pytest.raises(SystemExit, match=r"--gold: .*nowhere\.jsonl does not exist"):
+        study.main(["--out", str(tmp_path), "--gold", str(tmp_path / "nowhere.jsonl")])
 
 
 def _jsonl(path, rows):
