@@ -31,7 +31,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .dataio import DataError, check_writable, json_safe, temp_beside, text_list, write_text
+from .dataio import DataError, json_safe, text_list, write_text, write_with
 from .labels import LABELS
 
 MODEL_FILE = "baseline.joblib"
@@ -127,15 +127,7 @@ def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
             json.dumps(meta[key])  # json_safe made NaN null: what is left to fail is a value JSON has not
         except (TypeError, ValueError):
             raise DataError(f"save_baseline: {key}={extra[key]!r} cannot go into {META_FILE} (not a JSON value)") from None
-    check_writable(directory / MODEL_FILE)  # makes the folder, or a one-line DataError
-    fd, name = temp_beside(directory / MODEL_FILE)  # named with this process's pid: swept if it dies
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        joblib.dump(model, tmp)
-        os.replace(tmp, directory / MODEL_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_with(directory / MODEL_FILE, lambda tmp: joblib.dump(model, tmp))  # makes the folder, or a one-line DataError
     write_text(directory / META_FILE, json.dumps(meta, indent=1) + "\n")
     return directory
 

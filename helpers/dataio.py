@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -399,6 +399,22 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_with(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
+    """Write ``path`` atomically with ``write(name)``, a writer that takes a file name (a
+    figure's ``savefig``, ``joblib.dump``): it writes a temporary file beside ``path``, which is
+    then renamed into place, or removed if the writer fails. Returns the path."""
+    path = check_writable(path)
+    fd, tmp = temp_beside(path)  # named with this process's pid: swept if it is killed mid-write
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def check_writable(path: str | os.PathLike) -> Path:

@@ -771,7 +771,7 @@ def failed_requests(teacher, queries: Sequence[str | dict], out_path: str | os.P
     arguments failed (rejects ``error`` and ``retries_exhausted``) and would be asked again by
     running it once more, asking nothing; 0 when ``out_path`` is missing, is another run's
     output, or has no journal left to resume from."""
-    if not _paths(Path(out_path))["journal"].exists():
+    if not journal_path(out_path).exists():
         return 0
     summary = finished_summary(teacher, queries, out_path, prompt, config, teacher_name)
     return _failures(summary.rejects) if summary is not None else 0

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .dataio import check_writable, temp_beside
+from .dataio import write_with
 from .labels import LABELS
 
 OFFLINE_NOTE = "offline: stand-in teacher, tiny local student (not LLM results)"
@@ -173,17 +173,8 @@ def plot_cost(cost: Mapping, *, title: str | None = None) -> Figure:
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
     """Save ``fig`` to ``path`` (format from the suffix, PNG usually), atomically; returns the path."""
-    path = check_writable(path)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = temp_beside(path)  # named with this process's pid: swept if it is killed mid-write
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    return write_with(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
 
 
 def _in_kernel() -> bool:

@@ -512,23 +512,6 @@ def _sharpen(conf: dict[str, float], temperature: float) -> np.ndarray:
     return p / p.sum()
 
 
-def policy_answers(user: str, rules: frozenset[str], temperature: float, seed: int | None,
-                   num_samples: int) -> list[tuple[str, float]]:
-    """The stand-in's answers to ``user`` under ``rules``: (text, log-probability of its label)
-    for each sample; greedy at temperature 0, else drawn from the sharpened confidences."""
-    d = decide(user, rules)
-    rng = random.Random(seed) if seed is not None else random.Random(int.from_bytes(os.urandom(4), "little"))
-    out = []
-    for _ in range(num_samples):
-        if temperature <= 0:
-            label = d.label
-        else:
-            p = _sharpen(d.confidences, temperature)
-            label = LABELS[int(np.searchsorted(np.cumsum(p), rng.random() * p.sum()))]
-        out.append((answer_text(d, label, rules), math.log(max(d.confidences[label], 1e-9))))
-    return out
-
-
 @dataclass
 class PolicyTeacherEngine:
     """Serves :func:`decide` through the local sampling client, as ``local/policy-teacher``."""
@@ -567,9 +550,20 @@ class PolicyTeacherEngine:
         return user, rules
 
     def respond(self, prompt_ids: list[int], params, num_samples: int) -> list[tuple[str, float]]:
-        """The answers to one request, worked out in this process."""
+        """(answer text, log-probability of its label) for each sample of one request: greedy at
+        temperature 0, else drawn from the decision's confidences sharpened by 1/T."""
         user, rules = self.read(prompt_ids)
-        return policy_answers(user, rules, params.temperature, params.seed, num_samples)
+        d = decide(user, rules)
+        rng = random.Random(params.seed) if params.seed is not None else random.Random(int.from_bytes(os.urandom(4), "little"))
+        out = []
+        for _ in range(num_samples):
+            if params.temperature <= 0:
+                label = d.label
+            else:
+                p = _sharpen(d.confidences, params.temperature)
+                label = LABELS[int(np.searchsorted(np.cumsum(p), rng.random() * p.sum()))]
+            out.append((answer_text(d, label, rules), math.log(max(d.confidences[label], 1e-9))))
+        return out
 
     def _encode(self, text: str) -> list[int]:
         raw = getattr(self.tokenizer, "backend_tokenizer", None)  # as in _decode: the wrapper costs more than the encoding
@@ -577,26 +571,23 @@ class PolicyTeacherEngine:
             return self.tokenizer.encode(text, add_special_tokens=False)
         return raw.encode(text, add_special_tokens=False).ids
 
-    def _response(self, job, answers: list[tuple[str, float]]):
+    def submit(self, job) -> Future:
         from tinker import types
 
-        seqs = []
-        for text, logprob in answers:
-            ids = self._encode(text) + [self.tokenizer.eos_token_id]
-            limit = job.params.max_tokens or len(ids)
-            reason = "stop" if len(ids) <= limit else "length"
-            ids = ids[:limit]
-            lps = np.zeros(len(ids), dtype=np.float32)
-            lps[-1] = logprob  # the choice of label carries the uncertainty
-            seqs.append(types.SampledSequence(stop_reason=reason, sequence_id=uuid.uuid4().hex, tokens_np=np.asarray(ids, np.int32), logprobs_np=lps))
-        return types.SampleResponse(sequences=seqs)
-
-    def submit(self, job) -> Future:
         fut: Future = Future()
         try:
             with self._lock:
                 self.calls += 1
-            fut.set_result(self._response(job, self.respond(job.prompt, job.params, job.num_samples)))
+            seqs = []
+            for text, logprob in self.respond(job.prompt, job.params, job.num_samples):
+                ids = self._encode(text) + [self.tokenizer.eos_token_id]
+                limit = job.params.max_tokens or len(ids)
+                reason = "stop" if len(ids) <= limit else "length"
+                ids = ids[:limit]
+                lps = np.zeros(len(ids), dtype=np.float32)
+                lps[-1] = logprob  # the choice of label carries the uncertainty
+                seqs.append(types.SampledSequence(stop_reason=reason, sequence_id=uuid.uuid4().hex, tokens_np=np.asarray(ids, np.int32), logprobs_np=lps))
+            fut.set_result(types.SampleResponse(sequences=seqs))
         except Exception as e:
             fut.set_exception(e)
         return fut
