@@ -368,48 +368,36 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None
     path = Path(path)
     if isinstance(rows, str | bytes | Mapping):  # a dict's keys, or a string's letters, are not rows
         raise DataError(f"{path}: rows must be a list of JSON objects, got a single {type(rows).__name__}")
-    check_writable(path)
-    fd, tmp = temp_beside(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
             for i, row in enumerate(rows, start=1):
                 if not isinstance(row, Mapping):  # every reader here expects an object per line
                     raise DataError(f"{path}: row {i} is not a JSON object (got {type(row).__name__}); nothing was written")
                 f.write(dumps(row) + "\n")
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; a finished file gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_with(path, write)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically (temporary file, then rename), sweeping orphans first as
     :func:`write_jsonl` does."""
-    path = Path(path)
-    check_writable(path)
-    fd, tmp = temp_beside(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_with(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_with(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Write ``path`` atomically with ``write(name)``, a writer that takes a file name (a
     figure's ``savefig``, ``joblib.dump``): it writes a temporary file beside ``path``, which is
-    then renamed into place, or removed if the writer fails. Returns the path."""
+    then given the usual mode and renamed into place, or removed if the writer fails. Returns
+    the path."""
     path = check_writable(path)
     fd, tmp = temp_beside(path)  # named with this process's pid: swept if it is killed mid-write
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _umask_mode())  # mkstemp makes 0600; a finished file gets the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

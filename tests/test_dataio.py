@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -110,11 +111,26 @@ def test_orphaned_temporary_files_of_a_killed_writer_are_swept(tmp_path):
     assert live.exists() and foreign.exists()
 
 
-def test_written_files_get_the_usual_mode_without_touching_the_umask(tmp_path, monkeypatch):
-    """Atomic writes chmod their temporary file to 0o666 less the umask; on Linux that is read
-    from /proc, so no other thread ever runs under a umask of 0."""
-    from helpers.dataio import write_text
+def _write_bytes_in_place(path, data: bytes) -> None:
+    """A writer like savefig or joblib.dump: it opens the name it is given, which already
+    exists (mkstemp made it, mode 0600), so the file keeps that mode unless the writer fixes it."""
+    from helpers.dataio import write_with
 
+    write_with(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+@pytest.mark.parametrize("writer", ["write_text", "write_jsonl", "write_with"])
+def test_written_files_get_the_usual_mode_without_touching_the_umask(tmp_path, monkeypatch, writer):
+    """Every atomic writer chmods its temporary file to 0o666 less the umask (mkstemp makes it
+    0600, which a figure or a saved baseline kept before); on Linux the umask is read from
+    /proc, so no other thread ever runs under a umask of 0."""
+    from helpers import dataio
+
+    write = {
+        "write_text": lambda p: dataio.write_text(p, "hello"),
+        "write_jsonl": lambda p: dataio.write_jsonl(p, [{"a": 1}]),
+        "write_with": lambda p: _write_bytes_in_place(p, b"png"),
+    }[writer]
     old = os.umask(0o027)
     try:
         if sys.platform.startswith("linux"):
@@ -122,9 +138,10 @@ def test_written_files_get_the_usual_mode_without_touching_the_umask(tmp_path, m
                 raise AssertionError("os.umask called while writing")
 
             monkeypatch.setattr(os, "umask", refuse)
-        write_text(tmp_path / "f.txt", "hello")
+        write(tmp_path / "f.txt")
     finally:
         monkeypatch.undo()
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640
+    assert [f.name for f in tmp_path.iterdir()] == ["f.txt"]  # no temporary file left
 
