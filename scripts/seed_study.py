@@ -94,13 +94,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _same_study(out: Path, data: Path, gold: Path, backend: str, queries: str | None) -> None:
+def _same_study(out: Path, data: Path, gold: Path, backend: str, queries: Path | None) -> None:
     """Record what the study in ``out`` was made from, or stop if it was made from something else:
     its students and evaluations are reused as they are, so another teacher data, gold file or
     backend would mix two studies into one table."""
     if not gold.is_file():
         sys.exit(f"seed_study: --gold: {gold} does not exist")
-    settings = {"data_sha256": _sha256(data), "gold_sha256": _sha256(gold), "backend": backend, "queries": queries}
+    settings = {"data_sha256": _sha256(data), "gold_sha256": _sha256(gold), "backend": backend,
+                "queries_sha256": _sha256(queries) if queries else None}
     path = out / "study-settings.json"
     if path.exists():
         try:
@@ -119,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the teacher data, students and evaluations")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--data", help="teacher data (JSONL, as generate writes it); default OUT/distill.jsonl, generated if missing")
-    parser.add_argument("--queries", default="data/queries.jsonl")
-    parser.add_argument("--gold", default="data/test_gold.jsonl")
+    # every path is read from the working directory, as the course's commands read theirs; the
+    # defaults name the course's own files wherever the script is run from
+    parser.add_argument("--queries", default=str(ROOT / "data" / "queries.jsonl"), help="queries to generate the teacher data from")
+    parser.add_argument("--gold", default=str(ROOT / "data" / "test_gold.jsonl"), help="labelled test set")
     parser.add_argument("--backend", choices=["local", "tinker"], default="local")
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
@@ -128,16 +131,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data).resolve() if args.data else out / "distill.jsonl"
+    queries, gold_path = Path(args.queries).resolve(), Path(args.gold).resolve()
     backend = ["--backend", args.backend]
+    if not args.data and not queries.is_file():
+        sys.exit(f"seed_study: --queries: {queries} does not exist")
     if not data.exists():
         if args.data:
             sys.exit(f"seed_study: --data: {data} does not exist")
-        _course("generate", "--queries", args.queries, "--out", str(data), "--no-progress", *backend)
+        _course("generate", "--queries", str(queries), "--out", str(data), "--no-progress", *backend)
     # before anything else is reused or made: the folder's study must be this one
-    _same_study(out, data, ROOT / args.gold, args.backend, None if args.data else args.queries)
+    _same_study(out, data, gold_path, args.backend, None if args.data else queries)
     teacher_dir = out / "eval_teacher"
     if not (teacher_dir / "predictions.jsonl").exists():
-        _course("evaluate", "--data", args.gold, "--predictor", "teacher", "--out", str(teacher_dir), "--no-progress", *backend)
+        _course("evaluate", "--data", str(gold_path), "--predictor", "teacher", "--out", str(teacher_dir), "--no-progress", *backend)
     texts, teacher, gold = _predictions(teacher_dir / "predictions.jsonl")
     runs = {}
     for seed in sorted(args.seeds):
@@ -145,15 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (student / "checkpoint.json").exists():
             _course("train", "--data", str(data), "--out", str(student), "--seed", str(seed), *backend)
         if not (evaluation / "predictions.jsonl").exists():
-            _course("evaluate", "--data", args.gold, "--predictor", f"student:{student}", "--out", str(evaluation), "--no-progress", *backend)
+            _course("evaluate", "--data", str(gold_path), "--predictor", f"student:{student}", "--out", str(evaluation), "--no-progress", *backend)
         run_texts, runs[f"seed {seed}"], _ = _predictions(evaluation / "predictions.jsonl")
         if run_texts != texts:
             sys.exit(f"seed_study: {evaluation / 'predictions.jsonl'} does not score the same items as {teacher_dir}")
-    gold_rows = [row for _, row in iter_jsonl(ROOT / args.gold)]
+    gold_rows = [row for _, row in iter_jsonl(gold_path)]
     if [row["text"] for row in gold_rows] != texts:
-        sys.exit(f"seed_study: {args.gold} does not hold the items that {teacher_dir} scored")
+        sys.exit(f"seed_study: {gold_path} does not hold the items that {teacher_dir} scored")
     if [row.get("label") for row in gold_rows] != gold:
-        sys.exit(f"seed_study: {args.gold}'s labels are not those {teacher_dir} scored against: use a new --out")
+        sys.exit(f"seed_study: {gold_path}'s labels are not those {teacher_dir} scored against: use a new --out")
     result = seed_spread(runs, teacher, gold, [row.get("kind", "(none)") for row in gold_rows])
     print(f"\n{'run':<10} {'accuracy':>9} {'agreement':>10}")
     for name, s in result["runs"].items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -117,3 +119,33 @@ def test_runs_that_do_not_score_the_same_items_stop_the_study(study, tmp_path, m
     with pytest.raises(SystemExit, match=r"gold\.jsonl's labels are not those .*eval_teacher scored against"):
         study.main(args)
     assert asked == []
+
+
+def test_paths_are_read_from_the_working_directory(study, tmp_path, monkeypatch):
+    """--gold and --queries are read from where the script is run, as --out and --data are (the
+    course's commands run from the project's root, so each gets an absolute path); a study whose
+    queries file changed since its teacher data was made stops."""
+    asked = []
+
+    def course(*args):  # the student's evaluation writes its predictions; training writes nothing here
+        asked.append(args)
+        if args[0] == "evaluate":
+            out = Path(args[args.index("--out") + 1])
+            _jsonl(out / "predictions.jsonl", [{"text": "Guten Morgen", "label": "de", "gold": "de"}])
+
+    monkeypatch.setattr(study, "_course", course)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match=r"--queries: .*/mine\.jsonl does not exist"):
+        study.main(["--out", "study", "--queries", "mine.jsonl"])
+    _jsonl(tmp_path / "mine.jsonl", [{"text": "Guten Morgen"}])
+    _jsonl(tmp_path / "gold.jsonl", [{"text": "Guten Morgen", "label": "de"}])
+    _jsonl(tmp_path / "study" / "distill.jsonl", [{"messages": []}])
+    _jsonl(tmp_path / "study" / "eval_teacher" / "predictions.jsonl", [{"text": "Guten Morgen", "label": "de", "gold": "de"}])
+    assert study.main(["--out", "study", "--seeds", "0", "--queries", "mine.jsonl", "--gold", "gold.jsonl"]) == 0
+    train, evaluate = asked
+    assert train[:3] == ("train", "--data", str(tmp_path / "study" / "distill.jsonl"))
+    assert evaluate[:3] == ("evaluate", "--data", str(tmp_path / "gold.jsonl"))
+
+    _jsonl(tmp_path / "mine.jsonl", [{"text": "Bonjour"}])
+    with pytest.raises(SystemExit, match=r"other settings \(queries_sha256\)"):
+        study.main(["--out", "study", "--seeds", "0", "--queries", "mine.jsonl", "--gold", "gold.jsonl"])
