@@ -84,6 +84,21 @@ def summarise(values: list[float]) -> dict:
 # --------------------------------------------------------------------------- sections
 
 
+def paired(repeats: int, first, second) -> tuple[list[float], list[float]]:
+    """Run the measurements ``first()`` and ``second()`` back to back ``repeats`` times, taking
+    turns at going first, so that neither side always runs on the warmer (or busier) machine.
+    Returns each side's values in run order."""
+    a, b = [], []
+    for i in range(repeats):
+        if i % 2 == 0:
+            a.append(first())
+            b.append(second())
+        else:
+            b.append(second())
+            a.append(first())
+    return a, b
+
+
 def _time_local_steps(client, batches, adam) -> float:
     """Seconds for one forward_backward + optim_step per batch on a local training client."""
     start = time.perf_counter()
@@ -147,13 +162,9 @@ def bench_train_overhead(repeats: int, steps: int, batch_size: int = 32) -> dict
         return time.perf_counter() - start
 
     run_local(), run_plain()  # warm-up
-    ratios, local_t, plain_t = [], [], []
     with PeakMemory() as mem:
-        for i in range(repeats):
-            a, b = (run_local(), run_plain()) if i % 2 == 0 else tuple(reversed((run_plain(), run_local())))
-            local_t.append(a)
-            plain_t.append(b)
-            ratios.append(a / b)
+        local_t, plain_t = paired(repeats, run_local, run_plain)
+    ratios = [a / b for a, b in zip(local_t, plain_t, strict=True)]
     return {"train_overhead_ratio": summarise(ratios), "train_local_seconds": summarise(local_t),
             "train_plain_seconds": summarise(plain_t), "train_steps": len(batches), "train_peak_mb": mem.peak_mb}
 
@@ -186,14 +197,8 @@ def bench_length_grouping(repeats: int, steps: int, batch_size: int = 32) -> dic
     timed(shuffled, grouped)  # warm-up
     results = {}
     for name, batches in (("shuffled", shuffled), ("training", in_training)):
-        ratios = []
-        for i in range(repeats):
-            if i % 2 == 0:
-                a, b = timed(batches, float("inf")), timed(batches, grouped)
-            else:
-                b, a = timed(batches, grouped), timed(batches, float("inf"))
-            ratios.append(a / b)
-        results[f"length_grouping_speedup_{name}"] = summarise(ratios)
+        whole, groups = paired(repeats, lambda b=batches: timed(b, float("inf")), lambda b=batches: timed(b, grouped))
+        results[f"length_grouping_speedup_{name}"] = summarise([a / b for a, b in zip(whole, groups, strict=True)])
     return results
 
 
@@ -223,13 +228,9 @@ def bench_batched_sampling(repeats: int, n_prompts: int) -> dict:
         return time.perf_counter() - start
 
     all_at_once()  # warm-up
-    speedups, seq_t, batch_t = [], [], []
     with PeakMemory() as mem:
-        for _ in range(repeats):
-            a, b = one_at_a_time(), all_at_once()
-            seq_t.append(a)
-            batch_t.append(b)
-            speedups.append(a / b)
+        seq_t, batch_t = paired(repeats, one_at_a_time, all_at_once)
+    speedups = [a / b for a, b in zip(seq_t, batch_t, strict=True)]
     return {"batched_sampling_speedup": summarise(speedups), "sampling_one_at_a_time_seconds": summarise(seq_t),
             "sampling_batched_seconds": summarise(batch_t), "sampling_prompts": n_prompts, "sampling_peak_mb": mem.peak_mb}
 

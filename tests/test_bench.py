@@ -6,7 +6,7 @@ from importlib.metadata import version
 import pytest
 import torch
 
-from helpers.bench import TARGETS, run, run_watched, table
+from helpers.bench import TARGETS, paired, run, run_watched, table
 
 
 def test_benchmarks_run_at_tiny_sizes(tmp_path, capsys):
@@ -98,3 +98,12 @@ def test_a_failed_training_step_is_not_timed_as_a_fast_one():
 
     with pytest.raises(ValueError, match="longer than the context"):
         _time_local_steps(Client(), [[1], [2]], None)
+
+
+def test_the_two_sides_of_a_ratio_take_turns_at_going_first():
+    """Each ratio's sides alternate, so that neither always runs first (on a cold cache, or
+    just after the other has heated the CPU); batched sampling always ran one at a time first."""
+    order = []
+    a, b = paired(4, lambda: order.append("a") or len(order), lambda: order.append("b") or len(order))
+    assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert a == [1, 4, 5, 8] and b == [2, 3, 6, 7]  # each side's values, in run order
