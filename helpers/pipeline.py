@@ -24,7 +24,9 @@ first two steps did and redoes the rest:
   last checkpoint, or, finished, trains no more steps; a student of other data or
   settings there is trained again from the start (``student/`` is this run's own);
 - the baseline, the four evaluations on the gold set, the pictures and the report
-  are done again every time (on Tinker, the teacher, base and student are asked again).
+  are done again every time (on Tinker, the teacher, base and student are asked again);
+  the earlier metrics, pictures and report are removed as the run starts, so a run
+  that fails leaves none that look like its own.
 
 Other files in ``out`` are refused unless ``overwrite``, and then kept. Offline, the
 teacher is the rule-based stand-in and the student a tiny local model; the report says so.
@@ -59,6 +61,7 @@ OWN_FILES = {
     "distill.jsonl.meta.json", "student", "baseline", "report.md", "report.json", "confusion.png",
     "confusion_normalized.png", "cost.png", "errors.md",
 }
+RESULTS = ("report.md", "report.json", "errors.md", "confusion.png", "confusion_normalized.png", "cost.png")
 OFFLINE_NOTE = (
     "Offline run: the teacher is the rule-based stand-in (the prompt's policy on top of the "
     "lingua language detector) and the student a tiny byte-level model trained on this CPU. "
@@ -75,6 +78,14 @@ def _check_out(out: Path, overwrite: bool) -> None:
                          if p.name not in OWN_FILES and not p.name.startswith("metrics") and not is_temp_file(p.name))
         if foreign and not overwrite:
             raise DataError(f"{out}: folder holds other files ({', '.join(foreign[:3])}); use --overwrite or another --out")
+
+
+def _clear_results(out: Path) -> None:
+    """Remove the report, metrics, pictures and error table of an earlier run into ``out``: they
+    are redone at the end of this one, and a run that fails before then must not leave the old
+    ones looking like its own. The labels and the student (the work a rerun reuses) stay."""
+    for path in [out / name for name in RESULTS] + sorted(out.glob("metrics_*.json")):
+        path.unlink(missing_ok=True)
 
 
 def _inputs(queries, gold, quick: bool) -> tuple[list[dict], list[dict]]:
@@ -94,6 +105,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"{out}: cannot create folder ({e.strerror})") from None
+    _clear_results(out)
     started = time.time()
     timings: dict[str, float] = {}
     query_rows, gold_rows = _inputs(queries, gold, quick)
@@ -115,6 +127,10 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
                        max_context=context_length(service, teacher_model))
     timings["generate"] = time.time() - t
     rows = read_conversations(out / "distill.jsonl")
+    labels = [r["messages"][-1]["content"] for r in rows]
+    if len(set(labels)) < 2:  # the baseline cannot learn one label: say so before the student is trained (and paid for)
+        raise DataError(f"{out / 'distill.jsonl'}: the teacher gave every query the same label "
+                        f"({labels[0] if labels else 'none'}); the baseline needs two labels or more: add queries in other languages")
 
     # 2. The student learns the teacher's answers, without the prompt.
     t = time.time()
@@ -127,7 +143,6 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     # 3. The classic baseline on the same labels.
     t = time.time()
     texts = [r["messages"][0]["content"] for r in rows]
-    labels = [r["messages"][-1]["content"] for r in rows]
     model = baseline_mod.train_baseline(texts, labels)
     baseline_mod.save_baseline(model, out / "baseline", examples=len(texts))
     timings["baseline"] = time.time() - t
@@ -192,6 +207,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
         "payback": payback,
         "generation": json.loads(json.dumps(summary.__dict__, default=str)),
         "train_seconds": timings["train"],
+        "training": result.describe(),
         "train_steps": len(result.history),
         "timings": timings,
         "seconds": time.time() - started,
@@ -349,6 +365,6 @@ Prompt tokens per query: teacher {r['teacher_prompt_tokens']:.0f}, student {r['s
 
 ![cost](cost.png)
 
-Training: {r['train_steps']} steps in {r['train_seconds']:.0f} s. Whole run: {r['seconds']:.0f} s.
+Training: {r['training']}. Whole run: {r['seconds']:.0f} s.
 Mistakes of teacher, student and baseline: `errors.md`.
 """

@@ -311,6 +311,39 @@ def test_run_checks_its_models_before_labelling_and_names_a_row_the_student_cann
     assert len((tmp_path / "b" / "distill.jsonl").read_text().splitlines()) == 3  # the labels are kept
 
 
+def test_a_run_that_fails_leaves_no_earlier_report_looking_like_its_own(tmp_path):
+    """Run again into a folder, a run that fails (here at training) leaves none of the earlier
+    run's report, metrics, pictures or error table behind, while the labels it made are kept."""
+    from helpers.dataio import DataError
+    from helpers.pipeline import run_pipeline
+
+    queries, out = tmp_path / "q.jsonl", tmp_path / "run"
+    texts = ["Guten Morgen, wie geht es dir?", "Bonjour tout le monde", "Das Wetter ist heute schön. " * 120]
+    queries.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    out.mkdir()
+    earlier = ["report.md", "report.json", "metrics_student.json", "metrics_teacher.json", "confusion.png", "errors.md"]
+    for name in earlier:
+        (out / name).write_text("from an earlier run")
+    with pytest.raises(DataError, match="context"):
+        run_pipeline(out, backend="local", queries=queries, gold=ROOT / "data" / "test_gold.jsonl", progress=False)
+    assert [name for name in earlier if (out / name).exists()] == []
+    assert (out / "distill.jsonl").exists()
+
+
+def test_a_pool_the_teacher_gives_one_label_is_refused_before_the_student_is_trained(tmp_path):
+    """The baseline needs two labels or more; a pool labelled all one way is named by its file
+    before training (paid for, on Tinker) starts, not by scikit-learn after it."""
+    from helpers.dataio import DataError
+    from helpers.pipeline import run_pipeline
+
+    queries = tmp_path / "q.jsonl"
+    texts = ["Guten Morgen, wie geht es dir?", "Das Wetter ist heute schön.", "Ich lese gern Bücher."]
+    queries.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    with pytest.raises(DataError, match=r"^\S*run/distill\.jsonl: the teacher gave every query the same label \(de\)"):
+        run_pipeline(tmp_path / "run", backend="local", queries=queries, gold=ROOT / "data" / "test_gold.jsonl", progress=False)
+    assert not (tmp_path / "run" / "student" / "checkpoint.json").exists()
+
+
 def test_a_file_left_by_a_killed_writer_is_not_someone_elses(tmp_path):
     """A writer killed mid-write leaves a temporary file (its name carries the pid): the next run
     must not refuse the folder for it, or ask for --overwrite, which would replace the run."""

@@ -188,6 +188,10 @@ def test_run_reports_what_it_spent_and_when_the_student_pays_it_back(tmp_path):
     assert paid["break_even_queries"] == math.ceil(paid["one_off_usd"] / paid["saving_usd_per_query"])
     assert f"pays back after    {paid['break_even_queries']:,} queries" in report["summary"]
     assert f"({paid['train_tokens']:,} tokens)" in (tmp_path / "run" / "report.md").read_text()
+    assert f"Training: trained local/tiny for {len(steps)} steps in" in (tmp_path / "run" / "report.md").read_text()
+    run_pipeline(tmp_path / "run", progress=False, train_overrides=train_overrides, **settings)  # the student is reused
+    assert f"Training: reused the finished run of local/tiny ({len(steps)} steps; nothing trained)" in (
+        tmp_path / "run" / "report.md").read_text()
 
 
 # ---------------------------------------------------------------- predictors
