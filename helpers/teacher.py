@@ -565,6 +565,10 @@ class PolicyTeacherEngine:
             out.append((answer_text(d, label, rules), math.log(max(d.confidences[label], 1e-9))))
         return out
 
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
     def _encode(self, text: str) -> list[int]:
         raw = getattr(self.tokenizer, "backend_tokenizer", None)  # as in _decode: the wrapper costs more than the encoding
         if raw is None:

@@ -379,7 +379,8 @@ def test_many_concurrent_samples_are_batched(service):
 
 
 @pytest.mark.parametrize("case", ["lengths", "loss", "context", "max_tokens", "model", "rank", "logprobs_context",
-                                  "optim_none", "optim_both", "optim_other", "taken_name"])
+                                  "optim_none", "optim_both", "optim_other", "taken_name", "vocab", "empty",
+                                  "teacher_vocab", "datum_vocab", "topk"])
 def test_clear_errors(service, case):
     trainer = service.create_lora_training_client("local/tiny", seed=0).result()
     tok = trainer.get_tokenizer()
@@ -409,6 +410,27 @@ def test_clear_errors(service, case):
         sampler = trainer.save_weights_and_get_sampling_client().result()
         with pytest.raises(LocalBackendError, match="prompt of 600 tokens .*does not fit the context"):
             sampler.compute_logprobs(types.ModelInput.from_ints([5] * 600))
+    elif case in ("vocab", "empty", "teacher_vocab", "topk"):  # refused at the call, not by torch in the batch
+        sampler = (service.create_sampling_client(base_model=TEACHER_MODEL).result() if case == "teacher_vocab"
+                   else trainer.save_weights_and_get_sampling_client().result())
+        vocab = len(sampler.get_tokenizer())
+        prompt, says = {"vocab": ([5, vocab + 7, 6], rf"prompt of local/tiny: token 1 is id {vocab + 7}, outside "
+                                                     rf"the model's vocabulary \(ids 0 to {vocab - 1}\)"),
+                        "teacher_vocab": ([-1], "prompt of local/policy-teacher: token 0 is id -1, outside"),
+                        "empty": ([], "prompt is empty"), "topk": ([5, 6], "topk_sample_logprobs must be 0 or more")}[case]
+        with pytest.raises(LocalBackendError, match=says):
+            sampler.sample(types.ModelInput.from_ints(prompt), 1, types.SamplingParams(max_tokens=2),
+                           topk_sample_logprobs=-1 if case == "topk" else 0)
+        if case == "vocab":
+            with pytest.raises(LocalBackendError, match=says):
+                sampler.compute_logprobs(types.ModelInput.from_ints(prompt))
+    elif case == "datum_vocab":
+        vocab = len(tok)
+        good = _datum(tok, "hallo welt", "de")
+        bad = types.Datum(model_input=types.ModelInput.from_ints([1, 2, 3]),
+                          loss_fn_inputs={"target_tokens": [2, 3, vocab], "weights": [0.0, 1.0, 1.0]})
+        with pytest.raises(LocalBackendError, match=rf"datum 1: target_tokens: token 2 is id {vocab}, outside"):
+            trainer.forward_backward([good, bad], "cross_entropy").result()
     elif case.startswith("optim"):  # as the SDK checks them: no silent default learning rate
         trainer.forward_backward([_datum(tok, "hallo welt", "de")], "cross_entropy").result()
         before = [p.detach().clone() for p in trainer._loaded.model.parameters()]
@@ -432,6 +454,61 @@ def test_clear_errors(service, case):
         trainer.save_weights_for_sampler("s").result()
         with pytest.raises(LocalBackendError, match="checkpoint name 's' is already saved in this run"):
             trainer.save_weights_for_sampler("s").result()
+
+
+def test_a_sample_cancelled_while_queued_leaves_the_others_of_its_batch_alone(service, monkeypatch):
+    """Cancelling one request (asyncio.wait_for timing out, say) drops it; the requests batched
+    with it still get their answers (they all failed with InvalidStateError)."""
+    from helpers.local.clients import TorchSampler
+
+    sampler = service.create_sampling_client(base_model="local/tiny").result()
+    tok = sampler.get_tokenizer()
+    params = types.SamplingParams(max_tokens=3, temperature=0.0)
+    busy, go = threading.Event(), threading.Event()
+    generate = TorchSampler._generate
+
+    def held(self, chunk):  # the first batch waits, so the next requests queue up behind it
+        busy.set()
+        assert go.wait(60)
+        return generate(self, chunk)
+
+    monkeypatch.setattr(TorchSampler, "_generate", held)
+    first = sampler.sample(model_input(tok, [{"role": "user", "content": "first"}]), 1, params)
+    assert busy.wait(60)
+    futures = [sampler.sample(model_input(tok, [{"role": "user", "content": f"query {i}"}]), 1, params) for i in range(6)]
+    assert futures[1].future().cancel() and futures[4].future().cancel()
+    go.set()
+    for i in (0, 2, 3, 5):
+        assert len(futures[i].result(timeout=60).sequences[0].tokens) <= 3
+    assert futures[1].future().cancelled() and futures[4].future().cancelled() and first.result(timeout=60).sequences
+
+
+def test_a_request_that_fails_in_its_batch_fails_alone(service, monkeypatch):
+    """A batch that fails is run again one request at a time: the request the model cannot take
+    gets the error, the ones batched with it their answers."""
+    from helpers.local.clients import TorchSampler
+
+    sampler = service.create_sampling_client(base_model="local/tiny").result()
+    tok = sampler.get_tokenizer()
+    poison = model_input(tok, [{"role": "user", "content": "poison"}]).to_ints()
+    generate = TorchSampler._generate
+
+    def failing(self, chunk):
+        if any(job.prompt == poison for _, job, _ in chunk):
+            raise RuntimeError("the model cannot take this one")
+        return generate(self, chunk)
+
+    monkeypatch.setattr(TorchSampler, "_generate", failing)
+    params = types.SamplingParams(max_tokens=3, temperature=0.0)
+    texts = ["query 0", "poison", "query 2", "query 3"]
+
+    async def together():
+        return await asyncio.gather(*[sampler.sample_async(model_input(tok, [{"role": "user", "content": t}]), 1, params)
+                                      for t in texts], return_exceptions=True)
+
+    results = asyncio.run(together())
+    assert isinstance(results[1], RuntimeError) and "cannot take" in str(results[1])
+    assert all(isinstance(results[i], types.SampleResponse) for i in (0, 2, 3))
 
 
 def test_futures_work_inside_a_running_event_loop(service):
