@@ -277,13 +277,29 @@ def finish_sessions(status: str, timeout: float = FINISH_TIMEOUT) -> int:
 
 def check_key_text(key: str | None = None) -> None:
     """Raise :class:`BackendError` when the key in ``TINKER_API_KEY`` (or ``key``) has spaces or a
-    line break before or after it, as a key pasted from the console or a file often has; the
-    message says which and where, never the key. The SDK would send it as it is, and the learner
-    would read that the key is wrong and copy the same text again."""
+    line break before or after it, as a key pasted from the console or a file often has, or a
+    blank, control or non-ASCII character inside it (two keys pasted on two lines, a typographic
+    quote); the message says which and where, never the key. The SDK would send it as it is, and
+    the learner would read that the key is wrong (or wait for a timeout) and copy the same text again."""
     key = os.environ.get("TINKER_API_KEY", "") if key is None else key
     stripped = key.strip()
-    if not stripped or stripped == key:
+    if not stripped:
         return
+    if stripped != key:
+        _blanks_around(key)
+    # Inside the key: a character no HTTP header may carry (the SDK's request would hang until
+    # it timed out, and a correct key set later in the same process too) or that no key has.
+    odd = next(((i, c) for i, c in enumerate(key) if not (c.isascii() and c.isprintable()) or c.isspace()), None)
+    if odd is not None:
+        i, c = odd
+        what = ("a line break" if c in "\r\n" else "a blank" if c.isspace() else
+                "a control character" if c.isascii() else f"a non-ASCII character (U+{ord(c):04X})")
+        raise BackendError(f"TINKER_API_KEY has {what} at character {i + 1} of {len(key)}, which no key has: "
+                           "set it again to the key alone, or run offline with PD_BACKEND=local")
+
+
+def _blanks_around(key: str) -> None:
+    """Raise :class:`BackendError` naming the spaces or line breaks before or after ``key``."""
     before, after = key[: len(key) - len(key.lstrip())], key[len(key.rstrip()):]
     around = before + after
     breaks = any(c in "\r\n" for c in around)

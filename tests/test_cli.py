@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -768,6 +769,34 @@ def test_a_key_pasted_with_blanks_around_it_is_named_as_such(tmp_path, monkeypat
     with pytest.raises(BackendError, match=f"TINKER_API_KEY has {says} the key") as refused:
         check_key("http://127.0.0.1:9", timeout=5)  # asked directly (a notebook's check): the same line
     assert FAKE_KEY not in str(refused.value)
+
+
+@pytest.mark.parametrize("key, says", [
+    (f"{FAKE_KEY}\n{FAKE_KEY}", f"a line break at character {len(FAKE_KEY) + 1} of {2 * len(FAKE_KEY) + 1}"),
+    (f"{FAKE_KEY[:5]} {FAKE_KEY[5:]}", f"a blank at character 6 of {len(FAKE_KEY) + 1}"),
+    (f"\u2018{FAKE_KEY}\u2019", f"a non-ASCII character \\(U\\+2018\\) at character 1 of {len(FAKE_KEY) + 2}"),
+    (f"{FAKE_KEY}\x07", f"a control character at character {len(FAKE_KEY) + 1} of {len(FAKE_KEY) + 1}"),
+])
+def test_a_key_with_a_character_no_key_has_is_named_by_position_not_sent(tmp_path, monkeypatch, capsys, key, says):
+    """Two keys pasted on two lines, a typographic quote: the SDK would put the text in a header
+    and wait for a timeout; the line names the kind of character and where it is, never the key."""
+    from helpers import cli as command_line
+    from helpers.backend import BackendError, check_key
+
+    for name in [n for n in os.environ if "proxy" in n.lower() or n == "TINKER_CREDENTIAL_CMD"]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TINKER_API_KEY", key)
+    monkeypatch.setenv("TINKER_BASE_URL", "http://127.0.0.1:9")  # nothing listens: never asked
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"text": "Bonjour à tous"}) + "\n")
+    assert command_line.main(["generate", "--queries", str(queries), "--out", str(tmp_path / "d.jsonl"),
+                              "--backend", "tinker"]) == 2
+    out, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and re.match(f"error: TINKER_API_KEY has {says}, which no key has: ", err)
+    assert FAKE_KEY not in out + err and "tml-" not in out + err
+    with pytest.raises(BackendError, match=f"TINKER_API_KEY has {says}") as refused:
+        check_key("http://127.0.0.1:9", timeout=5)
+    assert "tml-" not in str(refused.value)
 
 
 def test_run_estimate_counts_and_writes_nothing(tmp_path):
