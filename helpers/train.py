@@ -378,7 +378,8 @@ def train(
     examples = _check_rows(rows)
     train_ex, val_ex = split(examples, config.val_fraction, config.seed, key=lambda ex: ex[0])  # by query text
     if not train_ex:
-        raise DataError("training data: no examples left for training after the validation split")
+        raise DataError(f"setting: val_fraction={config.val_fraction} leaves none of the {len(examples)} examples "
+                        "for training; lower it (0 keeps them all for training)")
     out = Path(out_dir) if out_dir is not None else None
     progress_file = out / "progress.json" if out else None
     fingerprint = _run_fingerprint(examples, config)
@@ -459,9 +460,13 @@ def train(
         return batches_of(epoch)[index]
 
     def kept() -> str:
-        if restart_point is not None and out is not None:
+        if restart_point is None or out is None:
+            return "there is no checkpoint to resume from yet, so it starts again"
+        if own_client:
             return f"it resumes from its last checkpoint, step {restart_point[0]}"
-        return "there is no checkpoint to resume from yet, so it starts again"
+        # a client passed in is trained as it is: only a call that opens its own resumes
+        return (f"it starts again, as it was given a training_client; without training_client it resumes from "
+                f"its last checkpoint, step {restart_point[0]}")
 
     watch = StallWatch("training", kept)  # says so when the server goes quiet; ticked by every record
     from tqdm.auto import tqdm
@@ -490,10 +495,10 @@ def train(
             names = fresh_names(f"step-{step:06d}")
             path = ask_with_retries(lambda: training_client.save_state(next(names))).path
             checkpoints.append(path)
-            restart_point = (step, path)
             state = {"fingerprint": fingerprint, "step": step, "history": history, "validation": validation,
                      "checkpoints": checkpoints, "checkpoints_in_folder": [_path_inside(c, out) for c in checkpoints]}
             write_text(progress_file, json.dumps(state))
+            restart_point = (step, path)  # once progress.json holds it: a next call resumes from here
 
     def validate(step: int) -> None:
         if not val_data:
@@ -567,6 +572,10 @@ def train(
                 if failures > RESTARTS:
                     raise
                 time.sleep(backoff(failures))
+                if service is None:  # a training client given alone: no service to open a fresh one from
+                    raise RuntimeError(f"training: a step failed ({one_line(error)}) and, given no service, the run "
+                                       "cannot open a fresh client to go back to a checkpoint; pass the service "
+                                       "client, or retry the run") from error
                 if restart_point is not None:
                     (first, reopen_path), reopen = restart_point, True
                 elif own_client:
@@ -608,8 +617,12 @@ def read_checkpoint_info(directory: str | Path) -> dict:
         raise DataError(f"{path}: no such file; is {directory} a folder written by `python -m helpers train --out`?")
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e.__class__.__name__})") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: invalid UTF-8 at byte {e.start}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
     if not isinstance(info, dict) or not isinstance(info.get("sampler_path"), str):
         raise DataError(f"{path}: missing \"sampler_path\" (training did not finish?)")
     for key in ("sampler_path", "state_path"):  # a folder moved or copied since: its own weights

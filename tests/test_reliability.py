@@ -234,6 +234,23 @@ def test_a_transient_failure_without_a_checkpoint_on_a_given_client_stops_clearl
         train(service, ROWS, CONFIG, training_client=client)
 
 
+def test_a_transient_failure_after_a_checkpoint_on_a_client_given_without_a_service_stops_clearly(tmp_path):
+    """Going back to a checkpoint needs a fresh client, opened by the service: given none, the
+    run says so (it failed with an AttributeError on None)."""
+    class After:  # the first ten calls pass (five steps, a checkpoint at step 4), the next fails
+        draws = 0
+
+        def random(self):
+            self.draws += 1
+            return 1.0 if self.draws <= 10 else 0.0
+
+    service = connect("local", store=tmp_path / "w")
+    client = FlakyTrainer(service.create_lora_training_client("local/tiny", seed=0).result(), rate=0.5, rng=After())
+    with pytest.raises(RuntimeError, match=r"a step failed \(.*injected\) and, given no service, the run cannot open"):
+        train(None, ROWS, CONFIG, out_dir=tmp_path / "run", training_client=client)
+    assert json.loads((tmp_path / "run" / "progress.json").read_text())["step"] == 4
+
+
 def test_a_run_resumes_only_its_own_data_and_client(tmp_path):
     first = train(connect("local", store=tmp_path / "w"), ROWS, CONFIG, out_dir=tmp_path / "run")
     total = len(first.history)

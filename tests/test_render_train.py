@@ -237,6 +237,8 @@ def test_bad_data():
         train(svc, [])
     with pytest.raises(DataError, match="not one of the 13 labels"):
         train(svc, [{"messages": conversation("hola", "spanish")}])
+    with pytest.raises(DataError, match=r"^setting: val_fraction=0.6 leaves none of the 1 examples for training"):
+        train(svc, [{"messages": conversation("hola", "es")}], TrainConfig(val_fraction=0.6))
     with pytest.raises(DataError, match="example 1: needs one user turn followed by one assistant turn, got user$"):
         train(svc, [{"messages": [{"role": "user", "content": "hola"}]}])
     for weight in (None, "high", -3, float("nan")):  # a negative weight would be gradient ascent on the row
@@ -500,6 +502,18 @@ def test_a_student_folder_moved_or_copied_samples_its_own_weights(tmp_path):
     assert predict(f"student:{moved}", ["Guten Morgen zusammen"], service, progress=False)[0].raw == before[0].raw
 
 
+def test_a_checkpoint_json_that_cannot_be_read_is_named_in_one_line(tmp_path):
+    from helpers.train import read_checkpoint_info
+
+    (tmp_path / "checkpoint.json").write_text('{\n "sampler_path":\n')
+    with pytest.raises(DataError, match=r"checkpoint\.json:3: malformed JSON \(Expecting value\)$"):
+        read_checkpoint_info(tmp_path)
+    (tmp_path / "checkpoint.json").unlink()
+    (tmp_path / "checkpoint.json").mkdir()
+    with pytest.raises(DataError, match=r"checkpoint\.json: cannot read \(Is a directory\)$"):
+        read_checkpoint_info(tmp_path)
+
+
 def test_an_interrupted_training_says_where_the_same_call_resumes(tmp_path):
     """Ctrl-C or a notebook's stop button: the KeyboardInterrupt's traceback ends with what the
     next call does, and the same call does it."""
@@ -518,6 +532,13 @@ def test_an_interrupted_training_says_where_the_same_call_resumes(tmp_path):
     assert info.value.__notes__ == [f"training interrupted after step 5 of {total}: run the same call again; "
                                     "it resumes from its last checkpoint, step 4"]
     assert train(service, ROWS, config, out_dir=tmp_path / "s").first_step == 4
+    given = service.create_lora_training_client("local/tiny", seed=0).result()  # trained as it is: no resuming
+    with pytest.raises(KeyboardInterrupt) as info:
+        train(service, ROWS, config, out_dir=tmp_path / "t", training_client=given, callbacks=[stop_at(5)])
+    assert info.value.__notes__[-1].endswith("run the same call again; it starts again, as it was given a "
+                                             "training_client; without training_client it resumes from its last "
+                                             "checkpoint, step 4")
+    assert train(service, ROWS, config, out_dir=tmp_path / "t").first_step == 4
     with pytest.raises(KeyboardInterrupt) as info:
         train(service, ROWS, config, callbacks=[stop_at(3)])  # no folder, so no checkpoint
     assert info.value.__notes__[-1].endswith("there is no checkpoint to resume from yet, so it starts again")
