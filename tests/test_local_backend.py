@@ -81,6 +81,31 @@ def test_contract_with_installed_sdk(local_cls, sdk_cls, methods):
                 f"{where}: {n!r} has a default " + ("on the SDK, none locally" if sdk_default else "locally, none on the SDK"))
 
 
+@pytest.mark.parametrize("local_cls,sdk_cls,methods", CONTRACT, ids=lambda x: getattr(x, "__name__", ""))
+def test_every_sdk_method_the_local_class_has_comes_with_its_async_form(local_cls, sdk_cls, methods):
+    """Code written for Tinker that awaits X_async, where X runs offline, runs offline too (the
+    contract test then checks its parameters, as the SDK's)."""
+    missing = [f"{name}_async" for name in dir(local_cls) if not name.startswith("_") and callable(getattr(local_cls, name))
+               and hasattr(sdk_cls, f"{name}_async") and not hasattr(local_cls, f"{name}_async")]
+    assert missing == []
+
+
+def test_the_async_forms_answer_as_their_sync_forms(service):
+    trainer = service.create_lora_training_client("local/tiny", seed=0).result()
+    path = trainer.save_state("async-forms").result().path
+
+    async def use():
+        info = await trainer.get_info_async()
+        loaded = await (await trainer.load_state_with_optimizer_async(path))
+        resumed = await service.create_training_client_from_state_with_optimizer_async(path)
+        sampler = await trainer.create_sampling_client_async(trainer.save_weights_for_sampler("async-sampler").result().path)
+        return info, loaded, resumed, sampler
+
+    info, loaded, resumed, sampler = asyncio.run(use())
+    assert info.model_name == "local/tiny" and loaded.path == path
+    assert isinstance(resumed, LocalTrainingClient) and isinstance(sampler, LocalSamplingClient)
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     return LocalServiceClient(store=tmp_path_factory.mktemp("store"))
@@ -707,15 +732,17 @@ def test_a_silent_first_address_leaves_time_for_the_next(monkeypatch, no_proxy):
 
 
 @pytest.mark.filterwarnings("error::FutureWarning")  # no deprecation reaches a learner from our calls
-def test_hugging_face_folder_trains_with_lora(tmp_path):
-    """A local folder holding a Hugging Face causal LM loads, and trains through peft's LoRA."""
+def test_hugging_face_folder_trains_with_lora(tmp_path, monkeypatch):
+    """A local folder holding a Hugging Face causal LM loads, and trains through peft's LoRA;
+    named by a relative path, its checkpoints load from any working directory."""
     from helpers.local.clients import load_model
 
     tiny = load_model("local/tiny")
     tiny.model.save_pretrained(tmp_path / "hf")
     tiny.tokenizer.save_pretrained(tmp_path / "hf")
     svc = LocalServiceClient(store=tmp_path / "store")
-    trainer = svc.create_lora_training_client(str(tmp_path / "hf"), rank=4, seed=0).result()
+    monkeypatch.chdir(tmp_path)
+    trainer = svc.create_lora_training_client("hf", rank=4, seed=0).result()
     trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
     assert trainable and all("lora" in n for n in trainable)
     tok = trainer.get_tokenizer()
@@ -726,11 +753,41 @@ def test_hugging_face_folder_trains_with_lora(tmp_path):
         trainer.optim_step(types.AdamParams(learning_rate=1e-2)).result()
     assert trainer.forward(d, "cross_entropy").result().metrics["loss:sum"] < before
     path = trainer.save_weights_for_sampler("lora").result().path
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     sampler = svc.create_sampling_client(model_path=path).result()
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)  # the KV cache goes under the name this transformers uses
         assert sampler.sample(model_input(tok, [{"role": "user", "content": "hallo"}]), 1,
                               types.SamplingParams(max_tokens=2, temperature=0)).result().sequences
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("truncated", r"meta\.json:2: malformed JSON"),
+    ("no_base_model", r"meta\.json: no \"base_model\""),
+    ("other_rank", r"checkpoint does not fit model .*: weight .* is \(\d+, \d+\) there, \(\d+, \d+\) here"),
+])
+def test_a_damaged_checkpoint_is_named_not_a_torch_traceback(tmp_path, damage, says):
+    import json
+
+    from helpers.local.clients import load_model
+
+    tiny = load_model("local/tiny")
+    tiny.model.save_pretrained(tmp_path / "hf")
+    tiny.tokenizer.save_pretrained(tmp_path / "hf")
+    svc = LocalServiceClient(store=tmp_path / "store")
+    trainer = svc.create_lora_training_client(str(tmp_path / "hf"), rank=4, seed=0).result()
+    path = trainer.save_state("s").result().path
+    meta_file = tmp_path / "store" / path.split("/store/", 1)[1] / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    if damage == "truncated":
+        meta_file.write_text(meta_file.read_text()[:20])
+    elif damage == "no_base_model":
+        meta_file.write_text(json.dumps({k: v for k, v in meta.items() if k != "base_model"}))
+    else:
+        meta_file.write_text(json.dumps({**meta, "rank": 8}))
+    with pytest.raises(LocalBackendError, match=says):
+        svc.create_training_client_from_state(path).result()
 
 
 EXIT_WITH_WORK_QUEUED = """
