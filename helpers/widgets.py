@@ -58,6 +58,9 @@ class TeacherPlayground:
         """Accuracy of the teacher under the current prompt on gold ``rows``."""
         from .evaluate import predict_with_client
 
+        if not rows:
+            raise ValueError("measure: no gold rows to measure on; pass rows of a gold set, e.g. read_gold(DATA / 'dev_gold.jsonl')")
+
         preds = predict_with_client(self.client, [r["text"] for r in rows], with_prompt=True, prompt=self.prompt, progress=False)
         return sum(p.label == r["label"] for p, r in zip(preds, rows, strict=True)) / len(rows)
 
@@ -72,6 +75,9 @@ class TeacherPlayground:
         boxes = [w.Checkbox(value=name not in self.disabled, description=name, indent=False, layout=w.Layout(width="120px")) for name in RULE_NAMES]
         score = w.HTML()
         button = w.Button(description="Re-measure on dev set")
+        if not dev_rows:  # said, not a button that does nothing
+            button.disabled = True
+            score.value = "<i>no dev set given: widget(dev_rows=...) to measure</i>"
 
         def show(_=None):
             try:
@@ -90,8 +96,6 @@ class TeacherPlayground:
         scores: dict[frozenset, float] = {}  # greedy answers: a prompt's score does not change
 
         def remeasure(_=None):
-            if not dev_rows:
-                return
             rules = frozenset(self.disabled)
             button.disabled = True  # one pass at a time: on Tinker each pass is paid
             score.value = f"measuring on {len(dev_rows)} dev queries..."

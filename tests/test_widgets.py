@@ -106,6 +106,13 @@ def test_widget_checkbox_toggles_rules_and_text_box_updates_answer(playground):
     assert "dev accuracy" in score.value
 
 
+def test_without_a_dev_set_the_widget_says_so_and_measure_refuses_no_rows(playground):
+    button, score = playground.widget().children[3].children
+    assert button.disabled and "widget(dev_rows=...)" in score.value
+    with pytest.raises(ValueError, match="measure: no gold rows to measure on"):
+        playground.measure([])
+
+
 def test_a_second_widget_shows_the_rules_as_they_are(playground):
     """Run the cell again after switching a rule off: the new boxes show it off, as the prompt is."""
     playground.widget()
