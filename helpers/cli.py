@@ -104,7 +104,10 @@ def train_main(args) -> int:
         "prompt_weight": args.prompt_weight,
     }.items() if v is not None}
     config = TrainConfig.for_backend(backend, **overrides)
-    config.validate()
+    try:
+        config.validate()
+    except DataError as e:  # named as the option the learner typed: --lr, not learning_rate
+        raise DataError(as_option(str(e))) from None
     rows = read_conversations(args.data)
     out = Path(args.out)
     own_files = ("progress.json", "checkpoint.json", "weights")
@@ -140,6 +143,23 @@ def train_main(args) -> int:
           f"validation accuracy {'n/a' if accuracy is None else f'{accuracy:.4f}'}")
     print(f"checkpoint: {out / 'checkpoint.json'}")
     return 0
+
+
+# TrainConfig's fields that train's options spell otherwise (the others: --rank, --epochs, --seed)
+OPTIONS = {"base_model": "--model", "learning_rate": "--lr", "lr_schedule": "--schedule", "batch_size": "--batch-size",
+           "val_fraction": "--val-fraction", "prompt_weight": "--prompt-weight", "rank": "--rank", "epochs": "--epochs",
+           "seed": "--seed"}
+
+
+def as_option(message: str) -> str:
+    """A ``setting: <field> ...`` message of :meth:`TrainConfig.validate` with the field named as
+    train's option (``--lr must be ...``); a field with no option stays as it is.
+
+    >>> as_option("setting: learning_rate must be a finite number > 0, got 0.0")
+    '--lr must be a finite number > 0, got 0.0'
+    """
+    field = message.removeprefix("setting: ").split(" ", 1)[0]
+    return f"{OPTIONS[field]}{message[len('setting: ') + len(field):]}" if field in OPTIONS else message
 
 
 def check_output_dir(out: Path, overwrite: bool, own_files: tuple[str, ...]) -> None:
@@ -265,7 +285,8 @@ INTERRUPTED = {
     "generate": "interrupted; run the same command again to resume",
     "train": "interrupted; run the same command again to resume from the last checkpoint, if one was saved",
     "evaluate": "interrupted; nothing was saved: evaluation starts again on the next run",
-    "run": "interrupted; run the same command again: labelling and training resume, the later steps start again",
+    "run": "interrupted; run the same command again: labelling resumes, training from its last checkpoint if one "
+           "was saved, and the later steps start again",
 }
 
 

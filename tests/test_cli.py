@@ -71,10 +71,10 @@ def test_generate_refuses_bad_query_files(tmp_path, case):
 def test_train_refuses_bad_data_and_settings(tmp_path):
     chat = tmp_path / "chat.jsonl"
     chat.write_text(json.dumps({"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": "es"}]}) + "\n")
-    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--lr", "0"), "learning_rate must be a finite number > 0")
-    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--epochs", "0"), "epochs must be a whole number >= 1")
-    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--rank", "0"), "rank must be a whole number >= 1")
-    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--batch-size", "0"), "batch_size must be a whole number >= 1")
+    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--lr", "0"), "--lr must be a finite number > 0, got 0.0")
+    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--epochs", "0"), "--epochs must be a whole number >= 1")
+    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--rank", "0"), "--rank must be a whole number >= 1")
+    assert_one_line_error(cli("train", "--data", str(chat), "--out", str(tmp_path / "s"), "--batch-size", "0"), "--batch-size must be a whole number >= 1")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": "spanish"}]}) + "\n")
     assert_one_line_error(cli("train", "--data", str(bad), "--out", str(tmp_path / "s")), ":1: assistant answer 'spanish'")
