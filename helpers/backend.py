@@ -205,9 +205,11 @@ def connect(backend: str | None = None, base_url: str | None = None, store=None,
         return LocalServiceClient(store=store)
     key = os.environ.get("TINKER_API_KEY")
     if not key:
+        # named by the caller (--backend tinker, connect("tinker")), PD_BACKEND would not override it
+        offline = "--backend local (connect('local') in Python)" if backend is not None else "PD_BACKEND=local"
         raise BackendError(
             "backend 'tinker' needs an API key: set TINKER_API_KEY in the environment "
-            "(export TINKER_API_KEY=...), or use the offline backend with PD_BACKEND=local"
+            f"(export TINKER_API_KEY=...), or use the offline backend with {offline}"
         )
     if not key.strip():  # a set value selects Tinker (choose_backend), so a blank one is a bad setting
         raise BackendError(

@@ -405,7 +405,7 @@ def test_many_concurrent_samples_are_batched(service):
 
 @pytest.mark.parametrize("case", ["lengths", "loss", "context", "max_tokens", "model", "rank", "logprobs_context",
                                   "optim_none", "optim_both", "optim_other", "taken_name", "vocab", "empty",
-                                  "teacher_vocab", "datum_vocab", "topk"])
+                                  "teacher_vocab", "datum_vocab", "topk", "no_data"])
 def test_clear_errors(service, case):
     trainer = service.create_lora_training_client("local/tiny", seed=0).result()
     tok = trainer.get_tokenizer()
@@ -414,6 +414,10 @@ def test_clear_errors(service, case):
                           loss_fn_inputs={"target_tokens": [2, 3], "weights": [1.0, 1.0]})
         with pytest.raises(LocalBackendError, match="lengths disagree"):
             trainer.forward_backward([bad], "cross_entropy").result()
+    elif case == "no_data":  # at the call, as the SDK raises it, not at .result()
+        for call in (trainer.forward_backward, trainer.forward):
+            with pytest.raises(ValueError, match="no data provided"):
+                call([], "cross_entropy")
     elif case == "loss":
         with pytest.raises(LocalBackendError, match="supports: cross_entropy"):
             trainer.forward_backward([_datum(tok, "hallo welt", "de")], "ppo").result()
@@ -564,8 +568,12 @@ def test_connect_chooses_and_refuses(monkeypatch):
     assert choose_backend()[0] == "tinker"
     monkeypatch.setenv("PD_BACKEND", "local")
     monkeypatch.delenv("TINKER_API_KEY")
-    with pytest.raises(BackendError, match="TINKER_API_KEY"):
+    # the way offline that works: PD_BACKEND does not override a backend the caller named
+    with pytest.raises(BackendError, match=r"needs an API key: .*offline backend with --backend local \(connect\('local'\)"):
         connect("tinker")
+    monkeypatch.setenv("PD_BACKEND", "tinker")
+    with pytest.raises(BackendError, match="needs an API key: .*offline backend with PD_BACKEND=local$"):
+        connect()
 
 
 @pytest.fixture
