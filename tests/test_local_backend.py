@@ -90,6 +90,20 @@ def test_every_sdk_method_the_local_class_has_comes_with_its_async_form(local_cl
     assert missing == []
 
 
+def test_a_client_future_used_as_the_client_works_with_a_warning_as_on_the_sdk(service):
+    """The SDK's create_* return a future that, deprecated (a FutureWarning), also works as the
+    client: code that leaves out .result() runs offline as it does on Tinker."""
+    sampler = service.create_sampling_client(base_model="local/tiny")
+    with pytest.warns(FutureWarning, match=r"call \.result\(\) on it"):
+        assert sampler.get_tokenizer() is sampler.result().get_tokenizer()
+    trainer = service.create_lora_training_client("local/tiny", seed=0)
+    with pytest.warns(FutureWarning):
+        assert trainer.get_info().model_name == "local/tiny"
+    with pytest.warns(FutureWarning):
+        assert isinstance(trainer.save_weights_and_get_sampling_client().get_base_model(), str)
+    assert not hasattr(sampler, "_no_such_attribute") and sampler.done()
+
+
 def test_the_async_forms_answer_as_their_sync_forms(service):
     trainer = service.create_lora_training_client("local/tiny", seed=0).result()
     path = trainer.save_state("async-forms").result().path
