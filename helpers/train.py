@@ -408,6 +408,10 @@ def train(
 
     steps_per_epoch = math.ceil(len(train_ex) / config.batch_size)
     total = steps_per_epoch * config.epochs
+    if start_step == 0 and config.warmup_steps >= total:  # said, not refused: a small trial run is legitimate
+        print(f"train: warmup_steps={config.warmup_steps} is not fewer than the run's {total} steps, so the learning "
+              f"rate rises to {learning_rate_at(total - 1, total, config):.3g} and never reaches learning_rate="
+              f"{config.learning_rate:g}; lower warmup_steps for a run this short", file=sys.stderr, flush=True)
 
     def student_record() -> dict:
         """What ``checkpoint.json`` says of this run's student, beside its ``sampler_path``."""

@@ -502,6 +502,15 @@ def test_a_student_folder_moved_or_copied_samples_its_own_weights(tmp_path):
     assert predict(f"student:{moved}", ["Guten Morgen zusammen"], service, progress=False)[0].raw == before[0].raw
 
 
+def test_a_run_shorter_than_its_warmup_says_its_peak_learning_rate_is_never_reached(capsys):
+    result = train(connect("local"), ROWS[:8], TrainConfig(epochs=1, batch_size=4, val_fraction=0, warmup_steps=10))
+    assert [step["learning_rate"] for step in result.history] == pytest.approx([3e-4, 6e-4])
+    assert "train: warmup_steps=10 is not fewer than the run's 2 steps, so the learning rate rises to 0.0006 and " \
+           "never reaches learning_rate=0.003" in capsys.readouterr().err
+    train(connect("local"), ROWS[:8], TrainConfig(epochs=1, batch_size=4, val_fraction=0, warmup_steps=1))
+    assert "warmup_steps" not in capsys.readouterr().err
+
+
 def test_a_checkpoint_json_that_cannot_be_read_is_named_in_one_line(tmp_path):
     from helpers.train import read_checkpoint_info
 
