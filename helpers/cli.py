@@ -251,8 +251,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queries", default=None, help="query pool (default data/queries.jsonl)")
     p.add_argument("--gold", default=None, help="gold set (default data/test_gold.jsonl)")
     p.add_argument("--overwrite", action="store_true",
-                   help="write into an --out that holds other files (they are kept), and label the pool again "
-                        "into distill.jsonl even when it holds a finished or different labelling")
+                   help="write into an --out that holds other files (they are kept), and replace a distill.jsonl "
+                        "labelled another way (one of this run's teacher, prompt, settings and queries is reused)")
     p.add_argument("--estimate", action="store_true",
                    help="print the requests and tokens the run would pay for, and their cost at the EXAMPLE prices; "
                         "sample, train and write nothing (on Tinker it opens a session only to read the models' "

@@ -29,7 +29,8 @@ interface (a Tinker model, or the offline stand-in ``local/policy-teacher``):
 Duplicate queries are labelled once and written once; empty queries are
 skipped; both are counted. An existing ``<out>`` that this function did not
 write with the same teacher, prompt, settings and queries is never replaced
-unless ``overwrite=True``.
+unless ``overwrite=True``; one that it did is reused, ``overwrite`` or not (it would
+label the same queries the same way again, paid for on Tinker: delete it to label again).
 
 Example
 -------
@@ -681,7 +682,7 @@ async def generate_async(
     prompt : the teacher's system prompt.
     config : :class:`GenerateConfig`; defaults to ``GenerateConfig()``.
     overwrite : replace an ``out_path`` that is not this command's finished output
-        for the same teacher, prompt, settings and queries (or regenerate one that is).
+        for the same teacher, prompt, settings and queries (one that is, is reused all the same).
     progress : show a progress bar.
     teacher_name : the model name recorded in keys and rows (default: see :func:`teacher_model_name`).
     max_context : the teacher's context in tokens (:func:`helpers.backend.context_length` asks a
@@ -793,10 +794,10 @@ def finished_summary(teacher, queries: Sequence[str | dict], out_path: str | os.
 def _reusable(out: Path, paths: dict[str, Path], fingerprint: str, overwrite: bool) -> dict | None:
     """The saved summary when ``out`` is this run's finished output with nothing to ask again.
 
-    None when the run has queries to ask: there is no ``out`` yet, ``overwrite`` is set, or
-    some requests of the finished run failed (its journal is kept, and running it again
-    asks those queries only). ``DataError`` when ``out`` is someone else's and may not be
-    replaced.
+    None when the run has queries to ask: there is no ``out`` yet, ``out`` is someone else's
+    and ``overwrite`` is set, or some requests of the finished run failed (its journal is
+    kept, and running it again asks those queries only). ``DataError`` when ``out`` is
+    someone else's and may not be replaced.
     """
     if not out.exists():
         return None
@@ -806,7 +807,7 @@ def _reusable(out: Path, paths: dict[str, Path], fingerprint: str, overwrite: bo
             raise DataError(f"{out}: exists and {why}; pass overwrite=True (--overwrite) to replace it")
         return None
     retry_failed = _failures(saved.get("rejects", {})) > 0 and paths["journal"].exists()
-    return None if overwrite or retry_failed else saved
+    return None if retry_failed else saved
 
 
 class _Plan(NamedTuple):

@@ -19,7 +19,7 @@ first two steps did and redoes the rest:
 - labelling: a finished ``distill.jsonl`` of the same teacher, prompt, settings and
   queries is reused (only queries whose requests failed are asked again); an unfinished
   one resumes from ``distill.jsonl.partial``; one made another way is refused unless
-  ``overwrite``, and with ``overwrite`` the pool is labelled again in any case;
+  ``overwrite``, which labels the pool again in its place;
 - training: a student of the same data and settings in ``student/`` resumes from its
   last checkpoint, or, finished, trains no more steps; a student of other data or
   settings there is trained again from the start (``student/`` is this run's own);

@@ -189,9 +189,15 @@ def test_run_reports_what_it_spent_and_when_the_student_pays_it_back(tmp_path):
     assert f"pays back after    {paid['break_even_queries']:,} queries" in report["summary"]
     assert f"({paid['train_tokens']:,} tokens)" in (tmp_path / "run" / "report.md").read_text()
     assert f"Training: trained local/tiny for {len(steps)} steps in" in (tmp_path / "run" / "report.md").read_text()
-    run_pipeline(tmp_path / "run", progress=False, train_overrides=train_overrides, **settings)  # the student is reused
+    # again, into the folder with a file of the learner's: --overwrite lets the run write beside it,
+    # and reuses the labelling and the student (labelling again would be paid twice on Tinker)
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    labelled = (tmp_path / "run" / "distill.jsonl").stat().st_mtime_ns
+    again = run_pipeline(tmp_path / "run", progress=False, train_overrides=train_overrides, overwrite=True, **settings)
+    assert again["generation"] == report["generation"] and (tmp_path / "run" / "distill.jsonl").stat().st_mtime_ns == labelled
     assert f"Training: reused the finished run of local/tiny ({len(steps)} steps; nothing trained)" in (
         tmp_path / "run" / "report.md").read_text()
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 
 # ---------------------------------------------------------------- predictors

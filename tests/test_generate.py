@@ -465,6 +465,8 @@ def test_overwrite_protection_and_finished_outputs(tmp_path):
     assert first.rows == 5 and len(teacher.calls) == 5
     again = generate(teacher, [{"text": t, "id": i} for i, t in enumerate(TEXTS[:5])], out, progress=False)
     assert again == first and len(teacher.calls) == 5  # finished, same settings: no work
+    # overwrite replaces another run's output, not this one's: labelling it again would be paid twice
+    assert generate(teacher, TEXTS[:5], out, overwrite=True, progress=False) == first and len(teacher.calls) == 5
 
     for changed in (dict(config=GenerateConfig(temperature=0.5)), dict(prompt=SHORT_PROMPT), dict(teacher_name="other")):
         with pytest.raises(DataError, match="another teacher, prompt, settings or query list"):
@@ -516,7 +518,7 @@ def test_the_estimate_counts_exactly_what_generate_then_sends_and_asks_nothing(t
 
     done = estimate(rest, queries, out, config=config)
     assert (done.requests, done.prompt_tokens, done.answered) == (0, 0, 30)
-    assert estimate(rest, queries, out, config=config, overwrite=True).prompt_tokens == fresh.prompt_tokens
+    assert estimate(rest, queries, out, config=config, overwrite=True).requests == 0  # reused, overwrite or not
     out.write_text("somebody else's file\n")
     with pytest.raises(DataError, match=r"d\.jsonl: exists and .*overwrite=True"):  # as generate would refuse it
         estimate(rest, queries, out, config=config)
