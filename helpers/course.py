@@ -132,9 +132,15 @@ def query_pool(quick: bool) -> list[dict]:
 
 
 def even_sample(rows: list, n: int) -> list:
-    """``n`` rows taken evenly (every k-th), so the sample keeps the pool's mix of kinds."""
-    step = max(1, len(rows) // n)
-    return rows[::step][:n]
+    """``n`` rows spread evenly over the whole of ``rows`` (all of them if there are no more than
+    ``n``), so the sample keeps the pool's mix of kinds and languages however the pool is ordered.
+
+    >>> even_sample(list(range(10)), 4)
+    [0, 2, 5, 7]
+    """
+    if len(rows) <= n:
+        return list(rows)
+    return [rows[i * len(rows) // n] for i in range(n)]
 
 
 def _distillation_run(service, quick: bool | None) -> dict:

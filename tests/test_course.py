@@ -173,6 +173,20 @@ def test_a_finished_generation_with_failed_requests_asks_them_again(tmp_path, mo
     assert course.distillation_estimate(local, retry_failed=True).requests == 0
 
 
+def test_the_quick_sample_spreads_over_the_whole_pool_however_it_is_ordered():
+    """A pool sorted by language (a learner's own --queries) gives each language its share of the
+    sample (it took the first 1,200 rows of any pool under 2,400: German, and a fifth of the French)."""
+    from collections import Counter
+
+    from helpers.course import even_sample
+
+    pool = [{"text": f"Satz {i}", "label": "de"} for i in range(1000)] + [{"text": f"phrase {i}", "label": "fr"} for i in range(1000)]
+    sample = even_sample(pool, 1200)
+    assert len(sample) == 1200 and Counter(r["label"] for r in sample) == {"de": 600, "fr": 600}
+    assert len({r["text"] for r in sample}) == 1200 and sample[-1] == pool[1998]
+    assert even_sample(pool[:5], 1200) == pool[:5]
+
+
 def test_a_folder_setting_names_one_folder_from_anywhere(monkeypatch, tmp_path):
     """PD_WORKDIR and PD_BUILD: empty is unset; ``~`` is the home folder; a relative path is from
     the repository root, whether the notebooks (run in notebooks/) or a command (run from the
