@@ -1,6 +1,7 @@
 """Rendering (the train/sample prefix guard) and the training loop."""
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -89,7 +90,9 @@ def test_schedules_split_and_batches():
     assert learning_rate_at(0, 10, cfg) == 1.0 and learning_rate_at(5, 10, cfg) == 0.5
     cfg = TrainConfig(learning_rate=1.0, warmup_steps=0, lr_schedule="cosine")
     assert learning_rate_at(5, 10, cfg) == pytest.approx(0.5)
-    assert learning_rate_at(10, 10, cfg) == pytest.approx(0.0)
+    # steps run 0 to 9: the last one still learns, a little (as linear's last, at 0.1)
+    last = learning_rate_at(9, 10, cfg)
+    assert last == pytest.approx(0.5 * (1 + math.cos(0.9 * math.pi))) and last > 0
     # warm-up (the local default has 10 steps), by hand: lr (step + 1) / 4, then linear over the 6 left
     warm = TrainConfig(learning_rate=1.0, warmup_steps=4, lr_schedule="linear")
     assert [learning_rate_at(s, 10, warm) for s in range(10)] == pytest.approx(
