@@ -98,11 +98,8 @@ def train_main(args) -> int:
     from .train import TrainConfig, same_run, train
 
     backend, _ = choose_backend(args.backend)
-    overrides = {k: v for k, v in {
-        "base_model": args.model, "rank": args.rank, "learning_rate": args.lr, "lr_schedule": args.schedule,
-        "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "val_fraction": args.val_fraction,
-        "prompt_weight": args.prompt_weight,
-    }.items() if v is not None}
+    overrides = {field: getattr(args, option[2:].replace("-", "_")) for field, option in OPTIONS.items()}
+    overrides = {field: value for field, value in overrides.items() if value is not None}
     config = TrainConfig.for_backend(backend, **overrides)
     try:
         config.validate()
@@ -145,7 +142,7 @@ def train_main(args) -> int:
     return 0
 
 
-# TrainConfig's fields that train's options spell otherwise (the others: --rank, --epochs, --seed)
+# train's options that set a TrainConfig field, by field
 OPTIONS = {"base_model": "--model", "learning_rate": "--lr", "lr_schedule": "--schedule", "batch_size": "--batch-size",
            "val_fraction": "--val-fraction", "prompt_weight": "--prompt-weight", "rank": "--rank", "epochs": "--epochs",
            "seed": "--seed"}

@@ -82,6 +82,21 @@ def _open_checked(path: str | os.PathLike) -> Path:
     return path
 
 
+def read_json(path: str | os.PathLike, fix: str = "") -> Any:
+    """The JSON value in ``path``. A file that cannot be read or parsed is a one-line
+    :class:`DataError` naming it (and the line of malformed JSON), ending with ``fix`` when given
+    (what to do about it)."""
+    tail = f"; {fix}" if fix else ""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg}){tail}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: invalid UTF-8 at byte {e.start}{tail}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSONL file.
 

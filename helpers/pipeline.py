@@ -56,12 +56,12 @@ from .generate import GenerateConfig, GenerateEstimate, generate
 from .train import TrainConfig, train
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+# what each run redoes (and removes as it starts); with metrics_*.json
+RESULTS = ("report.md", "report.json", "errors.md", "confusion.png", "confusion_normalized.png", "cost.png")
 OWN_FILES = {
     "distill.jsonl", "distill.jsonl.partial", "distill.jsonl.rejects.jsonl", "distill.jsonl.summary.json",
-    "distill.jsonl.meta.json", "student", "baseline", "report.md", "report.json", "confusion.png",
-    "confusion_normalized.png", "cost.png", "errors.md",
+    "distill.jsonl.meta.json", "student", "baseline", *RESULTS,
 }
-RESULTS = ("report.md", "report.json", "errors.md", "confusion.png", "confusion_normalized.png", "cost.png")
 OFFLINE_NOTE = (
     "Offline run: the teacher is the rule-based stand-in (the prompt's policy on top of the "
     "lingua language detector) and the student a tiny byte-level model trained on this CPU. "

@@ -52,7 +52,15 @@ import numpy as np
 from tinker import types
 
 from .backend import context_length
-from .dataio import DataError, check_settings, conversation_problem, is_number, is_whole, write_text
+from .dataio import (
+    DataError,
+    check_settings,
+    conversation_problem,
+    is_number,
+    is_whole,
+    read_json,
+    write_text,
+)
 from .generate import (
     StallWatch,
     ask_with_retries,
@@ -299,14 +307,7 @@ def read_progress(path: str | Path) -> dict | None:
     if not path.exists():
         return None
     fix = "delete it to train from the start"
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg}); {fix}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: invalid UTF-8 at byte {e.start}; {fix}") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    saved = read_json(path, fix)
     well_formed = (isinstance(saved, dict) and isinstance(saved.get("fingerprint"), dict)
                    and isinstance(saved.get("step"), int) and not isinstance(saved.get("step"), bool)
                    and all(isinstance(saved.get(k), list) for k in ("history", "validation", "checkpoints"))
@@ -619,14 +620,7 @@ def read_checkpoint_info(directory: str | Path) -> dict:
     path = Path(directory) / "checkpoint.json"
     if not path.exists():
         raise DataError(f"{path}: no such file; is {directory} a folder written by `python -m helpers train --out`?")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: invalid UTF-8 at byte {e.start}") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    info = read_json(path)
     if not isinstance(info, dict) or not isinstance(info.get("sampler_path"), str):
         raise DataError(f"{path}: missing \"sampler_path\" (training did not finish?)")
     for key in ("sampler_path", "state_path"):  # a folder moved or copied since: its own weights

@@ -742,16 +742,10 @@ def test_a_server_without_a_list_of_models_is_not_second_guessed(monkeypatch):
 # ------------------------------------------------------------------ an API key pasted with blanks around it
 
 
-@pytest.mark.parametrize("key, says", [
-    (f"  {FAKE_KEY}", "spaces before"),
-    (f"{FAKE_KEY}\n", "a line break after"),
-    (f" {FAKE_KEY}\r\n", "spaces and a line break before and after"),
-])
-def test_a_key_pasted_with_blanks_around_it_is_named_as_such(tmp_path, monkeypatch, capsys, key, says):
-    """Not 'copy it again from the console' (the same text would come again): the line says what
-    is around the key, before any request, and never shows the key."""
+def _generate_with_key(key: str, tmp_path, monkeypatch, capsys) -> tuple[str, str]:
+    """``generate --backend tinker`` with ``key`` in TINKER_API_KEY and a server where nothing
+    listens (so no request is ever answered); it must stop with exit code 2. Returns stdout, stderr."""
     from helpers import cli as command_line
-    from helpers.backend import BackendError, check_key
 
     for name in [n for n in os.environ if "proxy" in n.lower() or n == "TINKER_CREDENTIAL_CMD"]:
         monkeypatch.delenv(name)
@@ -761,7 +755,20 @@ def test_a_key_pasted_with_blanks_around_it_is_named_as_such(tmp_path, monkeypat
     queries.write_text(json.dumps({"text": "Bonjour à tous"}) + "\n")
     assert command_line.main(["generate", "--queries", str(queries), "--out", str(tmp_path / "d.jsonl"),
                               "--backend", "tinker"]) == 2
-    out, err = capsys.readouterr()
+    return capsys.readouterr()
+
+
+@pytest.mark.parametrize("key, says", [
+    (f"  {FAKE_KEY}", "spaces before"),
+    (f"{FAKE_KEY}\n", "a line break after"),
+    (f" {FAKE_KEY}\r\n", "spaces and a line break before and after"),
+])
+def test_a_key_pasted_with_blanks_around_it_is_named_as_such(tmp_path, monkeypatch, capsys, key, says):
+    """Not 'copy it again from the console' (the same text would come again): the line says what
+    is around the key, before any request, and never shows the key."""
+    from helpers.backend import BackendError, check_key
+
+    out, err = _generate_with_key(key, tmp_path, monkeypatch, capsys)
     assert err.strip().splitlines() == [
         f"error: TINKER_API_KEY has {says} the key, pasted along with it: set it again to the key alone, "
         "or run offline with PD_BACKEND=local"]
@@ -780,18 +787,9 @@ def test_a_key_pasted_with_blanks_around_it_is_named_as_such(tmp_path, monkeypat
 def test_a_key_with_a_character_no_key_has_is_named_by_position_not_sent(tmp_path, monkeypatch, capsys, key, says):
     """Two keys pasted on two lines, a typographic quote: the SDK would put the text in a header
     and wait for a timeout; the line names the kind of character and where it is, never the key."""
-    from helpers import cli as command_line
     from helpers.backend import BackendError, check_key
 
-    for name in [n for n in os.environ if "proxy" in n.lower() or n == "TINKER_CREDENTIAL_CMD"]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("TINKER_API_KEY", key)
-    monkeypatch.setenv("TINKER_BASE_URL", "http://127.0.0.1:9")  # nothing listens: never asked
-    queries = tmp_path / "q.jsonl"
-    queries.write_text(json.dumps({"text": "Bonjour à tous"}) + "\n")
-    assert command_line.main(["generate", "--queries", str(queries), "--out", str(tmp_path / "d.jsonl"),
-                              "--backend", "tinker"]) == 2
-    out, err = capsys.readouterr()
+    out, err = _generate_with_key(key, tmp_path, monkeypatch, capsys)
     assert len(err.strip().splitlines()) == 1 and re.match(f"error: TINKER_API_KEY has {says}, which no key has: ", err)
     assert FAKE_KEY not in out + err and "tml-" not in out + err
     with pytest.raises(BackendError, match=f"TINKER_API_KEY has {says}") as refused:

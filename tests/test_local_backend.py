@@ -754,14 +754,19 @@ def test_a_silent_first_address_leaves_time_for_the_next(monkeypatch, no_proxy):
 
 
 @pytest.mark.filterwarnings("error::FutureWarning")  # no deprecation reaches a learner from our calls
-def test_hugging_face_folder_trains_with_lora(tmp_path, monkeypatch):
-    """A local folder holding a Hugging Face causal LM loads, and trains through peft's LoRA;
-    named by a relative path, its checkpoints load from any working directory."""
+def _hugging_face_folder(folder):
+    """The tiny model and its tokenizer saved as a Hugging Face model folder."""
     from helpers.local.clients import load_model
 
     tiny = load_model("local/tiny")
-    tiny.model.save_pretrained(tmp_path / "hf")
-    tiny.tokenizer.save_pretrained(tmp_path / "hf")
+    tiny.model.save_pretrained(folder)
+    tiny.tokenizer.save_pretrained(folder)
+
+
+def test_hugging_face_folder_trains_with_lora(tmp_path, monkeypatch):
+    """A local folder holding a Hugging Face causal LM loads, and trains through peft's LoRA;
+    named by a relative path, its checkpoints load from any working directory."""
+    _hugging_face_folder(tmp_path / "hf")
     svc = LocalServiceClient(store=tmp_path / "store")
     monkeypatch.chdir(tmp_path)
     trainer = svc.create_lora_training_client("hf", rank=4, seed=0).result()
@@ -792,11 +797,7 @@ def test_hugging_face_folder_trains_with_lora(tmp_path, monkeypatch):
 def test_a_damaged_checkpoint_is_named_not_a_torch_traceback(tmp_path, damage, says):
     import json
 
-    from helpers.local.clients import load_model
-
-    tiny = load_model("local/tiny")
-    tiny.model.save_pretrained(tmp_path / "hf")
-    tiny.tokenizer.save_pretrained(tmp_path / "hf")
+    _hugging_face_folder(tmp_path / "hf")
     svc = LocalServiceClient(store=tmp_path / "store")
     trainer = svc.create_lora_training_client(str(tmp_path / "hf"), rank=4, seed=0).result()
     path = trainer.save_state("s").result().path
