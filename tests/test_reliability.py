@@ -430,3 +430,36 @@ def test_a_stalled_training_step_and_evaluation_are_reported(monkeypatch, capsys
     assert len(predictions) == 6
     notices = _notices(capsys.readouterr().err, "evaluation")
     assert notices and "so it starts again" in notices[0], notices
+
+
+@pytest.mark.parametrize("stop_at", ["boundary_validation", "step_after_boundary", "last_step"])
+def test_a_run_stopped_at_an_epoch_boundary_resumes_to_the_same_steps_validation_and_weights(tmp_path, stop_at):
+    """Checkpoints and validation both fall on the end of the first epoch: a run stopped there
+    (in that validation, just after it, or in the last epoch) resumes with each validation point
+    once, the second epoch's batches, and the unbroken run's weights."""
+    base = TrainConfig(epochs=2, batch_size=4, val_fraction=0.25, warmup_steps=0, val_samples=2)
+    probe = train(connect("local", store=tmp_path / "p"), ROWS, replace(base, epochs=1))
+    per_epoch = len(probe.history)
+    config = replace(base, save_every=per_epoch, eval_every=per_epoch)
+    whole = train(connect("local", store=tmp_path / "w0"), ROWS, config, out_dir=tmp_path / "whole")
+    assert [v["step"] for v in whole.validation] == [per_epoch, 2 * per_epoch]
+
+    def stop(info):
+        if ((stop_at == "boundary_validation" and info["kind"] == "validation")
+                or (stop_at == "step_after_boundary" and info.get("step") == per_epoch + 1 and info["kind"] == "step")
+                or (stop_at == "last_step" and info.get("step") == 2 * per_epoch and info["kind"] == "step")):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(connect("local", store=tmp_path / "w1"), ROWS, config, out_dir=tmp_path / "run", callbacks=[stop])
+    saved = json.loads((tmp_path / "run" / "progress.json").read_text()) if stop_at != "boundary_validation" else None
+    if saved:
+        assert saved["step"] == per_epoch and [v["step"] for v in saved["validation"]] == [per_epoch]
+    resumed = train(connect("local", store=tmp_path / "w1"), ROWS, config, out_dir=tmp_path / "run")
+    assert resumed.first_step == (0 if stop_at == "boundary_validation" else per_epoch)
+    assert [h["step"] for h in resumed.history] == list(range(1, 2 * per_epoch + 1))
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in whole.history], rel=1e-4)
+    assert [v["step"] for v in resumed.validation] == [per_epoch, 2 * per_epoch]
+    assert [v["val_loss"] for v in resumed.validation] == pytest.approx([v["val_loss"] for v in whole.validation], rel=1e-4)
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "run")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
