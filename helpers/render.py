@@ -91,9 +91,50 @@ def _encode_with_cached_prefix(tokenizer, text: str) -> list[int]:
     return tokens
 
 
+# id(tokenizer) -> (a weak reference to it, the end-of-turn token its template writes, or None)
+_END_OF_TURN: dict[int, tuple[weakref.ref, int | None]] = {}
+
+
+def _end_of_turn_from_template(tokenizer) -> int | None:
+    """The first special token the chat template writes after an assistant's answer, or None.
+
+    Read from the template itself, so that any family's token is found: ``<|im_end|>``
+    (ChatML, Qwen), ``<|eot_id|>`` (Llama 3), ``<end_of_turn>`` (Gemma), ``<|end|>`` (Phi-3,
+    gpt-oss), ``</s>``. Special tokens before the answer (a channel or header) are passed over.
+    """
+    answer = "de"
+    try:
+        messages = conversation("Hallo zusammen", answer)
+        prompt = _encode(tokenizer, _template(tokenizer, messages[:-1], add_generation_prompt=True))
+        full = _encode(tokenizer, _template(tokenizer, messages, add_generation_prompt=False))
+        special = set(tokenizer.all_special_ids) | {
+            i for i, t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items() if getattr(t, "special", False)}
+        rest = full[len(prompt):] if full[: len(prompt)] == prompt else None
+        # the answer's end: the fewest tokens of the rest whose text holds it
+        end = next((k for k in range(len(rest) + 1) if answer in tokenizer.decode(rest[:k], skip_special_tokens=True)),
+                   None) if rest is not None else None
+    except Exception:  # no chat template, or a tokenizer that cannot do this: the named tokens decide
+        return None
+    return None if end is None else next((int(t) for t in rest[end:] if t in special), None)
+
+
 def end_of_turn_id(tokenizer) -> int:
-    """The token that ends an assistant turn (``<|im_end|>`` for ChatML models)."""
-    for name in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
+    """The token that ends an assistant turn: the one the chat template writes after the answer
+    (``<|im_end|>`` for ChatML models), else the first known name the vocabulary has, else end of text."""
+    entry = _END_OF_TURN.get(id(tokenizer))
+    if entry is not None and entry[0]() is tokenizer:
+        found = entry[1]
+    else:
+        found = _end_of_turn_from_template(tokenizer)
+        try:
+            _END_OF_TURN[id(tokenizer)] = (weakref.ref(tokenizer), found)
+        except TypeError:  # no weak reference: read from the template again next time
+            pass
+        for dead in [k for k, (r, _) in list(_END_OF_TURN.items()) if r() is None]:
+            _END_OF_TURN.pop(dead, None)
+    if found is not None:
+        return found
+    for name in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
         tid = tokenizer.convert_tokens_to_ids(name)
         if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid is not None and tid >= 0:
             return tid

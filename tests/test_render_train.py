@@ -72,6 +72,61 @@ def test_mismatched_template_is_caught():
         render_example(Drifting(load_tokenizer()), conversation("hola amigos", "es"))
 
 
+_FAMILIES = {  # chat templates of other model families, in miniature: (template, special tokens, bos, eos, end of turn)
+    "llama3": ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+               "{{ m['content'] }}<|eot_id|>{% endfor %}"
+               "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}",
+               ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+               "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"),
+    "gemma": ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else "
+              "m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}"
+              "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}",
+              ["<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>"], "<bos>", "<eos>", "<end_of_turn>"),
+    # an end of turn that is neither a known name nor the end of text: read from the template
+    "phi3": ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+             "{% if add_generation_prompt %}<|assistant|>\n{% endif %}",
+             ["<s>", "<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"], "<s>", "<|endoftext|>", "<|end|>"),
+    # special tokens between the prompt and the answer (a channel) are not its end
+    "channels": ("{% for m in messages %}<|start|>{{ m['role'] }}{% if m['role'] == 'assistant' %}<|channel|>final"
+                 "{% endif %}<|message|>{{ m['content'] }}<|finish|>{% endfor %}"
+                 "{% if add_generation_prompt %}<|start|>assistant{% endif %}",
+                 ["<|start|>", "<|channel|>", "<|message|>", "<|finish|>", "<|return|>"], None, "<|return|>",
+                 "<|finish|>"),
+}
+
+
+def _family_tokenizer(template, specials, bos, eos):
+    """A byte-level tokenizer with the family's special tokens and chat template, built offline."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[UNK]", *specials, *sorted(pre_tokenizers.ByteLevel.alphabet())])}
+    backend = Tokenizer(models.BPE(vocab, [], unk_token="[UNK]"))
+    backend.pre_tokenizer, backend.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", bos_token=bos, eos_token=eos,
+                                  additional_special_tokens=[s for s in specials if s not in (bos, eos)])
+    tok.chat_template = template
+    return tok
+
+
+@pytest.mark.parametrize("family", sorted(_FAMILIES))
+def test_other_families_end_the_answer_and_stop_sampling_at_their_own_end_of_turn(family):
+    """Llama 3, Gemma, Phi-3 and channel-style templates: the student learns the answer and the
+    token its template ends a turn with, sampling stops there, and the answer is read up to it."""
+    from helpers.render import decode_answer, stop_tokens
+
+    template, specials, bos, eos, end = _FAMILIES[family]
+    tok = _family_tokenizer(template, specials, bos, eos)
+    end_id = tok.convert_tokens_to_ids(end)
+    for query, label in [("hola amigos", "es"), ("Guten Morgen", "de"), ("12345", "ot")]:
+        ex = render_example(tok, conversation(query, label))
+        assert ex.prompt_tokens == prompt_tokens(tok, [{"role": "user", "content": query}])
+        assert ex.completion_tokens[-1] == end_id and tok.decode(ex.completion_tokens, skip_special_tokens=True).endswith(label)
+    assert stop_tokens(tok) == [end_id, tok.eos_token_id] and sampling_params(tok, 4).stop == [end_id, tok.eos_token_id]
+    sampled = tok.encode("es", add_special_tokens=False) + [end_id] + tok.encode("<|start|>user more", add_special_tokens=False)
+    assert decode_answer(tok, sampled) == "es"
+
+
 def test_weights_and_shift():
     tok = load_tokenizer()
     datum = render_example(tok, conversation("hola amigos", "es")).to_datum()
