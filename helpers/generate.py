@@ -887,6 +887,14 @@ async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, r
         finally:
             window.release()
 
+    async def wake_regularly() -> None:
+        # Python runs a signal's handler between bytecodes of the main thread: a Ctrl-C that lands
+        # just before the loop goes to sleep, or in another thread, waits for the loop's next event,
+        # and with every request stalled there is none. Waking five times a second bounds that wait.
+        while True:
+            await asyncio.sleep(0.2)
+
+    heartbeat = asyncio.create_task(wake_regularly())
     try:
         with watch:
             for key, text in todo:
@@ -909,6 +917,8 @@ async def _ask_all(run: _Run, todo, done: dict, journal: _Journal, total: int, r
                        "the same call again asks only the others")
         raise
     finally:
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
         bar.close()
     if failed:
         raise failed[0]
