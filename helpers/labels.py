@@ -44,6 +44,11 @@ _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
 # set need not be two letters), and whether only punctuation follows it on its line (group 3)
 _FINAL = re.compile(r"final[\s*_]*answer[\s*_`]*(is\b\s*[:：]?|[:：=\-–—])?[\s*_`\"'(\[]*([^\W_](?:[\w-]*[^\W_])?)"
                     r"([ \t\"'`*_)\].!]*(?:\r?\n|$))?", re.IGNORECASE)
+# what follows the code on its line: a second choice ("/", "|", "or", a comma and another
+# code) or a question mark makes a hedged answer
+_HEDGE = re.compile(r"[\"'`*_)\]\t ]*(?:[/|?]|,[\t ]*([\w-]+))")
+_OR = re.compile(r"[^\n]*\bor\b", re.IGNORECASE)
+_REGION = re.compile(r"[a-z]{2}|\d{3}")
 _BARE = re.compile(r"^[\s\"'`*_(\[]*([^\W_](?:[\w-]*[^\W_])?)[\s\"'`*_)\].!]*$")
 
 
@@ -54,7 +59,10 @@ def parse_answer(text: str) -> str | None:
     (the last such line wins), or a bare label as the whole answer. Case,
     whitespace, quotes, markdown emphasis and surrounding prose are tolerated; a
     code outside :data:`LABELS`, or an answer without one, gives ``None``; a code
-    with a region (``zh-CN``) is read as its language when only that is a label. A
+    with a region (``zh-CN``) is read as its language when only that is a label, one with
+    a script (``hi-Latn``, romanised Hindi) is not. A hedged answer (``de or fr``,
+    ``en/fr``, ``es?``) names no one label: ``None``. Only the text after a ``</think>``
+    counts, even when the template opened the block in the prompt. A
     later "final answer" in prose ("I hope this final answer helps!") does not
     overrule the line: only one that names a label, or that has a separator and
     ends its line ("Final Answer: it"), counts.
@@ -74,13 +82,23 @@ def parse_answer(text: str) -> str | None:
 
     def label_of(code: str) -> str | None:
         code = code.lower()
-        return labels.get(code) or (labels.get(code.split("-")[0]) if "-" in code else None)
+        language, _, region = code.partition("-")
+        # a region (zh-CN, pt-BR, es-419) leaves the language; a script (hi-Latn: romanised) does not
+        return labels.get(code) or (labels.get(language) if _REGION.fullmatch(region) else None)
 
     visible = _THINK.sub(" ", text)
-    finals = [m.group(2) for m in _FINAL.finditer(visible)
+    closed = visible.lower().rfind("</think>")  # a template that opened the block in the prompt
+    if closed >= 0:
+        visible = visible[closed + len("</think>"):]
+    def hedged(at: int) -> bool:  # "de or fr", "en/fr", "es, fr", "es?": no one answer
+        m = _HEDGE.match(visible, at)
+        return bool(m and (m.group(1) is None or label_of(m.group(1)))) or bool(_OR.match(visible, at))
+
+    finals = [(m.group(2), m.end(2)) for m in _FINAL.finditer(visible)
               if label_of(m.group(2)) or (m.group(1) and m.group(3) is not None)]
     if finals:
-        return label_of(finals[-1])
+        code, end = finals[-1]
+        return None if hedged(end) else label_of(code)
     bare = _BARE.match(visible)
     return label_of(bare.group(1)) if bare else None
 

@@ -40,6 +40,20 @@ from helpers.prompt import (
     ("Final Answer: zh-CN", "zh"),  # a region after the language
     ("Final Answer: de\n\nI hope this final answer helps!", "de"),  # no separator: prose, not an answer
     ("No final answer here", None),
+    ("Final Answer: de or fr", None),  # hedged: no one answer, never the first of two
+    ("Final Answer: en/fr", None),
+    ("Final Answer: de (or possibly nl)", None),
+    ("Final Answer: es, fr", None),
+    ("Final Answer: es?", None),
+    ("Final Answer: OT | es", None),
+    ("Final Answer: de (German)", "de"),  # a gloss is not a hedge
+    ("Final Answer: de, the German words decide", "de"),
+    ("Final Answer: fr.\nIt could be Belgian French or Swiss French.", "fr"),  # nor a later line
+    ("Final Answer: hi-Latn", None),  # a script: romanised Hindi is not hi
+    ("Final Answer: zh-Hant", None),
+    ("Final Answer: es-419", "es"),  # a region
+    ("Looks Spanish. Final Answer: es\n</think>\n\nThe text is Portuguese, not in the list.", None),
+    ("Final Answer: es\n</think>\n\nFinal Answer: ot", "ot"),  # the block was opened in the prompt
 ])
 def test_parse_answer(text, label):
     assert parse_answer(text) == label
