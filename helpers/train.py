@@ -619,6 +619,13 @@ def read_checkpoint_info(directory: str | Path) -> dict:
     """``DIR/checkpoint.json`` as written by :func:`train`, with a clear error."""
     path = Path(directory) / "checkpoint.json"
     if not path.exists():
+        try:
+            saved = read_progress(Path(directory) / "progress.json")
+        except DataError:
+            saved = None
+        if saved is not None:  # a run stopped before its end: say so, and how it goes on
+            raise DataError(f"{path}: no such file: the training in {directory} has not finished (saved at step "
+                            f"{saved['step']}); run the same `python -m helpers train` command again to resume it")
         raise DataError(f"{path}: no such file; is {directory} a folder written by `python -m helpers train --out`?")
     info = read_json(path)
     if not isinstance(info, dict) or not isinstance(info.get("sampler_path"), str):

@@ -18,7 +18,14 @@ from helpers.render import (
     render_example,
     sampling_params,
 )
-from helpers.train import TrainConfig, epoch_batches, learning_rate_at, split, train
+from helpers.train import (
+    TrainConfig,
+    epoch_batches,
+    learning_rate_at,
+    read_checkpoint_info,
+    split,
+    train,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -598,6 +605,10 @@ def test_an_interrupted_training_says_where_the_same_call_resumes(tmp_path):
     total = 2 * -(-len(ROWS) // 4)
     assert info.value.__notes__ == [f"training interrupted after step 5 of {total}: run the same call again; "
                                     "it resumes from its last checkpoint, step 4"]
+    # the next command of the README, on the unfinished folder, says so and what to do
+    with pytest.raises(DataError, match=r"checkpoint.json: no such file: the training in .*s has not finished \(saved "
+                                        r"at step 4\); run the same `python -m helpers train` command again"):
+        read_checkpoint_info(tmp_path / "s")
     assert train(service, ROWS, config, out_dir=tmp_path / "s").first_step == 4
     given = service.create_lora_training_client("local/tiny", seed=0).result()  # trained as it is: no resuming
     with pytest.raises(KeyboardInterrupt) as info:
