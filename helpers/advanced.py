@@ -833,6 +833,40 @@ def show(table: Sequence[Mapping], columns: Sequence[str] | None = None):
     return Markdown("\n".join(lines))
 
 
+def compare(table: Sequence[Mapping], name: str, value: str = "accuracy") -> str:
+    """Each row's ``value`` against the first row's, and whether their 95% intervals overlap.
+
+    What a notebook prints under an experiment's table instead of prose that claims an
+    outcome: the outcome moves with the sample, the seed and the machine, and two points
+    whose intervals overlap are not evidence of a difference.
+
+    >>> print(compare([{"strategy": "T=0", "accuracy": 0.45, "accuracy_low": 0.37, "accuracy_high": 0.52},
+    ...                {"strategy": "soft", "accuracy": 0.56, "accuracy_low": 0.50, "accuracy_high": 0.63}],
+    ...               "strategy"))
+    soft: accuracy 0.560 [0.500, 0.630] against T=0's 0.450 [0.370, 0.520]: +0.110, the intervals overlap (not a clear difference on this dev set)
+    """
+    table = list(table)
+    if not table:
+        return "(no rows)"
+    first, lines = table[0], []
+    low, high = f"{value}_low", f"{value}_high"
+    for row in table[1:]:
+        if None in (row.get(value), first.get(value)):
+            lines.append(f"{row.get(name)}: no {value}")
+            continue
+        text = (f"{row.get(name)}: {value} {row[value]:.3f} [{row[low]:.3f}, {row[high]:.3f}] against "
+                f"{first.get(name)}'s {first[value]:.3f} [{first[low]:.3f}, {first[high]:.3f}]: "
+                f"{row[value] - first[value]:+.3f}")
+        apart = row[low] > first[high] or row[high] < first[low]
+        text += (", the intervals do not overlap (a difference this dev set shows)" if apart
+                 else ", the intervals overlap (not a clear difference on this dev set)")
+        if row.get("same_as_first") is not None:
+            text += f"; the same answer as the first student on {row['same_as_first']:.0%} of dev queries"
+        lines.append(text)
+    offline = any(r.get("backend") == "local" for r in table)
+    return "\n".join(lines + ([f"({OFFLINE_NOTE})"] if offline else []))
+
+
 def _title(table: Sequence[Mapping], text: str, note: str = OFFLINE_NOTE) -> str:
     offline = any(r.get("backend") == "local" for r in table)
     return f"{text}\n({note})" if offline else text

@@ -298,3 +298,20 @@ def test_greedy_labels_of_the_course_data_are_not_asked_for_again(tmp_path, monk
     summary.write_text(json.dumps(record))
     adv.strategy_rows(service, True, None, pool, 0.0, 1)
     assert asked[-1] == (0.0, 1)
+
+
+def test_compare_says_whether_each_row_is_apart_from_the_first():
+    """The sentence a notebook prints under an experiment's table: the difference, whether the
+    intervals overlap, the share of answers like the first student's, and the offline note."""
+    table = [{"strategy": "T=0", "accuracy": 0.448, "accuracy_low": 0.368, "accuracy_high": 0.515, "backend": "local"},
+             {"strategy": "T=1", "accuracy": 0.417, "accuracy_low": 0.350, "accuracy_high": 0.490,
+              "same_as_first": 0.748, "backend": "local"},
+             {"strategy": "soft", "accuracy": 0.564, "accuracy_low": 0.520, "accuracy_high": 0.632, "backend": "local"},
+             {"strategy": "broken", "accuracy": None, "backend": "local"}]
+    lines = adv.compare(table, "strategy").splitlines()
+    assert lines[0].startswith("T=1: accuracy 0.417 [0.350, 0.490] against T=0's 0.448 [0.368, 0.515]: -0.031")
+    assert "intervals overlap" in lines[0] and lines[0].endswith("first student on 75% of dev queries")
+    assert lines[1].startswith("soft: accuracy 0.564") and "+0.116, the intervals do not overlap" in lines[1]
+    assert lines[2] == "broken: no accuracy" and lines[3] == f"({adv.OFFLINE_NOTE})"
+    assert "offline" not in adv.compare([{**r, "backend": "tinker"} for r in table], "strategy")
+    assert adv.compare([], "strategy") == "(no rows)"
