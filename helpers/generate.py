@@ -240,7 +240,8 @@ class GenerateConfig:
     top_p : nucleus sampling threshold.
     max_tokens : longest answer, in tokens.
     seed : base seed; each query samples with a seed derived from it and the query,
-        so results do not depend on the order requests happen to run in.
+        so results do not depend on the order requests happen to run in. On Tinker a
+        request for K > 1 answers goes without a seed (see :func:`_repeats_seeded_samples`).
     min_agreement : rows whose winning vote share is below this are dropped (rejects).
     concurrency : requests in flight at once.
     max_retries : retries of a request after transient errors (attempts = 1 + max_retries).
@@ -519,6 +520,20 @@ def _query_seed(seed: int, text: str) -> int:
     return int(_sha("seed", str(seed), text)[:8], 16) & 0x7FFFFFFF
 
 
+def _repeats_seeded_samples(teacher) -> bool:
+    """Whether ``teacher`` is a Tinker SDK sampling client, whose server answers a seeded request
+    for several samples with copies of one another (thinking-machines-lab/tinker-feedback#79,
+    open since 2026-02: with a seed, many of 32 sequences are token-identical; without, all
+    differ). K votes there would all agree, confidence would read 1.0 and ``min_agreement``
+    would drop nothing. So on Tinker K votes are asked without a seed: real votes, drawn anew
+    on each run (the journal keeps them for a resumed one). The local backend keeps the seed."""
+    try:
+        import tinker
+    except ImportError:
+        return False
+    return isinstance(teacher, tinker.SamplingClient)
+
+
 def _winner(votes: dict[str, int]) -> str:
     return max(votes, key=lambda label: (votes[label], -LABELS.index(label)))
 
@@ -604,6 +619,7 @@ class _Run:
         self.teacher_name = teacher_name
         self.max_context = max_context
         self.jitter = random.Random()
+        self.seeded = config.num_samples == 1 or not _repeats_seeded_samples(teacher)
 
     async def ask(self, key: str, text: str, slots: asyncio.Semaphore) -> dict:
         """One query's journal entry: votes and the first raw answer, or why there are none.
@@ -617,7 +633,7 @@ class _Run:
         try:
             prompt = model_input(self.tokenizer, teacher_messages(text, self.prompt))
             params = sampling_params(self.tokenizer, cfg.max_tokens, cfg.temperature, top_p=cfg.top_p,
-                                     seed=_query_seed(cfg.seed, text))
+                                     seed=_query_seed(cfg.seed, text) if self.seeded else None)
             if self.max_context and prompt.length + cfg.max_tokens > self.max_context:  # refused if sent
                 raise ValueError(f"not asked: {prompt.length} tokens of prompt and query and up to {cfg.max_tokens} "
                                  f"for the answer do not fit {self.teacher_name}'s context of {self.max_context}")

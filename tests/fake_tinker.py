@@ -14,6 +14,7 @@ request finishes before its future is first asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import threading
@@ -96,6 +97,7 @@ class FakeTinker:
         self.keys: set[str] = set()  # the API keys the SDK sent
         self.ranks: list[int] = []  # the LoRA rank of every model created
         self.sampled: dict[str, int] = {}  # model name -> asample requests to it
+        self.seeds: list[tuple[int | None, int]] = []  # (seed, num_samples) of each asample request
         self.stops: list = []  # the stop setting of every asample request, as the client sent it
         self.finished: list[tuple[str, str]] = []  # (session id, how it ended) for every session the SDK closed
         self._lock = threading.Lock()
@@ -284,8 +286,12 @@ class FakeTinker:
             if params.stop is None:  # a server's own end-of-sequence set need not hold the template's end of
                 params = params.model_copy(update={"stop": []})  # turn: the fake assumes the worst, so an
                 # implicit stop samples on to max_tokens
+            self.seeds.append((params.seed, request.get("num_samples", 1)))
             try:  # a prompt and max_tokens over the model's context are the user's error, as on Tinker
                 out = sampler.sample(prompt, request.get("num_samples", 1), params).result()
+                if params.seed is not None and len(out.sequences) > 1:  # as Tinker's server does
+                    # (thinking-machines-lab/tinker-feedback#79): a seeded request's samples are copies
+                    out = dataclasses.replace(out, sequences=[out.sequences[0]] * len(out.sequences))
             except Exception as e:
                 return "json", self._failed(e)
             promise = self._future("proto", _sample_proto(out))

@@ -499,3 +499,23 @@ def test_generate_never_sends_a_query_over_the_context_the_server_states(tmp_pat
     refused = [r for r in rejects if r["reason"] == "error"]
     assert len(refused) == 1 and refused[0]["query"] == long and refused[0]["error"].startswith("ValueError: not asked: ")
     assert "do not fit local/tiny's context of 512" in refused[0]["error"]
+
+
+def test_k_votes_on_tinker_are_asked_without_the_seed_that_makes_its_server_repeat_one_sample(tmp_path):
+    """Tinker's server answers a seeded request for K samples with copies of one sample
+    (thinking-machines-lab/tinker-feedback#79; the fake server does the same): K votes are
+    asked there without a seed, so they are real votes, and greedy labels keep theirs."""
+    queries = tmp_path / "q.jsonl"
+    rows = [row for _, row in iter_jsonl(ROOT / "data" / "dev_gold.jsonl")]
+    write_jsonl(queries, [{"text": r["text"]} for r in rows if r["kind"] in ("edge:short", "edge:mixed", "other")][:24])
+    with FakeTinker(tmp_path / "server") as server:
+        env = server.environment(tmp_path / "hf", KEY)
+        for name, extra in (("greedy", []), ("votes", ["--temperature", "1", "--samples", "5", "--min-agreement", "0"])):
+            proc = subprocess.run([sys.executable, "-m", "helpers", "generate", "--queries", str(queries), "--out",
+                                   str(tmp_path / f"{name}.jsonl"), "--no-progress", *extra],
+                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {seed is not None for seed, k in server.seeds if k == 1} == {True}
+    assert {seed for seed, k in server.seeds if k == 5} == {None} and sum(k == 5 for _, k in server.seeds) == 24
+    confidences = [row["teacher"]["confidence"] for _, row in iter_jsonl(tmp_path / "votes.jsonl")]
+    assert len(confidences) == 24 and min(confidences) < 1.0, confidences  # the samples differ
