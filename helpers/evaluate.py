@@ -636,11 +636,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _fingerprint(data: Path, spec: str, limit: int | None, model: str | None, backend: str | None) -> dict:
-    """What an evaluation depends on: the data, the predictor and its weights, the backend.
+def _fingerprint(data: Path, spec: str, limit: int | None, model: str | None, backend: str | None,
+                 prompt: str | None = None, max_tokens: int | None = None) -> dict:
+    """What an evaluation depends on: the data, the predictor and its weights, the backend,
+    and what a model is asked with: the teacher's ``prompt`` and the answers' ``max_tokens``.
 
-    A retrained student (its ``checkpoint.json``) or baseline (``baseline.joblib``), or the
-    same command with a Tinker key instead of offline, is a different evaluation.
+    A retrained student (its ``checkpoint.json``) or baseline (``baseline.joblib``), the
+    same command with a Tinker key instead of offline, or the teacher after an edit of its
+    prompt (:data:`helpers.prompt.DEFAULT_PROMPT`), is a different evaluation.
     """
     from .baseline import MODEL_FILE
 
@@ -650,8 +653,23 @@ def _fingerprint(data: Path, spec: str, limit: int | None, model: str | None, ba
     if kind in ("student", "baseline"):
         path = Path(folder) / ("checkpoint.json" if kind == "student" else MODEL_FILE)
         weights = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-    return {"predictor": spec, "data_sha256": digest, "limit": limit, "model": model,
-            "backend": None if kind == "baseline" else backend, "weights_sha256": weights}
+    fingerprint = {"predictor": spec, "data_sha256": digest, "limit": limit, "model": model,
+                   "backend": None if kind == "baseline" else backend, "weights_sha256": weights}
+    if prompt is not None:
+        fingerprint["prompt_sha256"] = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+    if max_tokens is not None:
+        fingerprint["max_tokens"] = max_tokens
+    return fingerprint
+
+
+def _asked_with(kind: str) -> dict:
+    """The prompt and answer length a predictor of ``kind`` is asked with, read now (the module's
+    settings as they are, a prompt edited since the last run included): :func:`predict`'s keywords."""
+    if kind == "baseline":
+        return {}
+    if kind == "teacher":
+        return {"prompt": DEFAULT_PROMPT, "max_tokens": TEACHER_MAX_TOKENS}
+    return {"max_tokens": STUDENT_MAX_TOKENS}
 
 
 def _output_files(out: Path, name: str) -> dict[str, Path]:
@@ -698,9 +716,9 @@ def main(args: argparse.Namespace) -> int:
     that cannot be used (unreachable server, refused key, a teacher or base model the backend
     does not offer, named with those it does before anything is written, or a missing checkpoint),
     like every command (``python -m helpers`` gives 2 for an error from the server too).
-    An ``--out`` holding the same evaluation (same data, predictor, limit and model) is
-    not redone; a different one, or any file this command writes there
-    (``metrics.json``, ``predictions.jsonl``, ``confusion_<predictor>[_normalized].png``)
+    An ``--out`` holding the same evaluation (same data, predictor, limit and model, and the
+    same teacher prompt and answer length) is not redone; a different one, or any file this
+    command writes there (``metrics.json``, ``predictions.jsonl``, ``confusion_<predictor>[_normalized].png``)
     without the ``metrics.json`` that names its evaluation, is kept unless ``--overwrite``
     (which also removes the pictures of the evaluation it replaces). Nothing is saved before the end: ``metrics.json`` is written last, and Ctrl-C waits
     until all the files are written.
@@ -717,7 +735,8 @@ def main(args: argparse.Namespace) -> int:
         rows = read_gold(args.data)[: args.limit]
         out = Path(args.out) if args.out else None
         backend, why = choose_backend(args.backend)
-        fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model, backend)
+        asked = _asked_with(parse_spec(spec)[0])  # the teacher's prompt among them: one edited is another evaluation
+        fingerprint = _fingerprint(Path(args.data), spec, args.limit, args.model, backend, **asked)
         outputs = _output_files(out, name) if out is not None else {}
         stale: list[Path] = []  # the pictures of the evaluation an --overwrite replaces, if of another predictor
         if out is not None and outputs["metrics"].exists():
@@ -759,7 +778,7 @@ def main(args: argparse.Namespace) -> int:
         if service is not None:  # only now: bad input is one line on stderr, this one is not printed before it
             print(f"backend: {backend} ({why})", file=sys.stderr)
         metrics, predictions = evaluate_predictor(
-            spec, rows, service, progress=not args.no_progress, concurrency=args.concurrency, **model_kw)
+            spec, rows, service, progress=not args.no_progress, concurrency=args.concurrency, **model_kw, **asked)
         metrics["data"] = str(args.data)
         metrics["backend"] = getattr(service, "backend", None)
         metrics["fingerprint"] = fingerprint

@@ -7,6 +7,7 @@ metrics themselves are tested in test_metrics.py.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import re
@@ -572,6 +573,28 @@ def test_cli_writes_metrics_and_prints_accuracy_last(tmp_path, capsys, dev_rows,
     # another evaluation into the same folder needs --overwrite
     assert main(_args(*argv[:-1], "--limit", "5")) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_the_teacher_with_an_edited_prompt_is_another_evaluation(tmp_path, capsys, monkeypatch, dev_rows):
+    """The course invites edits of the teacher's prompt: the teacher evaluated again with another
+    prompt into the same --out must not be taken for the evaluation already there (whose accuracy
+    is the old prompt's), but refused as another one, as a retrained student is."""
+    import helpers.evaluate
+    from helpers.prompt import build_prompt
+
+    gold = tmp_path / "gold.jsonl"
+    write_jsonl(gold, dev_rows[:12])
+    argv = ["--data", str(gold), "--predictor", "teacher", "--out", str(tmp_path / "eval"), "--no-progress"]
+    assert main(_args(*argv)) == 0
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(_args(*argv)) == 0 and "already done" in capsys.readouterr().err  # the same prompt: the same one
+    monkeypatch.setattr(helpers.evaluate, "DEFAULT_PROMPT", build_prompt(without=["code"]))  # prompt.py edited
+    assert main(_args(*argv)) == 2
+    out, err = capsys.readouterr()
+    assert first not in out and "exists from another evaluation; use --overwrite" in err
+    assert main(_args(*argv, "--overwrite")) == 0  # and asked again, it is asked with the edited prompt
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["fingerprint"]["prompt_sha256"] == \
+        hashlib.sha256(build_prompt(without=["code"]).encode("utf-8")).hexdigest()
 
 
 def test_a_metrics_file_that_is_not_text_is_named(tmp_path):
