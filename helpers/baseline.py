@@ -100,10 +100,14 @@ def predict(model, texts: Sequence[str]) -> list[str]:
     return [str(label) for label in model.predict(texts)]
 
 
-def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
+def save_baseline(model, directory: str | os.PathLike, *, backend: str | None = None,
+                  teacher_model: str | None = None, **extra) -> Path:
     """Write ``baseline.joblib`` and a small ``meta.json`` to ``directory``; returns the folder.
 
-    ``extra`` keys (for example ``data="run/distill.jsonl"``) go into ``meta.json``: JSON
+    ``backend`` and ``teacher_model``, when given, say where the labels it learnt came from
+    (``"local"``: the offline stand-in teacher; ``"tinker"``): the baseline itself never uses
+    a backend, so only its ``meta.json`` can tell (:func:`labelled_offline`). ``extra`` keys
+    (for example ``data="run/distill.jsonl"``) go into ``meta.json`` too: JSON
     values (numpy numbers are written as Python's, NaN as null, see
     :func:`~helpers.dataio.json_safe`); another is refused, naming its key, before anything
     is written. The joblib file is a pickle: load only baselines you made
@@ -113,6 +117,12 @@ def save_baseline(model, directory: str | os.PathLike, **extra) -> Path:
     import sklearn
 
     directory = Path(directory)
+    labelled_by = {key: value for key, value in (("backend", backend), ("teacher_model", teacher_model))
+                   if value is not None}
+    for key, value in labelled_by.items():
+        if not isinstance(value, str):
+            raise DataError(f"save_baseline: {key} must be a string such as 'local', got {value!r}")
+    extra = {**labelled_by, **extra}
     logreg = model.named_steps["logreg"]
     meta = json_safe({
         "kind": KIND,
@@ -166,3 +176,19 @@ def read_meta(directory: str | os.PathLike) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not valid JSON ({e.__class__.__name__}); save the baseline again") from None
+
+
+def labelled_offline(directory: str | os.PathLike) -> bool | None:
+    """Whether the saved baseline in ``directory`` learnt the offline stand-in teacher's labels:
+    True when its ``meta.json`` records the backend ``"local"``, False for another, None when it
+    records none (saved without ``backend``, as before it was recorded).
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> model = train_baseline(["hello there my friend", "hola amigo mío"], ["en", "es"])
+    >>> labelled_offline(save_baseline(model, folder, backend="local"))
+    True
+    """
+    meta = read_meta(directory)
+    backend = meta.get("backend") if isinstance(meta, dict) else None
+    return None if backend is None else backend == "local"

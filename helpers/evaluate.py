@@ -724,6 +724,7 @@ def main(args: argparse.Namespace) -> int:
     until all the files are written.
     """
     from .backend import BackendError, choose_backend, redact
+    from .baseline import labelled_offline
 
     try:
         if args.limit is not None and args.limit < 1:
@@ -766,6 +767,10 @@ def main(args: argparse.Namespace) -> int:
         kind, folder = parse_spec(spec)
         if kind == "student":
             read_checkpoint_info(folder)  # a missing or broken checkpoint is named before connecting
+        # the offline note on the pictures: a baseline asks no model, so its labels' backend (in its
+        # meta.json) says whether its numbers are the stand-in teacher's; saved without it, this one's
+        labelled = labelled_offline(folder) if kind == "baseline" else None
+        offline = backend == "local" if labelled is None else labelled
         if kind != "baseline":
             from .backend import check_model, connect
 
@@ -785,7 +790,7 @@ def main(args: argparse.Namespace) -> int:
         if out is not None:
             from .plots import mark_offline, plot_confusions, save_figure
 
-            figures = {key: mark_offline(plot_confusions({name: metrics}, normalize=normalize), backend == "local")
+            figures = {key: mark_offline(plot_confusions({name: metrics}, normalize=normalize), offline)
                        for key, normalize in (("confusion", False), ("confusion_normalized", True))}
             with _ctrl_c_waits():  # all the files or, before this, none: a re-run then starts clean
                 write_jsonl(outputs["predictions"], [

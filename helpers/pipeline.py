@@ -144,7 +144,7 @@ def run_pipeline(out, backend: str | None = None, quick: bool = False, queries=N
     t = time.time()
     texts = [r["messages"][0]["content"] for r in rows]
     model = baseline_mod.train_baseline(texts, labels)
-    baseline_mod.save_baseline(model, out / "baseline", examples=len(texts))
+    baseline_mod.save_baseline(model, out / "baseline", backend=backend, teacher_model=teacher_model, examples=len(texts))
     timings["baseline"] = time.time() - t
 
     # 4. Everyone on the gold set.

@@ -190,6 +190,9 @@ def test_run_reports_what_it_spent_and_when_the_student_pays_it_back(tmp_path):
     assert f"pays back after    {paid['break_even_queries']:,} queries" in report["summary"]
     assert f"({paid['train_tokens']:,} tokens)" in (tmp_path / "run" / "report.md").read_text()
     assert f"Training: trained local/tiny for {len(steps)} steps in" in (tmp_path / "run" / "report.md").read_text()
+    # its baseline learnt the stand-in teacher's labels, and says so (evaluate marks its pictures offline)
+    assert {k: read_meta(tmp_path / "run" / "baseline")[k] for k in ("backend", "teacher_model")} == {
+        "backend": "local", "teacher_model": LOCAL_TEACHER}
     # again, into the folder with a file of the learner's: --overwrite lets the run write beside it,
     # and reuses the labelling and the student (labelling again would be paid twice on Tinker)
     (tmp_path / "run" / "notes.txt").write_text("mine")
@@ -595,6 +598,41 @@ def test_the_teacher_with_an_edited_prompt_is_another_evaluation(tmp_path, capsy
     assert main(_args(*argv, "--overwrite")) == 0  # and asked again, it is asked with the edited prompt
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["fingerprint"]["prompt_sha256"] == \
         hashlib.sha256(build_prompt(without=["code"]).encode("utf-8")).hexdigest()
+
+
+def test_a_baseline_of_offline_labels_is_marked_offline_whatever_the_backend_now(tmp_path, monkeypatch, dev_rows,
+                                                                                 baseline_dir):
+    """A baseline asks no model: whether its confusion pictures carry the offline note follows the
+    backend its labels came from (its meta.json), not the backend of the environment evaluating it.
+    One saved without that record is marked as before, by the backend of the moment."""
+    import helpers.plots
+    from helpers.baseline import labelled_offline
+    from helpers.plots import OFFLINE_NOTE
+
+    notes = {}
+    original = helpers.plots.save_figure
+    monkeypatch.setattr(helpers.plots, "save_figure",
+                        lambda fig, path: notes.__setitem__(Path(path).name, fig.get_suptitle()) or original(fig, path))
+    gold = tmp_path / "gold.jsonl"
+    write_jsonl(gold, dev_rows[300:310])
+    monkeypatch.delenv("PD_BACKEND")
+    monkeypatch.setenv("TINKER_API_KEY", "tml-a-key-in-the-environment")  # the backend of the moment: tinker
+    saved = {"local": {"backend": "local"}, "tinker": {"backend": "tinker", "teacher_model": "Qwen/Qwen3-30B-A3B"},
+             "unrecorded": {}}
+    marked = {}
+    for name, labelled_by in saved.items():
+        folder = save_baseline(baseline_dir[1], tmp_path / name, **labelled_by)
+        assert labelled_offline(folder) == {"local": True, "tinker": False}.get(name)
+        notes.clear()
+        argv = ["--data", str(gold), "--predictor", f"baseline:{folder}", "--out", str(tmp_path / f"eval_{name}")]
+        assert main(_args(*argv, "--no-progress")) == 0
+        assert sorted(notes) == ["confusion_baseline.png", "confusion_baseline_normalized.png"]
+        marked[name] = set(notes.values())
+    assert marked == {"local": {OFFLINE_NOTE}, "tinker": {""}, "unrecorded": {""}}  # unrecorded: the key's backend
+    monkeypatch.delenv("TINKER_API_KEY")
+    assert main(_args("--data", str(gold), "--predictor", f"baseline:{tmp_path / 'unrecorded'}",
+                      "--out", str(tmp_path / "eval_offline"), "--no-progress")) == 0
+    assert set(notes.values()) == {OFFLINE_NOTE}  # and offline without a key, as it was
 
 
 def test_a_metrics_file_that_is_not_text_is_named(tmp_path):
