@@ -197,7 +197,9 @@ class LiveLossPlot:
     points), and every
     ``every`` steps (and at each validation) redraws a single output in place
     (IPython's ``display_id``), so a long run does not print hundreds of
-    pictures. Outside Jupyter it only records; call :meth:`figure` to draw.
+    pictures. Outside Jupyter it only records; call :meth:`figure` to draw. With
+    ``offline=True`` (the run trains the tiny local student, ``helpers.course.is_offline(service)``)
+    every drawing carries :data:`OFFLINE_NOTE` on top.
 
     >>> plot = LiveLossPlot(every=10)
     >>> for step in range(1, 21):
@@ -207,10 +209,12 @@ class LiveLossPlot:
     (20, 1, 2)
     """
 
-    def __init__(self, every: int = 10, title: str = "Student training", live: bool | None = None):
+    def __init__(self, every: int = 10, title: str = "Student training", live: bool | None = None,
+                 offline: bool = False):
         self.every = max(1, int(every))
         self.title = title
         self.live = _in_kernel() if live is None else live
+        self.offline = offline
         self.steps: list[dict] = []
         self.validation: list[dict] = []
         self._fig: Figure | None = None
@@ -235,6 +239,7 @@ class LiveLossPlot:
             self._fig = Figure(figsize=(10, 3.6), layout="constrained")
         fig = self._fig
         fig.clear()
+        mark_offline(fig, self.offline)  # after clear(), which takes the note away with the rest
         loss_ax, acc_ax = fig.subplots(1, 2, sharex=True)
         if self.steps:
             x = [s["step"] for s in self.steps]

@@ -553,6 +553,19 @@ def test_live_loss_plot_records_headless_and_updates_one_display(monkeypatch):
     assert calls == ["display", "update", "update", "update"]  # steps 5, 10, 15, validation
 
 
+def test_a_live_loss_plot_of_an_offline_run_says_so_at_every_drawing():
+    from helpers.plots import OFFLINE_NOTE
+
+    plot = LiveLossPlot(every=5, live=False, offline=True)
+    assert plot.figure().get_suptitle() == OFFLINE_NOTE  # before any point
+    for step in range(1, 11):
+        plot({"kind": "step", "step": step, "loss": 2.0 / step})
+    plot({"kind": "validation", "step": 10, "val_loss": 0.3, "val_accuracy": 0.7})
+    assert plot.figure().get_suptitle() == OFFLINE_NOTE  # redrawn (the figure cleared): still there
+    assert plot.finish().get_suptitle() == OFFLINE_NOTE and len(plot.finish().axes) == 2
+    assert LiveLossPlot(live=False).figure().get_suptitle() == ""  # a Tinker run's: no note
+
+
 # ---------------------------------------------------------------- command line
 
 
