@@ -118,8 +118,8 @@ def plot_confusions(metrics_by_name: Mapping[str, Mapping], normalize: bool = Fa
                 else:  # the text colour follows the shared scale, not this panel's own
                     text.set_color("white" if square[i, j] > vmax / 2 else "black")
                     if normalize:  # percent without the sign: "100" fits a cell, "100%" does not;
-                        share = 100 * square[i, j]  # a mistake under 0.5% is "<1", never a "0" in a coloured cell
-                        text.set_text(f"{share:.0f}" if share >= 0.5 else "<1")
+                        share = 100 * square[i, j]  # a share under 1% is "<1", never a "0" in a coloured cell
+                        text.set_text(f"{share:.0f}" if share >= 1 else "<1")  # (f"{0.5:.0f}" is "0")
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_yticks(range(len(rows)), rows)
         if len(columns) > len(rows):

@@ -511,6 +511,13 @@ def test_a_rare_mistake_in_a_normalised_matrix_reads_under_one_percent_not_zero(
     assert sorted(texts) == ["100", "100", "<1"]  # de->de rounds to 100; the 0.33% is not a "0"
 
 
+def test_a_mistake_of_exactly_half_a_percent_reads_under_one_percent_not_zero():
+    gold = ["de"] * 200
+    pred = ["de"] * 199 + ["fr"]  # 0.5%, which Python's rounding (half to even) prints as "0"
+    panel = plot_confusions({"student": compute_metrics(gold, pred)}, normalize=True).axes[0]
+    assert sorted(t.get_text() for t in panel.texts if t.get_text()) == ["100", "<1"]
+
+
 def test_cost_plot_and_saving(tmp_path):
     fig = plot_cost(cost_table(1000, 50))
     bars = fig.axes[0].patches
