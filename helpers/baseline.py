@@ -31,7 +31,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .dataio import DataError, json_safe, text_list, write_text, write_with
+from .dataio import DataError, json_safe, read_json, text_list, write_text, write_with
 from .labels import LABELS
 
 MODEL_FILE = "baseline.joblib"
@@ -167,15 +167,16 @@ def load_baseline(directory: str | os.PathLike):
 
 
 def read_meta(directory: str | os.PathLike) -> dict:
-    """The ``meta.json`` of a saved baseline (an empty dict when there is none); a broken one
-    is a one-line :class:`~helpers.dataio.DataError` naming the file."""
+    """The ``meta.json`` of a saved baseline (an empty dict when there is none, or it is empty); a
+    broken one (malformed JSON, not UTF-8, unreadable, not a JSON object) is a one-line
+    :class:`~helpers.dataio.DataError` naming the file, and the line of malformed JSON."""
     path = Path(directory) / META_FILE
-    if not path.exists() or not path.read_text(encoding="utf-8").strip():
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
         return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e.__class__.__name__}); save the baseline again") from None
+    meta = read_json(path, fix="save the baseline again")
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: not a baseline's {META_FILE} (not a JSON object); save the baseline again")
+    return meta
 
 
 def labelled_offline(directory: str | os.PathLike) -> bool | None:
@@ -189,6 +190,5 @@ def labelled_offline(directory: str | os.PathLike) -> bool | None:
     >>> labelled_offline(save_baseline(model, folder, backend="local"))
     True
     """
-    meta = read_meta(directory)
-    backend = meta.get("backend") if isinstance(meta, dict) else None
+    backend = read_meta(directory).get("backend")
     return None if backend is None else backend == "local"

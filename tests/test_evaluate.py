@@ -96,8 +96,22 @@ def test_a_baseline_is_saved_whole_or_not_at_all(tmp_path):
     assert json.loads((folder / "meta.json").read_text(), parse_constant=lambda c: pytest.fail(c))["score"] is None
     assert read_meta(folder)["runs"] == 3 and sorted(p.name for p in folder.iterdir()) == ["baseline.joblib", "meta.json"]
     (folder / "meta.json").write_text("{broken")
-    with pytest.raises(DataError, match=r"meta.json: not valid JSON \(JSONDecodeError\)"):
+    with pytest.raises(DataError, match=r"meta.json:1: malformed JSON \(.*\); save the baseline again$"):
         read_meta(folder)
+
+
+def test_a_baseline_meta_file_that_is_not_utf8_or_not_an_object_is_named_in_one_line(tmp_path):
+    model = train_baseline(["hallo welt", "hola mundo"] * 5, ["de", "es"] * 5)
+    folder = save_baseline(model, tmp_path / "b")
+    (folder / "meta.json").write_bytes('{"note": "café"}'.encode("latin-1"))  # saved by another editor, say
+    with pytest.raises(DataError, match=f"^{re.escape(str(folder / 'meta.json'))}: invalid UTF-8 at byte 13; "
+                                        "save the baseline again$"):
+        read_meta(folder)
+    (folder / "meta.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="meta.json: not a baseline's meta.json \\(not a JSON object\\)"):
+        read_meta(folder)
+    (folder / "meta.json").write_text("")
+    assert read_meta(folder) == {} and read_meta(tmp_path / "none") == {}  # none or empty: nothing recorded
 
 
 # ---------------------------------------------------------------- cost
