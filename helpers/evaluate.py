@@ -44,6 +44,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -459,7 +460,21 @@ def usd(prices: Mapping[str, float], **tokens: float) -> float:
     >>> usd({"teacher": 0.2, "sampled": 0.6}, teacher=3_000_000, sampled=500_000)
     0.9
     """
-    return sum(n * prices[kind] for kind, n in tokens.items()) / 1e6
+    return sum(n * prices[kind] for kind, n in tokens.items()) / 1_000_000  # exact for fractions too
+
+
+def _exact(x: float) -> Fraction:
+    """``x`` as the fraction it is written as: 0.1 is 1/10, not the binary float nearest it.
+
+    >>> _exact(0.1), _exact(np.float64(2.5)), _exact(3)
+    (Fraction(1, 10), Fraction(5, 2), Fraction(3, 1))
+    """
+    if isinstance(x, numbers.Rational):
+        return Fraction(x)
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"expected a finite number, got {x!r}")
+    return Fraction(repr(x))
 
 
 def payback(cost: Mapping, labelled_queries: int, train_tokens: int, teacher_answer_tokens: float,
@@ -469,7 +484,9 @@ def payback(cost: Mapping, labelled_queries: int, train_tokens: int, teacher_ans
     The one-off cost is the teacher labelling the pool (each request reads the prompt and
     the query, and writes its answer) and the student's training; each query after that
     costs the student its own prompt and a bare label instead of the teacher's long
-    prompt and its answer. ``break_even_queries`` is the one-off cost over that saving.
+    prompt and its answer. ``break_even_queries`` is the one-off cost over that saving, rounded
+    up, and computed in exact arithmetic on the numbers as written: a one-off cost of exactly
+    395 savings is 395 queries, where floating-point error made it 395.00000000000006, so 396.
 
     Parameters
     ----------
@@ -497,17 +514,18 @@ def payback(cost: Mapping, labelled_queries: int, train_tokens: int, teacher_ans
                         ("teacher_answer_tokens", teacher_answer_tokens), ("student_answer_tokens", student_answer_tokens)):
         if not value >= 0:
             raise ValueError(f"{name} must be >= 0, got {value!r}")
-    teacher = usd(prices, teacher=cost["teacher_tokens_per_query"], sampled=teacher_answer_tokens)
-    student = usd(prices, student=cost["student_tokens_per_query"], sampled=student_answer_tokens)
-    labelling, training = labelled_queries * teacher, usd(prices, train=train_tokens)
+    exact = {key: _exact(prices[key]) for key in ("teacher", "student", "sampled", "train")}
+    teacher = usd(exact, teacher=_exact(cost["teacher_tokens_per_query"]), sampled=_exact(teacher_answer_tokens))
+    student = usd(exact, student=_exact(cost["student_tokens_per_query"]), sampled=_exact(student_answer_tokens))
+    labelling, training = _exact(labelled_queries) * teacher, usd(exact, train=_exact(train_tokens))
     saving = teacher - student
     return {
-        "labelling_usd": labelling,
-        "training_usd": training,
-        "one_off_usd": labelling + training,
-        "teacher_usd_per_query": teacher,
-        "student_usd_per_query": student,
-        "saving_usd_per_query": saving,
+        "labelling_usd": float(labelling),
+        "training_usd": float(training),
+        "one_off_usd": float(labelling + training),
+        "teacher_usd_per_query": float(teacher),
+        "student_usd_per_query": float(student),
+        "saving_usd_per_query": float(saving),
         "break_even_queries": math.ceil((labelling + training) / saving) if saving > 0 else None,
         "prices_note": note,
     }

@@ -139,6 +139,21 @@ def test_prompt_tokens_teacher_exceeds_student_by_the_prompt():
     assert "EXAMPLE" not in cost["prices_note"]
 
 
+def test_a_one_off_cost_of_a_whole_number_of_savings_pays_back_after_that_many_queries():
+    """Labelling L queries at 300 prompt tokens and 0.1 per million, the rest free, costs exactly
+    L savings: the break-even is L, never L + 1 from floating-point error (it was for 13 of
+    1..1999, 395 -> 396 the first)."""
+    prices = {"teacher": 0.1, "student": 0.1, "sampled": 0, "train": 0}
+    cost = cost_table(300, 0, prices)
+    assert [payback(cost, 395, 0, 0, 0, prices)["break_even_queries"],
+            payback(cost, 1892, 0, 0, 0, prices)["break_even_queries"]] == [395, 1892]
+    assert all(payback(cost, n, 0, 0, 0, prices)["break_even_queries"] == n for n in range(1, 2000))
+    assert payback(cost, 395, 1, 0, 0, {**prices, "train": 0.6})["break_even_queries"] == 396  # a little more: one more
+    assert payback(cost_table(np.float64(300), 0, prices), np.int64(395), 0, 0, 0, prices)["break_even_queries"] == 395
+    with pytest.raises(ValueError, match="finite"):
+        payback(cost, 395, 0, 0, 0, {**prices, "teacher": float("inf")})
+
+
 def test_edited_prices_are_no_longer_called_examples(monkeypatch):
     """The docs say: edit helpers.evaluate.PRICES. Once edited, the default prices are the user's."""
     assert "EXAMPLE" in cost_table(3000, 60)["prices_note"] and "EXAMPLE" in payback(cost_table(3000, 60), 1, 1, 1, 1)["prices_note"]
