@@ -21,8 +21,9 @@ Students are scored on the dev gold set (``data/dev_gold.jsonl``; with
 tuning, and the test set stays for the final evaluation. ``accuracy`` is
 against the gold labels, ``agreement`` the share of answers equal to the
 teacher's (full prompt, greedy) on the same rows; ``accuracy_low`` and
-``accuracy_high`` bound a 95% bootstrap interval, a reminder that a few points
-of difference on 163 rows are noise.
+``accuracy_high`` bound a 95% bootstrap interval (Wilson's when every answer is right,
+:func:`helpers.metrics.bootstrap_ci`), a reminder that a few points of difference on 163
+rows are noise.
 
 **Cached.** Every measured point (one teacher evaluation, one generation, one
 student trained and scored) is stored as JSON under ``workdir()/advanced/``,
@@ -440,7 +441,8 @@ def strategy_rows(service, quick: bool, rows: Sequence[Mapping] | None, pool: Se
 
 
 def _score(predictions: Sequence[str | None], evalset: EvalSet, teacher_predictions: Sequence[str | None]) -> dict:
-    """accuracy with its 95% bootstrap interval (``accuracy_low``, ``accuracy_high``), and agreement."""
+    """accuracy with its 95% interval (``accuracy_low``, ``accuracy_high``; :func:`helpers.metrics.bootstrap_ci`),
+    and agreement."""
     metrics = compute_metrics(evalset.labels, predictions, n_resamples=CI_RESAMPLES)
     low, high = metrics["accuracy_ci"]
     return {"accuracy": metrics["accuracy"], "accuracy_low": low, "accuracy_high": high,

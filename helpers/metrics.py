@@ -83,10 +83,18 @@ def _with_unparsed(pred: Sequence[str | None]) -> list[str]:
 
 def bootstrap_ci(correct: Sequence[bool] | np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES,
                  level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of a mean (here: accuracy), seeded and reproducible.
+    """Percentile bootstrap interval of a mean (here: accuracy), seeded and reproducible; the
+    Wilson score interval when every outcome is the same.
+
+    When every answer is right (or every one wrong) each resample is too, and the bootstrap
+    gives ``(1.0, 1.0)``: certainty that 12 right answers out of 12 cannot give. The interval
+    is then Wilson's score interval for that proportion, which is not empty at the edge
+    (12 of 12: about 0.76 to 1; 3 of 3: about 0.44 to 1).
 
     >>> bootstrap_ci([1, 1, 1, 0] * 25) == bootstrap_ci([1, 1, 1, 0] * 25)
     True
+    >>> [round(bound, 3) for bound in bootstrap_ci([1] * 12)]   # Wilson's, not (1.0, 1.0)
+    [0.758, 1.0]
     """
     x = np.asarray(correct, dtype=np.float64)
     if x.size == 0:
@@ -95,6 +103,8 @@ def bootstrap_ci(correct: Sequence[bool] | np.ndarray, n_resamples: int = BOOTST
         raise ValueError(f"n_resamples must be a whole number >= 1, got {n_resamples!r}")
     if not (isinstance(level, numbers.Real) and 0 < level < 1):
         raise ValueError(f"level must be between 0 and 1 (0.95 for a 95% interval), got {level!r}")
+    if np.all(x == x[0]) and x[0] in (0.0, 1.0):  # every resample would be the same: no spread to see
+        return _wilson_at_the_edge(bool(x[0]), x.size, level)
     rng = np.random.default_rng(seed)
     means = np.empty(n_resamples)
     step = max(1, 2_000_000 // x.size)  # resample in chunks: bounded memory for big sets
@@ -104,6 +114,19 @@ def bootstrap_ci(correct: Sequence[bool] | np.ndarray, n_resamples: int = BOOTST
     tail = (1.0 - level) / 2.0 * 100.0
     lo, hi = np.percentile(means, [tail, 100.0 - tail])
     return float(lo), float(hi)
+
+
+def _wilson_at_the_edge(all_correct: bool, n: int, level: float) -> tuple[float, float]:
+    """Wilson's score interval for ``n`` outcomes all correct (``all_correct``) or all wrong.
+
+    At a proportion of 1 the interval is ``[n / (n + z**2), 1]`` (``z`` the normal quantile of
+    ``level``, 1.96 for 95%), and mirrored at 0; written so that the edge is exactly 1 or 0.
+    """
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    inner = n / (n + z * z)
+    return (inner, 1.0) if all_correct else (0.0, 1.0 - inner)
 
 
 def compute_metrics(gold: Sequence[str], pred: Sequence[str | None | Prediction], *,
@@ -116,7 +139,8 @@ def compute_metrics(gold: Sequence[str], pred: Sequence[str | None | Prediction]
     Returns a dict in the shape of ``metrics.json`` (README, The command line):
 
     - ``n``, ``accuracy``, ``accuracy_ci``: ``[low, high]``, a percentile bootstrap
-      95% interval (``n_resamples`` resamples, ``seed``);
+      95% interval (``n_resamples`` resamples, ``seed``), or Wilson's score interval when
+      every prediction is right or every one wrong (:func:`bootstrap_ci`);
     - ``labels``: :data:`~helpers.labels.LABELS`, the order of rows and columns;
     - ``confusion``: a 13 x 14 list of lists. Row ``i`` is the true label
       ``labels[i]``, column ``j < 13`` the predicted label ``labels[j]``, and the

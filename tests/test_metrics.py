@@ -92,7 +92,13 @@ def test_bootstrap_interval_contains_accuracy_and_is_reproducible():
     wide = bootstrap_ci([1, 0, 1, 1] * 10)
     narrow = bootstrap_ci([1, 0, 1, 1] * 1000)
     assert narrow[1] - narrow[0] < wide[1] - wide[0]
-    assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+    # every answer right (or wrong): each resample is the same, the bootstrap's interval would be
+    # (1.0, 1.0), certainty; it is Wilson's score interval instead, n / (n + 1.96**2) to 1
+    assert bootstrap_ci([1, 1, 1]) == (pytest.approx(3 / (3 + 1.959964**2)), 1.0)  # about 0.44 to 1
+    assert bootstrap_ci([True] * 12) == (pytest.approx(0.7575, abs=1e-4), 1.0)
+    assert bootstrap_ci([0] * 12) == (0.0, pytest.approx(1 - 0.7575, abs=1e-4))
+    assert bootstrap_ci([1] * 12, level=0.99)[0] < bootstrap_ci([1] * 12)[0] < bootstrap_ci([1] * 1200)[0] < 1
+    assert compute_metrics(["de"] * 12, ["de"] * 12)["accuracy_ci"] == [pytest.approx(0.7575, abs=1e-4), 1.0]
     # settings named, not an IndexError or numpy's message from deep inside
     with pytest.raises(ValueError, match="n_resamples must be a whole number >= 1, got 0"):
         bootstrap_ci([1, 0], n_resamples=0)
