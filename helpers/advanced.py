@@ -149,7 +149,7 @@ def student_config(service, quick: bool | None = None, **overrides) -> TrainConf
     steps matters more than the batch: at equal compute, batch 8 for 2 epochs beat
     batch 16 or 32 for 3 on this task. Offline full: ``local/tiny``, 3 epochs of batch 16
     at the recipe's learning rate. (The quick grid, with the local default ``prompt_weight``
-    0.5, favours 3e-3 over 1e-3 at batch 8: offline dev accuracy 0.466 against 0.429.)
+    0.5, favours 3e-3 over 1e-3 at batch 8: offline dev accuracy 0.448 against 0.429.)
     On Tinker: the recipe's defaults (:meth:`TrainConfig.for_backend`) with batch 32,
     so that a thousand examples still make a few dozen steps. Every run holds out 10%
     of its rows for the validation loss. ``overrides`` replace any field.

@@ -48,8 +48,8 @@ print("results are cached in", adv.cache_dir())"""
 (`data/dev_gold.jsonl`; with `QUICK`, every third row, 163 queries), never on the test set:
 picking settings is tuning, and the test set is kept for the final evaluation of notebook 04.
 *Accuracy* is against the gold labels, *agreement* is how often the student gives the
-teacher's answer. Accuracy comes with a 95% bootstrap interval: on 163 queries, a few points of
-difference are noise. Each student is also a single training run; another seed moves a small
+teacher's answer. Accuracy comes with a 95% bootstrap interval (Wilson's when every answer
+is right, or every one wrong): on 163 queries, a few points of difference are noise. Each student is also a single training run; another seed moves a small
 student by several points.
 
 **Offline** (no Tinker key), the teacher is the rule-based stand-in and the students are tiny
@@ -113,6 +113,9 @@ adv.show(sampling, ["strategy", "rows", "label_noise", "mean_confidence", "accur
                     "accuracy_high", "agreement", "same_as_first"])"""
     ),
     new_code_cell(
+        """print(adv.compare(sampling, "strategy"))"""
+    ),
+    new_code_cell(
         """fig = adv.plot_sampling(sampling)
 save(fig, "05_sampling.png")
 fig"""
@@ -121,14 +124,16 @@ fig"""
         """The left panel is the clear one: sampling at T=1 adds label noise, and a majority of 5 votes
 takes much of it back out (`mean_confidence` is the winning vote share: below 1, the teacher
 hesitated). Whether a few points of label noise change the student is a question of scale, and
-`same_as_first` says whether this run can tell. Offline with `QUICK`, it is at or near 1: the
-tiny students, trained from scratch on 1,000 rows for two epochs, have learnt only the
-languages with scripts of their own (section 3 shows that stage) and answer `ot` to most
-Latin-script queries, which is where the label noise lies, so the labels' differences never
-reach them and the bars on the right come out alike. `QUICK = False` trains on 2,000 rows
-for three epochs; on Tinker the student is an LLM that knows the languages already, so there the
-right panel has something to show. Offline the noise comes from the stand-in's confidences,
-not from an LLM's sampling."""
+the lines printed under the table say whether this run can tell: a student whose accuracy
+interval overlaps the first one's is not shown to be better or worse, however its point
+estimate moves. Offline with `QUICK`, the tiny students are trained from scratch on 1,000 rows
+for two epochs and reach well under 0.6 on dev; at that stage a small change of labels can move
+a student's answers on a quarter of the queries (`same_as_first`) or on none, and the order of
+the bars changes with the sample and the seed, so read the intervals, not the order.
+`QUICK = False` trains on 2,000 rows for three epochs; on Tinker the student is an LLM that
+knows the languages already, so there the right panel measures the labels rather than the
+student's luck. Offline the noise comes from the stand-in's confidences, not from an LLM's
+sampling."""
     ),
     new_markdown_cell(
         """## 3. Data volume
@@ -209,6 +214,9 @@ adv.show(soft, ["targets", "queries", "rows", "mean_entropy", "accuracy", "accur
                 "agreement"])"""
     ),
     new_code_cell(
+        """print(adv.compare(soft, "targets"))"""
+    ),
+    new_code_cell(
         """fig = adv.plot_soft_labels(soft)
 save(fig, "05_soft_labels.png")
 fig"""
@@ -219,9 +227,10 @@ answer (*hard*), the majority of the K samples (*majority*) and their vote share
 batches are larger by the ratio of rows to queries, rounded to a whole number, so each step
 still covers about the same number of queries). Offline the stand-in's spread is partly synthetic: when one of its rules overrides the
 detector, it keeps a fixed 15% for the detector's other guesses, and the small student spends
-capacity learning that spread. So read little into the order of the three rows here: in our
-quick run they differ by less than their intervals, and on the whole pool soft labels did
-worse offline (README, Benchmarks). Soft labels pay off when the teacher's uncertainty means
+capacity learning that spread. So read little into the order of the three rows here: the
+lines under the table say whether their intervals overlap in this run, the quick students
+are weak enough for one sample of rows to favour any of the three, and on the whole pool
+soft labels did worse offline (README, Benchmarks). Soft labels pay off when the teacher's uncertainty means
 something, as with an LLM teacher on genuinely ambiguous queries.
 
 ## What next

@@ -276,8 +276,10 @@ usd_per_token = PRICES["teacher"] / 1e6  # EXAMPLE price: edit helpers.evaluate.
 yearly = [{"rule": rule.name, "tokens": (n := count_tokens(tokenizer, rule.render())),
            "USD a year (EXAMPLE price)": round(n * queries_per_day * 365 * usd_per_token)} for rule in RULES]
 yearly.sort(key=lambda row: -row["tokens"])
+counted = ("; offline token counts, the tiny model's tokenizer, not an LLM's"
+           if helpers.course.is_offline(service) else "")
 print(f"the whole prompt: {full * queries_per_day * 365 * usd_per_token:,.0f} USD a year "
-      f"at {queries_per_day:,} queries a day (EXAMPLE price {PRICES['teacher']} USD per million tokens)")
+      f"at {queries_per_day:,} queries a day (EXAMPLE price {PRICES['teacher']} USD per million tokens{counted})")
 print(f"labelling the {pool:,}-query pool once: {pool * full * usd_per_token:,.2f} USD, the prompt's cost of "
       f"{24 * pool / queries_per_day:.1f} hours of this traffic")
 Markdown(markdown_table(yearly, max_rows=None))"""
@@ -573,10 +575,13 @@ Markdown(markdown_table([{"kind": kind, "pool": f"{pool_share.get(kind, 0):.1%}"
         """**2. Label queries of your own.** The way to fill a gap in the pool is to write queries
 of the missing kind and have the teacher label them, exactly as it labelled the pool. The
 cell starts you off with romanised text in five languages; put in your own. The teacher
-decides the labels: your job is only to write realistic queries. To train on them, add the
-rows to `rows` in notebook 03 (they are in the same format as `distill.jsonl`), and to
-`distill` in notebook 04's baseline cell, so that the baseline learns from the same labels
-as the student it is compared with.
+decides the labels: your job is only to write realistic queries. The cell writes them to
+`my_queries.jsonl` in this run's folder, in the same format as `distill.jsonl`. To train on
+them, add a line after the one that reads the rows in notebook 03,
+`rows += read_conversations(helpers.course.run_dir(service) / "my_queries.jsonl")`, and the
+same with `distill +=` in notebook 04's baseline cell, so that the baseline learns from the
+same labels as the student it is compared with. Any change to the data makes notebook 03 train a new student from
+step 1, replacing the one in `student/`: offline a minute, on Tinker another paid run.
 
 <details><summary>What to look for</summary>
 

@@ -131,7 +131,10 @@ assert checked == len(rows)"""
     new_markdown_cell(
         """## 4. The training settings
 
-On Tinker the course follows the recipe: a LoRA adapter of rank 32 on the base model,
+On Tinker the course follows the recipe: a LoRA adapter of rank 32 on the base model. LoRA
+keeps the model's own weights frozen and trains, beside each weight matrix it adapts, two thin
+matrices whose product is added to it; the rank is their inner width, so it sets how many
+numbers the adapter can learn, far fewer than the model holds. The other settings: a
 learning rate 1e-4 decaying linearly to zero, 4 epochs, batches of 128 examples. The local
 tiny model is different: it starts from random weights, so *all* its weights train (the
 rank is recorded but unused), and it needs a much larger learning rate and smaller batches.
@@ -178,7 +181,7 @@ Tinker they stay on Tinker's servers."""
     new_code_cell(
         """student_dir = helpers.course.run_dir(service) / "student"
 trainer = helpers.connect("local", store=student_dir / "weights") if helpers.course.is_offline(service) else service
-live = LiveLossPlot(every=5)
+live = LiveLossPlot(every=5, offline=helpers.course.is_offline(service))
 result = train(trainer, rows, config, out_dir=student_dir, callbacks=[live])
 print(result.describe())"""
     ),
@@ -220,9 +223,10 @@ print(json.dumps({key: value for key, value in info.items() if key != "config"},
     new_markdown_cell(
         """A first look at the student through the checkpoint, the way notebook 04 loads it: three
 queries, asked *without* the prompt, beside the language each was written in. Offline this
-quick run's tiny student gets about two test queries in three right (notebook 04 measures
-it), and it may well miss all three here: it learned from 1,200 labels in a minute, from
-random weights. On Tinker the student starts from an LLM that already reads these languages."""
+quick run's tiny student gets roughly three test queries in four right (notebook 04 measures
+it; the figure moves by several points with the sample and the machine), and it may well
+miss one or more of these three: it learned from 1,200 labels in a minute, from random
+weights. On Tinker the student starts from an LLM that already reads these languages."""
     ),
     new_code_cell(
         """queries = {"Wo ist der nächste Bahnhof?": "de", "¿Cuánto cuesta este libro?": "es", "Bu akşam sinemaya gidelim mi?": "tr"}
@@ -310,6 +314,7 @@ from helpers.evaluate import (
     agreement_by,
     compute_metrics,
     cost_table,
+    default_models,
     error_table,
     markdown_table,
     measure_latency,
@@ -337,7 +342,8 @@ predictions, metrics = {}, {}  # answers and scores per predictor, filled sectio
 and the student with the query alone. Every answer goes through the one label parser of the
 course. An answer that names no label is kept as **unparsed** and counts as wrong: dropping
 it would flatter exactly the models that fail most. The interval is a bootstrap 95% interval
-of the accuracy. Offline the teacher's bar waits about ten seconds at the start while the
+of the accuracy (Wilson's score interval when every answer is right, or every one wrong,
+where each resample would be too). Offline the teacher's bar waits about ten seconds at the start while the
 stand-in's `lingua` detector loads its language models."""
     ),
     new_code_cell(
@@ -410,7 +416,8 @@ Tinker the student starts from an LLM that already reads every one of these lang
     new_code_cell(
         """distill = read_conversations(helpers.course.ensure_distillation_data(service))
 baseline = train_baseline([r["messages"][0]["content"] for r in distill], [r["messages"][-1]["content"] for r in distill])
-baseline_dir = save_baseline(baseline, helpers.course.run_dir(service) / "baseline", examples=len(distill))
+baseline_dir = save_baseline(baseline, helpers.course.run_dir(service) / "baseline", examples=len(distill),
+                             backend=service.backend, teacher_model=default_models(service.backend)["teacher"])
 predictions["baseline"] = predict(f"baseline:{baseline_dir}", texts)
 metrics["baseline"] = compute_metrics(truth, predictions["baseline"])
 print(f"baseline accuracy {metrics['baseline']['accuracy']:.3f}, student {metrics['student']['accuracy']:.3f} "
