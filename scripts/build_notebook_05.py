@@ -113,10 +113,8 @@ adv.show(sampling, ["strategy", "rows", "label_noise", "mean_confidence", "accur
                     "accuracy_high", "agreement", "same_as_first"])"""
     ),
     new_code_cell(
-        """print(adv.compare(sampling, "strategy"))"""
-    ),
-    new_code_cell(
-        """fig = adv.plot_sampling(sampling)
+        """print(adv.compare(sampling, "strategy"))
+fig = adv.plot_sampling(sampling)
 save(fig, "05_sampling.png")
 fig"""
     ),
@@ -214,10 +212,8 @@ adv.show(soft, ["targets", "queries", "rows", "mean_entropy", "accuracy", "accur
                 "agreement"])"""
     ),
     new_code_cell(
-        """print(adv.compare(soft, "targets"))"""
-    ),
-    new_code_cell(
-        """fig = adv.plot_soft_labels(soft)
+        """print(adv.compare(soft, "targets"))
+fig = adv.plot_soft_labels(soft)
 save(fig, "05_soft_labels.png")
 fig"""
     ),
