@@ -49,8 +49,10 @@ print("results are cached in", adv.cache_dir())"""
 picking settings is tuning, and the test set is kept for the final evaluation of notebook 04.
 *Accuracy* is against the gold labels, *agreement* is how often the student gives the
 teacher's answer. Accuracy comes with a 95% bootstrap interval (Wilson's when every answer
-is right, or every one wrong): on 163 queries, a few points of difference are noise. Each student is also a single training run; another seed moves a small
-student by several points.
+is right, or every one wrong): on 163 queries, a few points of difference are noise. Each
+student is also a single training run; another seed moves a small student by several points.
+On Tinker, a teacher asked for K answers at once is asked without a seed: its server returns
+copies of one answer to a seeded request for several.
 
 **Offline** (no Tinker key), the teacher is the rule-based stand-in and the students are tiny
 models trained from scratch on this CPU: the plots say so in their titles, and none of their
