@@ -74,9 +74,13 @@ _OTHER_SCRIPTS = (
 
 # ---------------------------------------------------------------- text surgery
 
-_URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|app|info|edu|gov|[a-z]{2})/\S*", re.I)
-_DOMAIN = re.compile(r"\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|app|info|edu|gov|co\.uk|de|fr|es|ru|cn|tr|vn|gr|in|pk)\b", re.I)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Host names and e-mails start where a run of their characters starts (a host also after "..."),
+# never inside one: from every position inside a long hyphenated or dotted token the scan ran to
+# its end, so a 40 KB token took minutes. A match found inside a run is found from its start too.
+_HOST_START = r"(?<![\w-])(?<![\w-]\.)"
+_URL = re.compile(r"(?:https?://|www\.)\S+|" + _HOST_START + r"[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|app|info|edu|gov|[a-z]{2})/\S*", re.I)
+_DOMAIN = re.compile(_HOST_START + r"[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|io|dev|app|info|edu|gov|co\.uk|de|fr|es|ru|cn|tr|vn|gr|in|pk)\b", re.I)
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HANDLE = re.compile(r"(?<!\w)[@#][\w.]*\w")
 _EMOTICON = re.compile(r"(?<!\w)(?:[:;=xX8][-']?[)(DPpOo/\\|*]+|<3|\^_\^|xD)(?!\w)")
 _NUMBER = re.compile(r"[$€£¥₹]?\d[\d.,:/'’%-]*(?:\s?(?:km|kg|cm|mm|ml|m|g|l|h|min|s|gb|mb|tb|kb|ghz|mhz|°c|°f|€|\$|%)\b)?", re.I)
@@ -132,7 +136,7 @@ _CODE_SIGNALS = [
         r"^\s*(def|class|import|from|function|const|let|var|public|private|static|fn|func|package|return|if|for|while|echo|SELECT|INSERT|UPDATE|CREATE|DELETE)\b",
         r"[;{}]\s*$",
         r"=>|==|!=|&&|\|\||\+=|::|->",
-        r"\b[\w.]+\([^()]*\)",
+        r"(?<![\w.])\.*\w[\w.]*\([^()]*\)",  # a call; from the start of a dotted name only (as for _URL)
         r"^\s*[\w.\[\]\"']+\s*[:=]\s*\S",
         r"</?[a-z][\w-]*(\s[^<>]*)?>",
         r"^\s*(//|#(?![\w\d]+\b\s*$)|--\s|/\*|<!--)",

@@ -1,5 +1,7 @@
 """The stand-in teacher: the prompt's policy, executed, and served through the sampling interface."""
 
+import time
+
 import pytest
 from tinker import types
 
@@ -42,6 +44,18 @@ def test_switching_a_rule_off_changes_behaviour():
     assert decide("kya haal hai bhai, sab theek?", ALL_RULES - {"romanized"}).rule != "romanized"
     assert decide("Danke", ALL_RULES - {"short"}).label == "de"
     assert strip_noise("see https://x.org @bob #tag 42 🙂") == "see"
+
+
+@pytest.mark.parametrize("piece", ["a-b-", "a.b."], ids=["hyphenated", "dotted"])
+def test_a_long_token_is_read_in_linear_time(piece):
+    """A query holding one 40 KB token without spaces is labelled in a fraction of a second: the URL,
+    e-mail and call patterns tried every position inside it, each scanning to its end (two minutes).
+    It takes about 0.2 s: 5 s leaves room for a slow, shared machine."""
+    decide("Bitte lies das: " + piece)  # the detector's models are loaded once, untimed
+    started = time.monotonic()
+    assert decide("Bitte lies das: " + piece * 10_000).label == "de"
+    elapsed = time.monotonic() - started
+    assert elapsed < 5.0, f"{elapsed:.1f} s"
 
 
 def test_served_as_a_sampling_model_reading_the_prompt():
