@@ -10,7 +10,7 @@ from helpers.labels import parse_answer
 from helpers.local import TEACHER_MODEL
 from helpers.prompt import build_prompt, teacher_messages
 from helpers.render import model_input
-from helpers.teacher import ALL_RULES, decide, strip_noise
+from helpers.teacher import ALL_RULES, READ_CHARS, decide, strip_noise
 
 
 @pytest.mark.parametrize("text,label,rule", [
@@ -56,6 +56,20 @@ def test_a_long_token_is_read_in_linear_time(piece):
     assert decide("Bitte lies das: " + piece * 10_000).label == "de"
     elapsed = time.monotonic() - started
     assert elapsed < 5.0, f"{elapsed:.1f} s"
+
+
+def test_a_long_query_is_decided_on_its_first_few_thousand_characters():
+    """The detector's time grows faster than the length of one long word (nearly 90 s for 400 KB): the
+    stand-in reads a query's first READ_CHARS characters, and decides as it does on those alone."""
+    text = "Bitte lies das: " + "abcd" * 100_000
+    decide(text[:READ_CHARS])  # the detector's models are loaded once, untimed
+    started = time.monotonic()
+    whole = decide(text)
+    elapsed = time.monotonic() - started
+    assert elapsed < 5.0, f"{elapsed:.1f} s"
+    first = decide(text[:READ_CHARS])
+    assert (whole.label, whole.rule, whole.reason, whole.considered) == (first.label, first.rule, first.reason, first.considered)
+    assert whole.confidences == pytest.approx(first.confidences)  # lingua's last digits vary from call to call
 
 
 def test_served_as_a_sampling_model_reading_the_prompt():
