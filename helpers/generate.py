@@ -622,7 +622,8 @@ class _Run:
         self.seeded = config.num_samples == 1 or not _repeats_seeded_samples(teacher)
 
     async def ask(self, key: str, text: str, slots: asyncio.Semaphore) -> dict:
-        """One query's journal entry: votes and the first raw answer, or why there are none.
+        """One query's journal entry: votes and the first raw answer for the winning label (the
+        first answer when none parses), or why there are none.
 
         The prompt is rendered before taking one of the ``slots`` (requests in flight), so a
         slot that frees up is refilled at once with a query rendered while it was busy.
@@ -655,8 +656,10 @@ class _Run:
             entry.update(status="error", reason="retries_exhausted" if exhausted else "error", error=one_line(e),
                          retries=retries)
             return entry
-        votes = Counter(label for label in map(parse_answer, answers) if label is not None)
-        entry.update(status="ok" if votes else "unparsed", raw=answers[0], votes=_ordered_votes(votes), n=len(answers),
+        labels = [parse_answer(answer) for answer in answers]
+        votes = Counter(label for label in labels if label is not None)
+        raw = answers[labels.index(_winner(votes))] if votes else answers[0]  # it argues for the row's label
+        entry.update(status="ok" if votes else "unparsed", raw=raw, votes=_ordered_votes(votes), n=len(answers),
                      retries=retries, prompt_tokens=prompt.length,
                      completion_tokens=sum(len(s.tokens) for s in response.sequences))
         return entry

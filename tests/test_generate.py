@@ -495,6 +495,23 @@ def test_majority_vote_and_agreement_filter(tmp_path):
     assert [c[3].seed for c in teacher.calls[len(VOTES):]] == [p.seed for p in params]
 
 
+def test_the_raw_answer_kept_is_one_that_names_the_winning_label(tmp_path):
+    """With several samples, the raw answer a row or a reject keeps is the first that argues for the
+    label it won by, not the first sample (which may have voted for another label, or for none)."""
+    answers = {"minority first": ["Final Answer: ot", "Final Answer: es", "Final Answer: es"],
+               "unparsed first": ["no idea", "Final Answer: fr", "Final Answer: fr"],
+               "split": ["Final Answer: en", "Final Answer: de", "Final Answer: tr"]}
+    out = tmp_path / "d.jsonl"
+    config = GenerateConfig(temperature=1.0, num_samples=3, min_agreement=0.5)
+    generate(ScriptedTeacher(lambda q, k, p: answers[q][:k]), list(answers), out, config=config, progress=False)
+    rows = {r["messages"][0]["content"]: r["teacher"] for r in jsonl(out)}
+    assert rows["minority first"] == {"model": "test/scripted", "raw": "Final Answer: es", "votes": {"es": 2, "ot": 1},
+                                      "confidence": 0.6667}
+    assert rows["unparsed first"]["raw"] == "Final Answer: fr"
+    assert jsonl(sidecars(out)[".rejects.jsonl"]) == [{"query": "split", "reason": "low_agreement", "raw": "Final Answer: de",
+                                                       "votes": {"de": 1, "en": 1, "tr": 1}}]
+
+
 # --------------------------------------------------------------------------- outputs and inputs
 
 
