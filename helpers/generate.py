@@ -1162,6 +1162,8 @@ def main(args: argparse.Namespace) -> int:
     config.validate()
     prompt = read_prompt(args.prompt_file) if args.prompt_file else DEFAULT_PROMPT
     queries = read_queries(args.queries, allow_empty_text=True)
+    if not any(q["text"].strip() for q in queries):  # generate() would say "queries", not which file
+        raise DataError(f"{args.queries}: all {len(queries)} queries are empty")
     if not args.estimate:  # an estimate writes nothing, not even the output's folder
         check_writable(args.out)
     service = connect(args.backend)

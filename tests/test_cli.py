@@ -68,6 +68,15 @@ def test_generate_refuses_bad_query_files(tmp_path, case):
     assert_one_line_error(result, message)
 
 
+def test_generate_names_a_query_file_whose_queries_are_all_empty(tmp_path):
+    queries = tmp_path / "allempty.jsonl"
+    queries.write_text(json.dumps({"text": ""}) + "\n" + json.dumps({"text": " \n "}) + "\n")
+    for estimate in ([], ["--estimate"]):
+        result = cli("generate", "--queries", str(queries), "--out", str(tmp_path / "d.jsonl"), *estimate)
+        assert_one_line_error(result, f"error: {queries}: all 2 queries are empty")
+    assert list(tmp_path.iterdir()) == [queries]
+
+
 def test_train_refuses_bad_data_and_settings(tmp_path):
     chat = tmp_path / "chat.jsonl"
     chat.write_text(json.dumps({"messages": [{"role": "user", "content": "hola"}, {"role": "assistant", "content": "es"}]}) + "\n")
