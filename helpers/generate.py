@@ -677,6 +677,32 @@ def _outcome(entry: dict, min_agreement: float) -> tuple[str | None, dict | None
     return label, None
 
 
+def _results(plan: _Plan, done: dict[str, dict]) -> tuple[list[dict], list[dict], dict[str, int], dict[str, int]]:
+    """A run's rows and rejects, in the queries' order, from the entries of every one of its keys;
+    and how many rows each label has and how many rejects each reason."""
+    rows, rejects = [], []
+    labels = dict.fromkeys(LABELS, 0)
+    reasons = dict.fromkeys(REJECT_REASONS, 0)
+    for key, text in zip(plan.keys, plan.distinct, strict=True):
+        entry = {**done[key], "query": text}
+        label, reject = _outcome(entry, plan.config.min_agreement)
+        if reject is not None:
+            rejects.append(reject)
+            reasons[reject["reason"]] += 1
+            continue
+        labels[label] += 1
+        share = entry["votes"][label] / entry["n"]
+        rows.append({"messages": conversation(text, label),
+                     "teacher": {"model": plan.name, "raw": entry["raw"], "votes": entry["votes"],
+                                 "confidence": round(share, 4)}})
+    return rows, rejects, labels, reasons
+
+
+def _rows_sha256(rows: list[dict]) -> str:
+    """The hash of ``rows`` written as :func:`write_jsonl` writes them: the summary's ``output_sha256``."""
+    return hashlib.sha256("".join(dumps(r) + "\n" for r in rows).encode("utf-8")).hexdigest()
+
+
 async def generate_async(
     teacher,
     queries: Sequence[str | dict],
@@ -722,11 +748,12 @@ async def generate_async(
         Bad settings or queries, or an existing output that may not be replaced.
     """
     started = time.monotonic()
-    config, name, texts, empty, distinct, keys, fingerprint = _plan(teacher, queries, prompt, config, teacher_name)
+    plan = _plan(teacher, queries, prompt, config, teacher_name)
+    config, name, texts, empty, distinct, keys, fingerprint = plan
     out = check_writable(out_path)
     paths = _paths(out)
 
-    saved = _reusable(out, paths, fingerprint, overwrite)
+    saved = _reusable(out, paths, plan, overwrite)
     if saved is not None:
         if paths["journal"].exists() and not set(_answered(_read_journal(paths["journal"])[0])) - set(keys):
             paths["journal"].unlink(missing_ok=True)  # left over if a run died after its last write
@@ -746,21 +773,7 @@ async def generate_async(
         run = _Run(teacher, tokenizer, prompt, config, name, context)
         await _ask_all(run, todo, done, journal, len(keys), resumed, progress)
 
-        rows, rejects = [], []
-        labels = dict.fromkeys(LABELS, 0)
-        reasons = dict.fromkeys(REJECT_REASONS, 0)
-        for key, text in zip(keys, distinct, strict=True):
-            entry = {**done[key], "query": text}
-            label, reject = _outcome(entry, config.min_agreement)
-            if reject is not None:
-                rejects.append(reject)
-                reasons[reject["reason"]] += 1
-                continue
-            labels[label] += 1
-            share = entry["votes"][label] / entry["n"]
-            rows.append({"messages": conversation(text, label),
-                         "teacher": {"model": name, "raw": entry["raw"], "votes": entry["votes"],
-                                     "confidence": round(share, 4)}})
+        rows, rejects, labels, reasons = _results(plan, done)
         answered = [e for e in done.values() if e["status"] != "error"]
         wall = time.monotonic() - started
         labelled = len(keys) - resumed
@@ -771,14 +784,16 @@ async def generate_async(
             wall_seconds=round(wall, 3), queries_per_second=round(labelled / wall, 2) if wall > 0 else 0.0,
             prompt_tokens_per_query=round(sum(e["prompt_tokens"] for e in answered) / max(len(answered), 1), 1),
             completion_tokens_per_query=round(sum(e["completion_tokens"] for e in answered) / max(len(answered), 1), 1),
-            config=asdict(config), fingerprint=fingerprint,
-            output_sha256=hashlib.sha256("".join(dumps(r) + "\n" for r in rows).encode("utf-8")).hexdigest(),
+            config=asdict(config), fingerprint=fingerprint, output_sha256=_rows_sha256(rows),
         )
-        # Order matters for a kill between writes: the summary (which vouches for <out>
-        # by its hash) goes first, <out> last, then the journal is removed.
+        # Order matters for a kill between writes: <out> goes before the summary that vouches for it
+        # by its hash, and the journal is removed last. Stopped between the two, the run leaves an
+        # <out> that is exactly what it makes of its journal, and the next run finishes the work
+        # (_made_from_journal). The summary first left a re-run's new hash beside the <out> it had
+        # not yet replaced, which then looked edited by hand.
         write_jsonl(paths["rejects"], rejects)
-        write_text(paths["summary"], json.dumps(asdict(summary), indent=1, ensure_ascii=False) + "\n")
         write_jsonl(out, rows)
+        write_text(paths["summary"], json.dumps(asdict(summary), indent=1, ensure_ascii=False) + "\n")
         finished = True
         return summary
     finally:
@@ -810,23 +825,34 @@ def finished_summary(teacher, queries: Sequence[str | dict], out_path: str | os.
     return GenerateSummary.from_dict(saved) if saved is not None else None
 
 
-def _reusable(out: Path, paths: dict[str, Path], fingerprint: str, overwrite: bool) -> dict | None:
+def _reusable(out: Path, paths: dict[str, Path], plan: _Plan, overwrite: bool) -> dict | None:
     """The saved summary when ``out`` is this run's finished output with nothing to ask again.
 
-    None when the run has queries to ask: there is no ``out`` yet, ``out`` is someone else's
-    and ``overwrite`` is set, or some requests of the finished run failed (its journal is
-    kept, and running it again asks those queries only). ``DataError`` when ``out`` is
-    someone else's and may not be replaced.
+    None when the run has work to do: there is no ``out`` yet, ``out`` is someone else's
+    and ``overwrite`` is set, some requests of the finished run failed (its journal is
+    kept, and running it again asks those queries only), or the run was stopped after
+    writing ``out`` and before its summary (:func:`_made_from_journal`). ``DataError`` when
+    ``out`` is someone else's and may not be replaced.
     """
     if not out.exists():
         return None
-    saved, why = _finished(out, paths["summary"], fingerprint)
+    saved, why = _finished(out, paths["summary"], plan.fingerprint)
     if saved is None:
-        if not overwrite:
+        if not overwrite and not _made_from_journal(out, paths["journal"], plan):
             raise DataError(f"{out}: exists and {why}; pass overwrite=True (--overwrite) to replace it")
         return None
     retry_failed = _failures(saved.get("rejects", {})) > 0 and paths["journal"].exists()
     return None if retry_failed else saved
+
+
+def _made_from_journal(out: Path, journal: Path, plan: _Plan) -> bool:
+    """Whether ``out`` holds exactly the rows that ``plan``'s run makes of the answers in
+    ``journal``: that run wrote it and was stopped before the summary that vouches for it.
+    A file edited by hand, or another run's, is not."""
+    entries, _ = _read_journal(journal)
+    if not all(key in entries for key in plan.keys):
+        return False
+    return hashlib.sha256(out.read_bytes()).hexdigest() == _rows_sha256(_results(plan, entries)[0])
 
 
 class _Plan(NamedTuple):
@@ -1037,7 +1063,7 @@ def estimate(
     if out_path is not None:
         out = Path(out_path)
         paths = _paths(out)
-        if _reusable(out, paths, plan.fingerprint, overwrite) is not None:
+        if _reusable(out, paths, plan, overwrite) is not None:
             answered = set(plan.keys)
         else:
             answered = _answered(_read_journal(paths["journal"])[0])

@@ -546,6 +546,47 @@ def test_overwrite_protection_and_finished_outputs(tmp_path):
                     progress=False) == zero
 
 
+@pytest.mark.parametrize("run, stop_at", [("rerun", "out"), ("rerun", "summary"), ("first", "summary")])
+def test_a_run_stopped_while_writing_its_files_is_finished_by_the_same_call(tmp_path, monkeypatch, run, stop_at):
+    """Ctrl-C while a run writes <out> or then its summary: the same call again finishes the work
+    from the journal. A re-run (here, one asking a finished output's failed queries again) wrote
+    its new summary before <out>, and the old <out> beside it was refused as edited by hand."""
+    import helpers.generate as gen
+
+    queries, out = TEXTS[:30], tmp_path / "d.jsonl"
+    if run == "rerun":
+        flaky = FlakyTeacher(ScriptedTeacher(lambda q, k, p: ["de"] * k), failure_rate=0.3, permanent=True, seed=3)
+        assert generate(flaky, queries, out, progress=False).rejects["error"] == flaky.failures > 0
+        finished = out.read_bytes()
+        out.write_bytes(finished.replace(b'"de"', b'"tr"', 1))  # edited by hand: still never replaced
+        with pytest.raises(DataError, match="changed after generate wrote it"):
+            generate(ScriptedTeacher(lambda q, k, p: ["de"] * k), queries, out, progress=False)
+        out.write_bytes(finished)
+    stop = {"out": out, "summary": sidecars(out)[".summary.json"]}[stop_at]
+
+    def stopping(write):
+        def stopped(path, content):
+            if Path(path) == stop:
+                raise KeyboardInterrupt
+            return write(path, content)
+        return stopped
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gen, "write_jsonl", stopping(gen.write_jsonl))
+        patch.setattr(gen, "write_text", stopping(gen.write_text))
+        with pytest.raises(KeyboardInterrupt):
+            generate(ScriptedTeacher(lambda q, k, p: ["de"] * k), queries, out, progress=False)
+
+    again = ScriptedTeacher(lambda q, k, p: ["de"] * k)
+    assert estimate(again, queries, out).requests == 0  # the journal holds every answer
+    summary = generate(again, queries, out, progress=False)
+    assert not again.calls
+    assert summary.rows == 30 and sum(summary.rejects.values()) == 0
+    assert [(r["messages"][0]["content"], r["messages"][1]["content"]) for r in jsonl(out)] == [(q, "de") for q in queries]
+    assert not sidecars(out)[".partial"].exists() and jsonl(sidecars(out)[".rejects.jsonl"]) == []
+    assert generate(again, queries, out, progress=False) == summary and not again.calls  # finished: reused
+
+
 class TokenCountingTeacher(ScriptedTeacher):
     """A scripted teacher that also adds up the prompt tokens it is sent."""
 
