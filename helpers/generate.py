@@ -141,6 +141,20 @@ def backoff(attempt: int, base: float = 0.05, cap: float = 2.0, rng=random) -> f
     return rng.uniform(0, min(cap, base * 2**attempt))
 
 
+def wait_awake(future) -> None:
+    """Wait until ``future`` is done, waking five times a second.
+
+    Python runs a signal's handler between bytecodes of the main thread: a Ctrl-C that lands
+    in another thread, or just before a blocking wait begins, waits for that wait to end, and
+    the answer of a stalled server never comes. Futures that hand out no
+    ``concurrent.futures.Future`` (Tinker's do, with ``.future()``) are left to ``.result()``.
+    """
+    inner = future.future() if callable(getattr(future, "future", None)) else future
+    if isinstance(inner, concurrent.futures.Future):
+        while not inner.done():
+            concurrent.futures.wait([inner], timeout=0.2)
+
+
 def result_with_retries(future, resubmit, retries: int = 6):
     """``future.result()``; after a transient error, ``resubmit()`` gives a new future to wait for.
 
@@ -150,6 +164,7 @@ def result_with_retries(future, resubmit, retries: int = 6):
     """
     for attempt in range(retries + 1):
         try:
+            wait_awake(future)
             return future.result()
         except Exception as e:
             if not is_transient(e) or attempt == retries:

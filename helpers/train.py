@@ -68,6 +68,7 @@ from .generate import (
     is_transient,
     one_line,
     result_with_retries,
+    wait_awake,
 )
 from .labels import parse_answer
 from .render import conversation, decode_answer, model_input, render_example, sampling_params
@@ -694,7 +695,9 @@ def _finish(p: _Pending, history: list, record, tick: float) -> float:
 
     Any error propagates: :func:`train` goes back to the last checkpoint after a transient one.
     """
+    wait_awake(p.fb)  # Ctrl-C stops a run waiting on a stalled server
     out = p.fb.result()
+    wait_awake(p.opt)
     p.opt.result()
     now = time.time()
     info = {"kind": "step", "step": p.step + 1, "loss": answer_loss(out, p.answer_weights),
