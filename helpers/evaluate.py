@@ -61,7 +61,7 @@ from .dataio import (
     write_jsonl,
     write_text,
 )
-from .generate import StallWatch, ask_with_retries, result_with_retries
+from .generate import StallWatch, ask_with_retries, inner_future, result_with_retries
 from .labels import LABELS, parse_answer
 from .metrics import (  # noqa: F401 (re-exported: the course imports the metrics from here)
     BOOTSTRAP_RESAMPLES,
@@ -187,7 +187,7 @@ def _run_bounded(count: int, submit: Callable[[int], Any], finish: Callable[[int
 def _is_done(future) -> bool:
     """Whether a future has finished, without waiting: Tinker's ``APIFuture`` hands out its
     ``concurrent.futures.Future`` with ``.future()`` (its own ``.done()`` is deprecated)."""
-    inner = future.future() if callable(getattr(future, "future", None)) else future
+    inner = inner_future(future)
     return bool(callable(getattr(inner, "done", None)) and inner.done())
 
 

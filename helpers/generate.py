@@ -141,15 +141,21 @@ def backoff(attempt: int, base: float = 0.05, cap: float = 2.0, rng=random) -> f
     return rng.uniform(0, min(cap, base * 2**attempt))
 
 
+def inner_future(future):
+    """The ``concurrent.futures.Future`` behind ``future``: Tinker's ``APIFuture`` (and the local
+    backend's) hand theirs out with ``.future()``; any other future is itself."""
+    return future.future() if callable(getattr(future, "future", None)) else future
+
+
 def wait_awake(future) -> None:
     """Wait until ``future`` is done, waking five times a second.
 
     Python runs a signal's handler between bytecodes of the main thread: a Ctrl-C that lands
     in another thread, or just before a blocking wait begins, waits for that wait to end, and
-    the answer of a stalled server never comes. Futures that hand out no
-    ``concurrent.futures.Future`` (Tinker's do, with ``.future()``) are left to ``.result()``.
+    the answer of a stalled server never comes. Futures with no ``concurrent.futures.Future``
+    behind them (:func:`inner_future`) are left to ``.result()``.
     """
-    inner = future.future() if callable(getattr(future, "future", None)) else future
+    inner = inner_future(future)
     if isinstance(inner, concurrent.futures.Future):
         while not inner.done():
             concurrent.futures.wait([inner], timeout=0.2)

@@ -90,6 +90,7 @@ def parse_answer(text: str) -> str | None:
     closed = visible.lower().rfind("</think>")  # a template that opened the block in the prompt
     if closed >= 0:
         visible = visible[closed + len("</think>"):]
+
     def hedged(at: int) -> bool:  # "de or fr", "en/fr", "es, fr", "es?": no one answer
         m = _HEDGE.match(visible, at)
         return bool(m and (m.group(1) is None or label_of(m.group(1)))) or bool(_OR.match(visible, at))

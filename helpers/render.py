@@ -45,15 +45,34 @@ def _encode(tokenizer, text: str) -> list[int]:
 
 
 _PREFIX_CACHE: dict[tuple[int, str], list[int]] = {}  # (tokenizer, its name and size + prefix) -> tokens
-# id(tokenizer) -> (a weak reference to it, whether the shortcut matched a full encode): the
-# reference tells a later tokenizer that reuses a freed one's id from the one that was checked
-_PREFIX_OK: dict[int, tuple[weakref.ref, bool]] = {}
+# What is learnt once per tokenizer: id(tokenizer) -> (a weak reference to it, the value). The
+# reference tells a later tokenizer that reuses a freed one's id from the one it was learnt of.
+_PREFIX_OK: dict[int, tuple[weakref.ref, bool]] = {}  # whether the shortcut matched a full encode
+_END_OF_TURN: dict[int, tuple[weakref.ref, int | None]] = {}  # the token the template ends a turn with
+_UNKNOWN = object()
+
+
+def _recall(cache: dict, tokenizer):
+    """What ``cache`` holds for this very tokenizer, or ``_UNKNOWN``."""
+    entry = cache.get(id(tokenizer))
+    return entry[1] if entry is not None and entry[0]() is tokenizer else _UNKNOWN
+
+
+def _remember(cache: dict, tokenizer, value) -> None:
+    """Keep ``value`` for ``tokenizer`` (not for one that takes no weak reference), and forget
+    the tokenizers that are gone."""
+    try:
+        cache[id(tokenizer)] = (weakref.ref(tokenizer), value)
+    except TypeError:
+        pass
+    for dead in [k for k, (r, _) in list(cache.items()) if r() is None]:
+        cache.pop(dead, None)
 
 
 def _prefix_ok(tokenizer) -> bool | None:
     """Whether the shortcut was checked for this very tokenizer and matched; None: not checked."""
-    entry = _PREFIX_OK.get(id(tokenizer))
-    return entry[1] if entry is not None and entry[0]() is tokenizer else None
+    checked = _recall(_PREFIX_OK, tokenizer)
+    return None if checked is _UNKNOWN else checked
 
 
 def _encode_with_cached_prefix(tokenizer, text: str) -> list[int]:
@@ -70,7 +89,7 @@ def _encode_with_cached_prefix(tokenizer, text: str) -> list[int]:
     if len(text) < 2000 or cut < 0 or checked is False:
         return _encode(tokenizer, text)
     try:
-        ref = weakref.ref(tokenizer)
+        weakref.ref(tokenizer)
     except TypeError:  # a tokenizer that takes no weak reference: no shortcut, the full encode
         return _encode(tokenizer, text)
     cut += len(marker)
@@ -83,16 +102,10 @@ def _encode_with_cached_prefix(tokenizer, text: str) -> list[int]:
     tokens = prefix + _encode(tokenizer, text[cut:])
     if checked is None:
         ok = tokens == _encode(tokenizer, text)
-        for dead in [k for k, (r, _) in list(_PREFIX_OK.items()) if r() is None]:
-            _PREFIX_OK.pop(dead, None)
-        _PREFIX_OK[id(tokenizer)] = (ref, ok)
+        _remember(_PREFIX_OK, tokenizer, ok)
         if not ok:
             return _encode(tokenizer, text)
     return tokens
-
-
-# id(tokenizer) -> (a weak reference to it, the end-of-turn token its template writes, or None)
-_END_OF_TURN: dict[int, tuple[weakref.ref, int | None]] = {}
 
 
 def _end_of_turn_from_template(tokenizer) -> int | None:
@@ -121,17 +134,10 @@ def _end_of_turn_from_template(tokenizer) -> int | None:
 def end_of_turn_id(tokenizer) -> int:
     """The token that ends an assistant turn: the one the chat template writes after the answer
     (``<|im_end|>`` for ChatML models), else the first known name the vocabulary has, else end of text."""
-    entry = _END_OF_TURN.get(id(tokenizer))
-    if entry is not None and entry[0]() is tokenizer:
-        found = entry[1]
-    else:
+    found = _recall(_END_OF_TURN, tokenizer)
+    if found is _UNKNOWN:  # read from the template once per tokenizer (each time for one without weak references)
         found = _end_of_turn_from_template(tokenizer)
-        try:
-            _END_OF_TURN[id(tokenizer)] = (weakref.ref(tokenizer), found)
-        except TypeError:  # no weak reference: read from the template again next time
-            pass
-        for dead in [k for k, (r, _) in list(_END_OF_TURN.items()) if r() is None]:
-            _END_OF_TURN.pop(dead, None)
+        _remember(_END_OF_TURN, tokenizer, found)
     if found is not None:
         return found
     for name in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):

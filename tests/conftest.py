@@ -3,6 +3,7 @@ whose student prompt has an exact length, and sampling clients that record their
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -100,3 +101,40 @@ def recorded_prompts():
         return done
 
     return asked, recording
+
+
+@pytest.fixture(scope="session")
+def ctrl_c_from_another_thread():
+    """:func:`_ctrl_c_from_another_thread`, for the tests that stop a stalled run."""
+    return _ctrl_c_from_another_thread
+
+
+@contextlib.contextmanager
+def _ctrl_c_from_another_thread(ready, wake):
+    """Ctrl-C as a stalled run meets it at its worst: once ``ready()`` holds (and 0.3 s more, for
+    the main thread to be waiting), another thread sends SIGINT while the main thread blocks
+    it, so that thread takes the signal. If the ``with`` block has not ended 20 s later,
+    ``wake()`` answers what the main thread waits for, so that the test fails instead of
+    hanging; the ``threading.Event`` yielded is then set."""
+    import signal
+    import threading
+    import time
+
+    rescued, ended = threading.Event(), threading.Event()
+
+    def press_stop():
+        while not ready():
+            time.sleep(0.01)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+        if not ended.wait(20):  # still waiting: answer it
+            rescued.set()
+            wake()
+
+    threading.Thread(target=press_stop, daemon=True).start()  # before the mask: a new thread inherits it
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield rescued
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        ended.set()

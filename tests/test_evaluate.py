@@ -737,50 +737,32 @@ def test_a_figure_is_written_through_a_temporary_file_that_is_swept_when_orphane
     assert not orphan.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["confusion.png"]
 
 
-def test_ctrl_c_stops_an_evaluation_whose_requests_all_stall_even_when_the_signal_lands_in_another_thread():
+def test_ctrl_c_stops_an_evaluation_whose_requests_all_stall_even_when_the_signal_lands_in_another_thread(
+        ctrl_c_from_another_thread):
     """As generate's (test_generate.py): a waiting main thread sees a SIGINT that another thread
     took only when it next runs Python, so the waits for answers wake regularly."""
-    import os
-    import signal
-    import threading
-
     from helpers.evaluate import predict_with_client
     from helpers.local import LocalFuture
 
     client = connect("local").create_sampling_client(base_model="local/tiny").result()
-    stalled: list[LocalFuture] = []
+    asked, stalled = [], []
 
     class Stalling:  # the first answer comes; the rest never do, like a stalled server
         def __getattr__(self, name):
             return getattr(client, name)
 
         def sample(self, prompt, num_samples, params):
-            if not stalled:
-                stalled.append(LocalFuture())
+            asked.append(prompt)
+            if len(asked) == 1:
                 return client.sample(prompt, num_samples, params)
             stalled.append(LocalFuture())
             return stalled[-1]
 
-    rescued = threading.Event()
+    def wake():
+        for f in stalled:
+            f._future.set_exception(RuntimeError("woken by the test"))
 
-    def press_stop():  # this thread takes the signal: the main thread blocks it
-        while len(stalled) < 4:
-            time.sleep(0.01)
-        time.sleep(0.3)  # the main thread waits for an answer by now
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(20)
-        if not stalled[1].done():  # still waiting: answer, so that the test fails instead of hanging
-            rescued.set()
-            for f in stalled[1:]:
-                f._future.set_exception(RuntimeError("woken by the test"))
-
-    stopper = threading.Thread(target=press_stop, daemon=True)
-    stopper.start()  # before the mask: a new thread inherits its creator's blocked signals
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            predict_with_client(Stalling(), ["hola", "hello", "hallo", "salut", "ciao"], with_prompt=False,
-                                progress=False, concurrency=8)
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    with ctrl_c_from_another_thread(lambda: len(stalled) >= 3, wake) as rescued, pytest.raises(KeyboardInterrupt):
+        predict_with_client(Stalling(), ["hola", "hello", "hallo", "salut", "ciao"], with_prompt=False,
+                            progress=False, concurrency=8)
     assert not rescued.is_set(), "the evaluation slept through Ctrl-C until a request answered"

@@ -282,14 +282,12 @@ def test_an_interrupted_generate_says_what_it_keeps(tmp_path, inside_a_loop):
     assert not [t for t in threading.enumerate() if t.name == "helpers.generate"]
 
 
-def test_ctrl_c_stops_a_script_whose_requests_all_stall_even_when_the_signal_lands_in_another_thread(tmp_path):
+def test_ctrl_c_stops_a_script_whose_requests_all_stall_even_when_the_signal_lands_in_another_thread(
+        tmp_path, ctrl_c_from_another_thread):
     """Python runs a signal's handler in the main thread, between bytecodes: a SIGINT that the
     kernel hands to another thread (or that lands just before the event loop goes to sleep)
     waits for the loop's next event, and with every request stalled there is none. The run
     wakes its loop regularly, so Ctrl-C still stops it."""
-    import os
-    import threading
-
     queries = TEXTS[:12]
     out = tmp_path / "d.jsonl"
     journal = sidecars(out)[".partial"]
@@ -303,26 +301,15 @@ def test_ctrl_c_stops_a_script_whose_requests_all_stall_even_when_the_signal_lan
         return inner_sample(prompt, k, params)
 
     teacher.sample = sample
-    rescued = threading.Event()
 
-    def press_stop():  # this thread takes the signal: the main thread blocks it
-        while not journal.exists() or journal.read_bytes().count(b"\n") < 4 or len(stalled) < 8:
-            time.sleep(0.01)
-        time.sleep(0.3)  # the loop is asleep by now
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(20)
-        if stalled and not stalled[0].done():  # still asleep: wake it, so that the test fails instead of hanging
-            rescued.set()
-            stalled[0].set_exception(RuntimeError("woken by the test"))
+    def ready():  # four answers journaled, the other eight stalled
+        return journal.exists() and journal.read_bytes().count(b"\n") >= 4 and len(stalled) >= 8
 
-    stopper = threading.Thread(target=press_stop, daemon=True)
-    stopper.start()  # before the mask: a new thread inherits its creator's blocked signals
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            generate(teacher, queries, out, config=GenerateConfig(concurrency=16), progress=False)
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    def wake():
+        stalled[0].set_exception(RuntimeError("woken by the test"))
+
+    with ctrl_c_from_another_thread(ready, wake) as rescued, pytest.raises(KeyboardInterrupt):
+        generate(teacher, queries, out, config=GenerateConfig(concurrency=16), progress=False)
     assert not rescued.is_set(), "the run slept through Ctrl-C until a request answered"
     assert len(jsonl(journal)) == 4 and not out.exists()
 

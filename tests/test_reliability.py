@@ -465,41 +465,24 @@ def test_a_run_stopped_at_an_epoch_boundary_resumes_to_the_same_steps_validation
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
-def test_ctrl_c_stops_a_training_step_that_stalls_even_when_the_signal_lands_in_another_thread(tmp_path):
+def test_ctrl_c_stops_a_training_step_that_stalls_even_when_the_signal_lands_in_another_thread(
+        tmp_path, ctrl_c_from_another_thread):
     """As generate's and evaluate's: a step whose answer never comes still gives way to Ctrl-C,
     with the note that says where the same call resumes."""
-    import threading
-
     client = connect("local", store=tmp_path / "w").create_lora_training_client(
         CONFIG.base_model, rank=CONFIG.rank, seed=CONFIG.seed).result()
-    stalled: list[LocalFuture] = []
+    steps: list[LocalFuture] = []
 
     def forward_backward(*args, **kwargs):  # step 3's answer never comes, like a stalled server
-        if len(stalled) < 2:
-            stalled.append(client.forward_backward(*args, **kwargs))
-        else:
-            stalled.append(LocalFuture())
-        return stalled[-1]
+        steps.append(client.forward_backward(*args, **kwargs) if len(steps) < 2 else LocalFuture())
+        return steps[-1]
 
-    rescued = threading.Event()
+    def wake():
+        for f in steps[2:]:
+            f._future.set_exception(RuntimeError("woken by the test"))
 
-    def press_stop():  # this thread takes the signal: the main thread blocks it
-        while len(stalled) < 3:
-            time.sleep(0.01)
-        time.sleep(0.3)
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(20)
-        if not stalled[2].done():  # still waiting: answer, so that the test fails instead of hanging
-            rescued.set()
-            for f in stalled[2:]:
-                f._future.set_exception(RuntimeError("woken by the test"))
-
-    threading.Thread(target=press_stop, daemon=True).start()  # before the mask, which threads inherit
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        with pytest.raises(KeyboardInterrupt) as info:
-            train(None, ROWS, CONFIG, training_client=Proxy(client, forward_backward=forward_backward))
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    with ctrl_c_from_another_thread(lambda: len(steps) >= 3, wake) as rescued, \
+            pytest.raises(KeyboardInterrupt) as info:
+        train(None, ROWS, CONFIG, training_client=Proxy(client, forward_backward=forward_backward))
     assert not rescued.is_set(), "training slept through Ctrl-C until the step answered"
     assert info.value.__notes__[-1].startswith("training interrupted after step 2 of ")
